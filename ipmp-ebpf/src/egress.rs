@@ -1,0 +1,106 @@
+//! TC egress on the group interface: every packet leaves through one active
+//! member. Unicast is spread per flow through the flow table; broadcast and
+//! multicast leave through the family's cast member.
+use aya_ebpf::{
+    bindings::{TC_ACT_SHOT, TC_ACT_REDIRECT},
+    helpers::generated::{bpf_redirect, bpf_redirect_neigh},
+    macros::classifier,
+    programs::TcContext,
+};
+use ipmp_common::{
+    DROP_MALFORMED, DROP_NOT_IP, DROP_NO_ACTIVE_MEMBER, FLOW_TABLE_BUCKETS, NO_MEMBER,
+};
+
+use crate::{
+    maps::{count_drop, member_stats, ACTIVE_TABLE, FLOW_TABLE, GROUP, MEMBERS},
+    parse::{classify, Family, Parsed},
+};
+
+/// Enough for Ethernet, IPv6 with a few extension headers and the ports.
+const HEADERS_TO_PULL: u32 = 128;
+
+#[classifier]
+pub fn ipmp_egress(ctx: TcContext) -> i32 {
+    let mut parsed = classify(ctx.data(), ctx.data_end());
+    if let Parsed::Truncated = parsed {
+        // Headers may sit in paged data (GSO): pull them in and look again.
+        let want = core::cmp::min(ctx.len(), HEADERS_TO_PULL);
+        if ctx.pull_data(want).is_ok() {
+            parsed = classify(ctx.data(), ctx.data_end());
+        }
+    }
+    match parsed {
+        Parsed::Flow(hash) => send_unicast(&ctx, hash),
+        Parsed::Cast(family) => send_cast(&ctx, family),
+        Parsed::NotIp => drop(DROP_NOT_IP),
+        Parsed::Truncated => drop(DROP_MALFORMED),
+    }
+}
+
+#[inline(always)]
+fn drop(reason: u32) -> i32 {
+    count_drop(reason);
+    TC_ACT_SHOT
+}
+
+#[inline(always)]
+fn send_unicast(ctx: &TcContext, hash: u32) -> i32 {
+    let copy = ACTIVE_TABLE.get(0).copied().unwrap_or(0);
+    let Some(table) = FLOW_TABLE.get(copy) else {
+        return drop(DROP_NO_ACTIVE_MEMBER);
+    };
+    let slot = table.slots[hash as usize & (FLOW_TABLE_BUCKETS - 1)];
+    let Some(ifindex) = count_tx(ctx, slot as u32) else {
+        return drop(DROP_NO_ACTIVE_MEMBER);
+    };
+    // No parameters: the kernel looks the next hop up with the member as
+    // output interface, which lands in the member's mirror routing table.
+    // SAFETY: plain helper call; a null params pointer is allowed.
+    unsafe { bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0) as i32 }
+}
+
+#[inline(always)]
+fn send_cast(ctx: &TcContext, family: Family) -> i32 {
+    let Some(group) = GROUP.get(0) else {
+        return drop(DROP_NO_ACTIVE_MEMBER);
+    };
+    let slot = match family {
+        Family::V4 => group.cast_slot_v4,
+        Family::V6 => group.cast_slot_v6,
+    };
+    let Some(member) = MEMBERS.get(slot) else {
+        return drop(DROP_NO_ACTIVE_MEMBER);
+    };
+    let (ifindex, mac) = (member.ifindex, member.mac);
+    if count_tx(ctx, slot).is_none() {
+        return drop(DROP_NO_ACTIVE_MEMBER);
+    }
+    // The kernel already wrote the multicast or broadcast destination MAC;
+    // the frame must carry the member's own source MAC.
+    if ctx.store(6, &mac, 0).is_err() {
+        return drop(DROP_MALFORMED);
+    }
+    // SAFETY: plain helper call.
+    match unsafe { bpf_redirect(ifindex, 0) } as i32 {
+        TC_ACT_REDIRECT => TC_ACT_REDIRECT,
+        _ => drop(DROP_NO_ACTIVE_MEMBER),
+    }
+}
+
+/// Counts the packet on the member in `slot` and returns its ifindex, or
+/// `None` when the slot names no member.
+#[inline(always)]
+fn count_tx(ctx: &TcContext, slot: u32) -> Option<u32> {
+    if slot == NO_MEMBER as u32 {
+        return None;
+    }
+    let ifindex = MEMBERS.get(slot)?.ifindex;
+    if ifindex == 0 {
+        return None;
+    }
+    if let Some(stats) = member_stats(slot) {
+        stats.tx_packets += 1;
+        stats.tx_bytes += ctx.len() as u64;
+    }
+    Some(ifindex)
+}

@@ -1,0 +1,36 @@
+//! The group's maps. Names and layouts are described in ipmp-common; every
+//! map is pinned by name so the dataplane outlives ipmpd.
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray},
+};
+use ipmp_common::{FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, MAX_MEMBERS};
+
+#[map]
+pub static FLOW_TABLE: Array<FlowTable> = Array::pinned(2, 0);
+#[map]
+pub static ACTIVE_TABLE: Array<u32> = Array::pinned(1, 0);
+#[map]
+pub static MEMBERS: Array<Member> = Array::pinned(MAX_MEMBERS, 0);
+#[map]
+pub static MEMBER_SLOTS: HashMap<u32, u32> = HashMap::pinned(MAX_MEMBERS, 0);
+#[map]
+pub static GROUP: Array<GroupConfig> = Array::pinned(1, 0);
+#[map]
+pub static MEMBER_STATS: PerCpuArray<MemberCounters> = PerCpuArray::pinned(MAX_MEMBERS, 0);
+#[map]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS, 0);
+
+#[inline(always)]
+pub fn count_drop(reason: u32) {
+    if let Some(c) = DROPS.get_ptr_mut(reason) {
+        // SAFETY: per-CPU slot, no concurrent writer.
+        unsafe { *c += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn member_stats(slot: u32) -> Option<&'static mut MemberCounters> {
+    // SAFETY: per-CPU slot, no concurrent writer.
+    MEMBER_STATS.get_ptr_mut(slot).map(|p| unsafe { &mut *p })
+}

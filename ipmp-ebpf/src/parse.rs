@@ -1,0 +1,154 @@
+//! Bounds-checked packet parsing shared by the programs. Every read is
+//! checked against the end of the packet; what cannot be parsed is reported,
+//! never guessed.
+use core::mem::size_of;
+
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::{Ipv4Hdr, Ipv6Hdr},
+};
+
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const PROTO_SCTP: u8 = 132;
+const IPV6_HOP_BY_HOP: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_DEST_OPTS: u8 = 60;
+
+/// A pointer to a `T` at `offset`, if the packet holds all of it.
+#[inline(always)]
+pub fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
+    if start + offset + size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *const T)
+}
+
+pub enum Parsed {
+    /// Unicast IP: the flow hash.
+    Flow(u32),
+    /// Broadcast or multicast destination, by family.
+    Cast(Family),
+    NotIp,
+    /// Headers cut short: the packet may need pulling into linear data.
+    Truncated,
+}
+
+#[derive(Clone, Copy)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+/// IPv6 extension headers walked before giving up on finding the ports.
+const MAX_IPV6_EXT_HEADERS: usize = 4;
+
+/// Classifies an Ethernet frame and hashes its flow key: addresses,
+/// protocol and, for TCP/UDP/SCTP non-fragments, the ports (fragments of
+/// one datagram hash on L3 only so they stay together).
+#[inline(always)]
+pub fn classify(start: usize, end: usize) -> Parsed {
+    let Some(eth) = ptr_at::<EthHdr>(start, end, 0) else {
+        return Parsed::Truncated;
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let eth = unsafe { &*eth };
+    let cast = eth.dst_addr[0] & 1 != 0;
+    match eth.ether_type() {
+        Ok(EtherType::Ipv4) => {
+            if cast {
+                return Parsed::Cast(Family::V4);
+            }
+            let Some(ip) = ptr_at::<Ipv4Hdr>(start, end, EthHdr::LEN) else {
+                return Parsed::Truncated;
+            };
+            // SAFETY: bounds checked by ptr_at.
+            let ip = unsafe { &*ip };
+            let mut h = hash_word(HASH_SEED, u32::from_ne_bytes(ip.src_addr));
+            h = hash_word(h, u32::from_ne_bytes(ip.dst_addr));
+            h = hash_word(h, ip.proto as u32);
+            let fragment = u16::from_be_bytes(ip.frags) & 0x3fff != 0;
+            if !fragment && has_ports(ip.proto) {
+                let l4 = EthHdr::LEN + ((ip.vihl & 0x0f) as usize) * 4;
+                match ptr_at::<u32>(start, end, l4) {
+                    // SAFETY: bounds checked by ptr_at; may be unaligned.
+                    Some(p) => h = hash_word(h, unsafe { p.read_unaligned() }),
+                    None => return Parsed::Truncated,
+                }
+            }
+            Parsed::Flow(finish(h))
+        }
+        Ok(EtherType::Ipv6) => {
+            if cast {
+                return Parsed::Cast(Family::V6);
+            }
+            let Some(ip) = ptr_at::<Ipv6Hdr>(start, end, EthHdr::LEN) else {
+                return Parsed::Truncated;
+            };
+            // SAFETY: bounds checked by ptr_at.
+            let ip = unsafe { &*ip };
+            let mut h = HASH_SEED;
+            h = hash_addr6(h, &ip.src_addr);
+            h = hash_addr6(h, &ip.dst_addr);
+            let mut next = ip.next_hdr;
+            let mut off = EthHdr::LEN + Ipv6Hdr::LEN;
+            for _ in 0..MAX_IPV6_EXT_HEADERS {
+                match next {
+                    IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
+                        let Some(ext) = ptr_at::<[u8; 2]>(start, end, off) else {
+                            return Parsed::Truncated;
+                        };
+                        // SAFETY: bounds checked by ptr_at.
+                        let ext = unsafe { *ext };
+                        next = ext[0];
+                        off += (ext[1] as usize + 1) * 8;
+                    }
+                    _ => break,
+                }
+            }
+            h = hash_word(h, next as u32);
+            if has_ports(next) {
+                match ptr_at::<u32>(start, end, off) {
+                    // SAFETY: bounds checked by ptr_at; may be unaligned.
+                    Some(p) => h = hash_word(h, unsafe { p.read_unaligned() }),
+                    None => return Parsed::Truncated,
+                }
+            }
+            Parsed::Flow(finish(h))
+        }
+        _ => Parsed::NotIp,
+    }
+}
+
+#[inline(always)]
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_SCTP)
+}
+
+const HASH_SEED: u32 = 0x1f3d_5b79;
+
+/// One murmur3 mixing round.
+#[inline(always)]
+fn hash_word(h: u32, k: u32) -> u32 {
+    let k = k.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
+    (h ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
+}
+
+#[inline(always)]
+fn hash_addr6(mut h: u32, a: &[u8; 16]) -> u32 {
+    for i in 0..4 {
+        h = hash_word(h, u32::from_ne_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]));
+    }
+    h
+}
+
+/// murmur3's finaliser: spreads the entropy of every input bit into the low
+/// bits the flow table index uses.
+#[inline(always)]
+fn finish(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}

@@ -1,0 +1,140 @@
+//! ipmpctl: the operator's CLI (ipmpstat and if_mpadm in one). Invoked as
+//! `ipmpstat`, it takes ipmpstat's arguments directly.
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use ipmp::{
+    control::{self, ClientError, Request, Response, DEFAULT_SOCKET, SOCKET_ENV},
+    ipmpstat::{self, Fields, Mode, OutputOptions},
+};
+
+/// Exit status: the request was refused.
+const EXIT_REFUSED: u8 = 1;
+/// Exit status: ipmpd did not answer.
+const EXIT_NO_DAEMON: u8 = 3;
+
+#[derive(Parser)]
+#[command(version, about = "Control and observe IPMP groups (ipmpstat and if_mpadm in one)")]
+struct Cli {
+    /// ipmpd's control socket.
+    #[arg(long, global = true, env = SOCKET_ENV, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show groups, interfaces (members) and their state, like ipmpstat.
+    Stat(StatArgs),
+    /// Remove every group interface, program, pin and address ipmpd created; ipmpd exits.
+    Teardown,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("mode").required(true).args(["group", "interface"])))]
+struct StatArgs {
+    /// Groups: GROUP, GROUPNAME, STATE, FDT, INTERFACES.
+    #[arg(short = 'g')]
+    group: bool,
+    /// Interfaces: INTERFACE, ACTIVE, GROUP, FLAGS, LINK, PROBE, STATE.
+    #[arg(short = 'i')]
+    interface: bool,
+    /// Numeric output (no name lookups).
+    #[arg(short = 'n')]
+    numeric: bool,
+    /// Fields to show, comma-separated, or "all".
+    #[arg(short = 'o', value_name = "FIELD,...|all")]
+    output: Option<String>,
+    /// Machine-parseable: colon-separated, no header (needs -o).
+    #[arg(short = 'P')]
+    parseable: bool,
+    /// One JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `ipmpstat` is `ipmpctl stat`.
+#[derive(Parser)]
+#[command(name = "ipmpstat", version, about = "Show IPMP groups and interfaces")]
+struct IpmpstatCli {
+    #[arg(long, env = SOCKET_ENV, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    #[command(flatten)]
+    stat: StatArgs,
+}
+
+fn main() -> ExitCode {
+    let invoked_as = std::env::args_os()
+        .next()
+        .and_then(|a| Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let (socket, command) = if invoked_as == "ipmpstat" {
+        let cli = IpmpstatCli::parse();
+        (cli.socket, Command::Stat(cli.stat))
+    } else {
+        let cli = Cli::parse();
+        (cli.socket, cli.command)
+    };
+    match command {
+        Command::Stat(args) => stat(&socket, &args),
+        Command::Teardown => change(&socket, Request::Teardown),
+    }
+}
+
+fn stat(socket: &Path, args: &StatArgs) -> ExitCode {
+    let mode = if args.group { Mode::Group } else { Mode::Interface };
+    let fields = args.output.as_deref().map_or(Fields::Default, Fields::from_arg);
+    let opts = OutputOptions { fields, parseable: args.parseable, json: args.json };
+    let _ = args.numeric; // names are never looked up; -n is accepted for ipmpstat compatibility
+    let status = match call(socket, &Request::Status) {
+        Ok(Response::Status(s)) => s,
+        Ok(other) => return refused(&other),
+        Err(code) => return code,
+    };
+    match ipmpstat::render(&status, mode, &opts) {
+        Ok(out) => {
+            for w in out.warnings {
+                eprintln!("ipmpstat: {w}");
+            }
+            print!("{}", out.text);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ipmpstat: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn change(socket: &Path, request: Request) -> ExitCode {
+    match call(socket, &request) {
+        Ok(Response::Done) => ExitCode::SUCCESS,
+        Ok(other) => refused(&other),
+        Err(code) => code,
+    }
+}
+
+fn call(socket: &Path, request: &Request) -> Result<Response, ExitCode> {
+    control::call(socket, request).map_err(|e| match e {
+        ClientError::Unreachable => {
+            eprintln!("cannot contact ipmpd -- is IPMP in use?");
+            ExitCode::from(EXIT_NO_DAEMON)
+        }
+        ClientError::Other(e) => {
+            eprintln!("ipmpctl: {e:#}");
+            ExitCode::from(EXIT_NO_DAEMON)
+        }
+    })
+}
+
+fn refused(response: &Response) -> ExitCode {
+    match response {
+        Response::Refused(reason) => eprintln!("ipmpctl: {reason}"),
+        other => eprintln!("ipmpctl: unexpected answer from ipmpd: {other:?}"),
+    }
+    ExitCode::from(EXIT_REFUSED)
+}

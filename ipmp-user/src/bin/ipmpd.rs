@@ -1,0 +1,66 @@
+//! ipmpd: the IPMP daemon.
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use ipmp::{
+    config::{Config, DEFAULT_CONFIG_PATH},
+    daemon::{self, Overrides},
+};
+
+/// IP multipathing daemon: watches the members of each IPMP group and keeps
+/// the eBPF dataplane sending through the working ones.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Control socket (overrides daemon.control_socket).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Pin directory on bpffs (overrides daemon.pin_dir).
+    #[arg(long)]
+    pin_dir: Option<PathBuf>,
+    /// Validate the configuration and exit: 0 valid, 1 invalid.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.check {
+        println!("{}: configuration is valid", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let overrides = Overrides { socket: args.socket, pin_dir: args.pin_dir };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ipmpd: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(daemon::run(config, overrides)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipmpd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

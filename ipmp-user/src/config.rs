@@ -1,0 +1,1124 @@
+//! ipmpd's configuration file (SPEC 5): TOML, read whole, checked whole.
+//!
+//! Every problem is reported as `FILE:LINE: problem`, and all the problems
+//! of a file that parses are reported together, so one `ipmpd --check` run
+//! shows everything to fix. The file is first read into `Raw*` shapes that
+//! keep where each checked value stood, then checked and turned into the
+//! plain [`Config`] the daemon uses.
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use ipnet::{IpNet, Ipv4Net};
+use serde::Deserialize;
+use toml::Spanned;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/ipmp/ipmp.toml";
+
+/// in.mpathd's lowest FAILURE_DETECTION_TIME.
+const MIN_FDT_MS: u64 = 10;
+const MAX_PEER_NOTIFICATIONS: u32 = 100;
+/// Linux interface names are at most IFNAMSIZ - 1 bytes.
+const MAX_IFNAME_LEN: usize = 15;
+/// The group interface is one end of a veth pair; the other end is named
+/// after it with this suffix, and both names must be valid.
+const PEER_SUFFIX: &str = "_p";
+const MAX_GROUP_NAME_LEN: usize = MAX_IFNAME_LEN - PEER_SUFFIX.len();
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+    pub groups: Vec<GroupConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// in.mpathd's FAILURE_DETECTION_TIME.
+    pub failure_detection_time_ms: u64,
+    /// in.mpathd's FAILBACK: a repaired member becomes active again.
+    pub failback: bool,
+    /// Losses are not counted for this long after a member starts probing.
+    pub startup_quiet_ms: u64,
+    /// Gratuitous ARPs / unsolicited neighbour advertisements sent when a
+    /// data address moves.
+    pub peer_notifications: u32,
+    pub control_socket: PathBuf,
+    /// Where `/metrics` is served; `None` serves no metrics.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where the BPF objects are pinned (a per-netns folder is added).
+    pub pin_dir: PathBuf,
+    pub xdp_mode: XdpMode,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            failure_detection_time_ms: 10_000,
+            failback: true,
+            startup_quiet_ms: 40_000,
+            peer_notifications: 2,
+            control_socket: PathBuf::from("/run/ipmp/ipmpd.sock"),
+            metrics_listen: None,
+            pin_dir: PathBuf::from("/sys/fs/bpf/ipmp"),
+            xdp_mode: XdpMode::Auto,
+        }
+    }
+}
+
+/// How the XDP program is attached to the members.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Native where the driver has it, generic otherwise.
+    #[default]
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// The group's name, also the group interface's name.
+    pub name: String,
+    /// Addresses with their prefix length, e.g. 192.0.2.200/24.
+    pub data_addresses: Vec<IpNet>,
+    /// Explicit probe targets; without them targets are found (routers).
+    pub targets: Vec<IpAddr>,
+    /// Overrides the daemon's failure detection time for this group.
+    pub failure_detection_time_ms: Option<u64>,
+    /// Whether XDP answers ICMP echo requests to the data addresses.
+    pub answer_echo: bool,
+    pub members: Vec<MemberConfig>,
+}
+
+impl GroupConfig {
+    /// The failure detection time in force for this group.
+    pub fn fdt_ms(&self, daemon: &DaemonConfig) -> u64 {
+        self.failure_detection_time_ms
+            .unwrap_or(daemon.failure_detection_time_ms)
+    }
+
+    /// The name of the veth peer of the group interface.
+    pub fn peer_interface(&self) -> String {
+        peer_interface(&self.name)
+    }
+}
+
+fn peer_interface(group: &str) -> String {
+    format!("{group}{PEER_SUFFIX}")
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberConfig {
+    pub interface: String,
+    /// Enables IPv4 probe-based failure detection on this member.
+    pub test_address: Option<Ipv4Net>,
+    pub standby: bool,
+}
+
+/// Why a configuration file was refused: every problem found, in line order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub problems: Vec<ConfigProblem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// 1-based; `None` when the file could not be read at all.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            let path = self.path.display();
+            match problem.line {
+                Some(line) => write!(f, "{path}:{line}: {}", problem.message)?,
+                None => write!(f, "{path}: {}", problem.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_owned(),
+            problems: vec![ConfigProblem {
+                line: None,
+                message: format!("cannot read the configuration: {e}"),
+            }],
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses `text`; `path` only names the file in the messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            path: path.to_owned(),
+            problems: vec![ConfigProblem {
+                line: e.span().map(|span| line_of(text, span.start)),
+                message: e.message().trim_end().to_owned(),
+            }],
+        })?;
+        let mut checker = Checker {
+            text,
+            problems: Vec::new(),
+        };
+        let config = checker.config(raw);
+        if checker.problems.is_empty() {
+            return Ok(config);
+        }
+        checker.problems.sort_by_key(|p| p.line);
+        Err(ConfigError {
+            path: path.to_owned(),
+            problems: checker.problems,
+        })
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+// The file as written. Checked values keep their span. Addresses and
+// paths are read as strings and parsed by the checks, so that every bad one
+// is reported, not only the first one serde would stop at.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    group: Vec<Spanned<RawGroup>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    failure_detection_time_ms: Option<Spanned<u64>>,
+    failback: Option<bool>,
+    startup_quiet_ms: Option<u64>,
+    peer_notifications: Option<Spanned<u32>>,
+    control_socket: Option<Spanned<String>>,
+    metrics_listen: Option<Spanned<String>>,
+    pin_dir: Option<Spanned<String>>,
+    xdp_mode: Option<XdpMode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: Spanned<String>,
+    data_addresses: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    targets: Vec<Spanned<String>>,
+    failure_detection_time_ms: Option<Spanned<u64>>,
+    answer_echo: Option<bool>,
+    #[serde(default)]
+    member: Vec<Spanned<RawMember>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMember {
+    interface: Spanned<String>,
+    test_address: Option<Spanned<String>>,
+    #[serde(default)]
+    standby: bool,
+}
+
+/// What uses an interface name, for the message when two uses clash.
+#[derive(Clone, Copy)]
+enum NameUse<'a> {
+    Group,
+    Peer { group: &'a str },
+    Member,
+}
+
+struct Checker<'t> {
+    text: &'t str,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, span: Range<usize>, message: String) {
+        let line = self.line(span);
+        self.problems.push(ConfigProblem {
+            line: Some(line),
+            message,
+        });
+    }
+
+    fn line(&self, span: Range<usize>) -> usize {
+        line_of(self.text, span.start)
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let daemon = self.daemon(raw.daemon);
+        let groups = raw.group.iter().map(|group| self.group(group)).collect();
+        self.names_unique(&raw.group);
+        self.addresses_unique(&raw.group);
+        Config { daemon, groups }
+    }
+
+    fn daemon(&mut self, raw: RawDaemon) -> DaemonConfig {
+        let default = DaemonConfig::default();
+        DaemonConfig {
+            failure_detection_time_ms: raw
+                .failure_detection_time_ms
+                .map_or(default.failure_detection_time_ms, |fdt| self.fdt(fdt)),
+            failback: raw.failback.unwrap_or(default.failback),
+            startup_quiet_ms: raw.startup_quiet_ms.unwrap_or(default.startup_quiet_ms),
+            peer_notifications: raw.peer_notifications.map_or(default.peer_notifications, |n| {
+                if *n.get_ref() > MAX_PEER_NOTIFICATIONS {
+                    self.report(
+                        n.span(),
+                        format!(
+                            "peer_notifications = {} is above the maximum of {MAX_PEER_NOTIFICATIONS}",
+                            n.get_ref()
+                        ),
+                    );
+                }
+                n.into_inner()
+            }),
+            control_socket: raw
+                .control_socket
+                .map_or(default.control_socket, |p| self.absolute("control_socket", p)),
+            metrics_listen: raw.metrics_listen.and_then(|addr| {
+                let parsed = addr.get_ref().parse().ok();
+                if parsed.is_none() {
+                    self.report(
+                        addr.span(),
+                        format!(
+                            "metrics_listen = \"{}\" is not an address and port, \
+                             e.g. \"127.0.0.1:9477\"; leave it out to serve no metrics",
+                            addr.get_ref()
+                        ),
+                    );
+                }
+                parsed
+            }),
+            pin_dir: raw
+                .pin_dir
+                .map_or(default.pin_dir, |p| self.absolute("pin_dir", p)),
+            xdp_mode: raw.xdp_mode.unwrap_or(default.xdp_mode),
+        }
+    }
+
+    fn fdt(&mut self, fdt: Spanned<u64>) -> u64 {
+        if *fdt.get_ref() < MIN_FDT_MS {
+            self.report(
+                fdt.span(),
+                format!(
+                    "failure_detection_time_ms = {} is below the minimum of {MIN_FDT_MS} ms",
+                    fdt.get_ref()
+                ),
+            );
+        }
+        fdt.into_inner()
+    }
+
+    fn absolute(&mut self, key: &str, path: Spanned<String>) -> PathBuf {
+        let span = path.span();
+        let path = PathBuf::from(path.into_inner());
+        if !path.is_absolute() {
+            self.report(
+                span,
+                format!(
+                    "{key} = \"{}\" is not an absolute path; give it starting with /",
+                    path.display()
+                ),
+            );
+        }
+        path
+    }
+
+    fn group(&mut self, raw: &Spanned<RawGroup>) -> GroupConfig {
+        let group = raw.get_ref();
+        let name = group.name.get_ref();
+        self.interface_name("group", &group.name, MAX_GROUP_NAME_LEN);
+        if group.data_addresses.get_ref().is_empty() {
+            self.report(
+                group.data_addresses.span(),
+                format!(
+                    "group \"{name}\" has no data address; list at least one in data_addresses"
+                ),
+            );
+        }
+        if group.member.is_empty() {
+            self.report(
+                raw.span(),
+                format!("group \"{name}\" has no member; add at least one [[group.member]]"),
+            );
+        }
+        let mut targets: HashMap<IpAddr, usize> = HashMap::new();
+        GroupConfig {
+            name: name.clone(),
+            data_addresses: group
+                .data_addresses
+                .get_ref()
+                .iter()
+                .filter_map(|a| self.address_with_prefix("data address", a))
+                .collect(),
+            targets: group
+                .targets
+                .iter()
+                .filter_map(|t| {
+                    let Ok(target) = t.get_ref().parse::<IpAddr>() else {
+                        self.report(
+                            t.span(),
+                            format!(
+                                "target \"{}\" is not an IP address (no prefix length), e.g. \"192.0.2.1\"",
+                                t.get_ref()
+                            ),
+                        );
+                        return None;
+                    };
+                    if let Some(first) = targets.insert(target, self.line(t.span())) {
+                        self.report(
+                            t.span(),
+                            format!("target {target} is already listed on line {first}"),
+                        );
+                        return None;
+                    }
+                    Some(target)
+                })
+                .collect(),
+            failure_detection_time_ms: group
+                .failure_detection_time_ms
+                .clone()
+                .map(|fdt| self.fdt(fdt)),
+            answer_echo: group.answer_echo.unwrap_or(true),
+            members: group.member.iter().map(|m| self.member(m.get_ref())).collect(),
+        }
+    }
+
+    fn member(&mut self, raw: &RawMember) -> MemberConfig {
+        self.interface_name("interface", &raw.interface, MAX_IFNAME_LEN);
+        MemberConfig {
+            interface: raw.interface.get_ref().clone(),
+            test_address: raw.test_address.as_ref().and_then(|a| {
+                match self.address_with_prefix("test_address", a)? {
+                    IpNet::V4(net) => Some(net),
+                    IpNet::V6(_) => {
+                        self.report(
+                            a.span(),
+                            format!(
+                                "test_address \"{}\" is not IPv4; probing needs an IPv4 \
+                                 test address, e.g. \"192.0.2.201/24\"",
+                                a.get_ref()
+                            ),
+                        );
+                        None
+                    }
+                }
+            }),
+            standby: raw.standby,
+        }
+    }
+
+    /// Linux's rules for an interface name (dev_valid_name), kept to a
+    /// portable character set, and `max` characters.
+    fn interface_name(&mut self, what: &str, name: &Spanned<String>, max: usize) {
+        let span = name.span();
+        let name = name.get_ref();
+        let len = name.chars().count();
+        if len == 0 {
+            self.report(span, format!("{what} name is empty"));
+        } else if len > max {
+            let why = if max < MAX_IFNAME_LEN {
+                format!("; the group interface's peer is named \"{name}{PEER_SUFFIX}\" and Linux allows {MAX_IFNAME_LEN}")
+            } else {
+                String::new()
+            };
+            self.report(
+                span,
+                format!("{what} name \"{name}\" is longer than {max} characters{why}"),
+            );
+        } else if let Some(bad) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        {
+            self.report(
+                span,
+                format!(
+                    "{what} name \"{name}\" has the character {bad:?}; \
+                     use only letters, digits, '_', '.' and '-'"
+                ),
+            );
+        } else if name == "." || name == ".." {
+            self.report(
+                span,
+                format!("{what} name \"{name}\" is not allowed by Linux"),
+            );
+        }
+    }
+
+    fn address_with_prefix(&mut self, what: &str, addr: &Spanned<String>) -> Option<IpNet> {
+        let text = addr.get_ref();
+        if let Ok(net) = text.parse::<IpNet>() {
+            return Some(net);
+        }
+        let message = match text.parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => {
+                format!("{what} \"{text}\" needs a prefix length, e.g. \"{text}/24\"")
+            }
+            Ok(IpAddr::V6(_)) => {
+                format!("{what} \"{text}\" needs a prefix length, e.g. \"{text}/64\"")
+            }
+            Err(_) => {
+                let example = if text.contains(':') {
+                    "2001:db8::200/64"
+                } else {
+                    "192.0.2.200/24"
+                };
+                format!("{what} \"{text}\" is not an IP address with a prefix length, e.g. \"{example}\"")
+            }
+        };
+        self.report(addr.span(), message);
+        None
+    }
+
+    /// Every interface name ipmpd creates (group and peer) or takes over
+    /// (member) must be distinct.
+    fn names_unique(&mut self, groups: &[Spanned<RawGroup>]) {
+        let mut uses = Vec::new();
+        for group in groups.iter().map(Spanned::get_ref) {
+            let (name, span) = (group.name.get_ref(), group.name.span());
+            uses.push((name.clone(), span.clone(), NameUse::Group));
+            let peer = NameUse::Peer { group: name };
+            uses.push((peer_interface(name), span, peer));
+            for member in group.member.iter().map(|m| &m.get_ref().interface) {
+                uses.push((member.get_ref().clone(), member.span(), NameUse::Member));
+            }
+        }
+        // Reported where the second use stands.
+        uses.sort_by_key(|(_, span, _)| span.start);
+        let mut first: HashMap<&str, (usize, NameUse)> = HashMap::new();
+        for (name, span, this) in &uses {
+            if name.is_empty() {
+                continue;
+            }
+            let Some(&(first_line, that)) = first.get(name.as_str()) else {
+                first.insert(name, (self.line(span.clone()), *this));
+                continue;
+            };
+            let message = match (this, that) {
+                (NameUse::Group, NameUse::Group) => format!(
+                    "group \"{name}\" is already defined on line {first_line}; group names must be unique"
+                ),
+                (NameUse::Member, NameUse::Member) => format!(
+                    "interface \"{name}\" is already a member on line {first_line}; \
+                     an interface can be in only one group, once"
+                ),
+                (NameUse::Member, NameUse::Group) => format!(
+                    "interface \"{name}\" is the name of the group on line {first_line}; \
+                     a member cannot be a group interface"
+                ),
+                (NameUse::Group, NameUse::Member) => format!(
+                    "group name \"{name}\" is already a member interface on line {first_line}; \
+                     the group interface needs a name of its own"
+                ),
+                // Only a repeated group name gives a repeated peer name,
+                // and that is reported at the group name.
+                (NameUse::Peer { .. }, NameUse::Peer { .. }) => continue,
+                (this, NameUse::Peer { group }) => format!(
+                    "{} \"{name}\" is the name ipmpd gives the peer of group \"{group}\" \
+                     (line {first_line}); choose another name",
+                    describe(*this)
+                ),
+                (NameUse::Peer { group }, that) => format!(
+                    "group \"{group}\" needs the interface name \"{name}\" for its peer, \
+                     but {} \"{name}\" on line {first_line} has it; rename one of them",
+                    describe(that)
+                ),
+            };
+            self.report(span.clone(), message);
+        }
+
+        fn describe(name_use: NameUse) -> &'static str {
+            match name_use {
+                NameUse::Group => "group",
+                NameUse::Peer { .. } => "peer interface",
+                NameUse::Member => "member interface",
+            }
+        }
+    }
+
+    /// A data address belongs to one group; a test address to one member
+    /// and never moves, so it cannot be a data address.
+    fn addresses_unique(&mut self, groups: &[Spanned<RawGroup>]) {
+        let mut data: HashMap<IpAddr, usize> = HashMap::new();
+        for addr in groups
+            .iter()
+            .flat_map(|g| g.get_ref().data_addresses.get_ref())
+        {
+            let Ok(net) = addr.get_ref().parse::<IpNet>() else {
+                continue;
+            };
+            let line = self.line(addr.span());
+            if let Some(&first) = data.get(&net.addr()) {
+                self.report(
+                    addr.span(),
+                    format!(
+                        "data address {} is already used on line {first}; \
+                         a data address belongs to one group, once",
+                        net.addr()
+                    ),
+                );
+            } else {
+                data.insert(net.addr(), line);
+            }
+        }
+        let mut test: HashMap<Ipv4Addr, (usize, &str)> = HashMap::new();
+        let members = groups.iter().flat_map(|g| &g.get_ref().member);
+        for member in members.map(Spanned::get_ref) {
+            let Some(addr) = &member.test_address else {
+                continue;
+            };
+            let Ok(net) = addr.get_ref().parse::<Ipv4Net>() else {
+                continue;
+            };
+            let ip = net.addr();
+            if let Some(&first) = data.get(&IpAddr::V4(ip)) {
+                self.report(
+                    addr.span(),
+                    format!(
+                        "test address {ip} is also a data address (line {first}); \
+                         give the member a test address of its own"
+                    ),
+                );
+            }
+            let line = self.line(addr.span());
+            if let Some(&(first, other)) = test.get(&ip) {
+                self.report(
+                    addr.span(),
+                    format!(
+                        "test address {ip} is already the test address of \"{other}\" \
+                         (line {first}); each member needs its own"
+                    ),
+                );
+            } else {
+                test.insert(ip, (line, member.interface.get_ref()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC_EXAMPLE: &str = r#"[daemon]
+failure_detection_time_ms = 10000   # FAILURE_DETECTION_TIME; min 10
+failback = true                      # FAILBACK
+startup_quiet_ms = 40000
+peer_notifications = 2
+control_socket = "/run/ipmp/ipmpd.sock"
+metrics_listen = "127.0.0.1:9477"    # omit to disable
+pin_dir = "/sys/fs/bpf/ipmp"         # a per-netns subfolder is added
+xdp_mode = "auto"                    # auto | native | generic
+
+[[group]]
+name = "production0"                 # the group interface's name
+data_addresses = ["192.0.2.200/24", "2001:db8::200/64"]
+targets = ["192.0.2.1"]              # optional explicit probe targets
+failure_detection_time_ms = 2000     # optional, overrides the daemon's
+answer_echo = true                   # XDP echo answering
+
+[[group.member]]
+interface = "e1000g0"
+test_address = "192.0.2.201/24"      # optional: enables IPv4 probing
+standby = false
+"#;
+
+    const FILE: &str = "/etc/ipmp/ipmp.toml";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new(FILE))
+    }
+
+    /// The error's lines, as `ipmpd --check` prints them.
+    fn errors(text: &str) -> Vec<String> {
+        let err = parse(text).expect_err("the configuration should be refused");
+        err.to_string().lines().map(str::to_owned).collect()
+    }
+
+    /// One group named `name` with one member, for the checks to break.
+    fn group(name: &str, member: &str, data: &str, test: &str) -> String {
+        format!(
+            "[[group]]\nname = \"{name}\"\ndata_addresses = [\"{data}\"]\n\
+             [[group.member]]\ninterface = \"{member}\"\ntest_address = \"{test}\"\n"
+        )
+    }
+
+    #[test]
+    fn spec_example_parses() {
+        let config = parse(SPEC_EXAMPLE).unwrap();
+        let expected = Config {
+            daemon: DaemonConfig {
+                failure_detection_time_ms: 10_000,
+                failback: true,
+                startup_quiet_ms: 40_000,
+                peer_notifications: 2,
+                control_socket: PathBuf::from("/run/ipmp/ipmpd.sock"),
+                metrics_listen: Some("127.0.0.1:9477".parse().unwrap()),
+                pin_dir: PathBuf::from("/sys/fs/bpf/ipmp"),
+                xdp_mode: XdpMode::Auto,
+            },
+            groups: vec![GroupConfig {
+                name: "production0".into(),
+                data_addresses: vec![
+                    "192.0.2.200/24".parse().unwrap(),
+                    "2001:db8::200/64".parse().unwrap(),
+                ],
+                targets: vec!["192.0.2.1".parse().unwrap()],
+                failure_detection_time_ms: Some(2000),
+                answer_echo: true,
+                members: vec![MemberConfig {
+                    interface: "e1000g0".into(),
+                    test_address: Some("192.0.2.201/24".parse().unwrap()),
+                    standby: false,
+                }],
+            }],
+        };
+        assert_eq!(config, expected);
+        assert_eq!(config.groups[0].fdt_ms(&config.daemon), 2000);
+        assert_eq!(config.groups[0].peer_interface(), "production0_p");
+    }
+
+    /// The sample beside the tests: the tutorial's host, probe-based.
+    const TUTORIAL: &str = include_str!("../tests/data/tutorial.toml");
+
+    #[test]
+    fn tutorial_sample_parses() {
+        let config = parse(TUTORIAL).unwrap();
+        let group = &config.groups[0];
+        assert_eq!(group.name, "production0");
+        let names: Vec<_> = group.members.iter().map(|m| m.interface.as_str()).collect();
+        assert_eq!(names, ["e1000g0", "e1000g1", "rge0"]);
+        assert!(group.members.iter().all(|m| m.test_address.is_some()));
+    }
+
+    #[test]
+    fn load_reads_the_file() {
+        let path =
+            std::env::temp_dir().join(format!("ipmp-config-test-{}.toml", std::process::id()));
+        fs::write(&path, TUTORIAL).unwrap();
+        let loaded = Config::load(&path);
+        fs::remove_file(&path).unwrap();
+        assert_eq!(loaded.unwrap(), parse(TUTORIAL).unwrap());
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.daemon, DaemonConfig::default());
+        assert_eq!(config.daemon.metrics_listen, None);
+        assert_eq!(config.daemon.xdp_mode, XdpMode::Auto);
+        assert!(config.groups.is_empty());
+    }
+
+    #[test]
+    fn group_without_daemon_table_takes_defaults() {
+        let text = "[[group]]\nname = \"g0\"\ndata_addresses = [\"192.0.2.200/24\"]\n\
+                    [[group.member]]\ninterface = \"eth0\"\n";
+        let config = parse(text).unwrap();
+        assert_eq!(config.daemon, DaemonConfig::default());
+        let group = &config.groups[0];
+        assert_eq!(group.fdt_ms(&config.daemon), 10_000);
+        assert!(group.answer_echo);
+        assert!(group.targets.is_empty());
+        assert_eq!(
+            group.members,
+            [MemberConfig {
+                interface: "eth0".into(),
+                test_address: None,
+                standby: false
+            }]
+        );
+    }
+
+    #[test]
+    fn xdp_modes() {
+        for (word, mode) in [
+            ("auto", XdpMode::Auto),
+            ("native", XdpMode::Native),
+            ("generic", XdpMode::Generic),
+        ] {
+            let config = parse(&format!("[daemon]\nxdp_mode = \"{word}\"\n")).unwrap();
+            assert_eq!(config.daemon.xdp_mode, mode);
+        }
+        let errors = errors("[daemon]\n\nxdp_mode = \"skb\"\n");
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with(&format!("{FILE}:3: unknown variant `skb`")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_daemon() {
+        let errors = errors("[daemon]\nfailback = true\nfailbak = false\n");
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with(&format!(
+                "{FILE}:3: unknown field `failbak`, expected one of"
+            )),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains("`failback`"), "{errors:?}");
+    }
+
+    #[test]
+    fn unknown_key_in_member() {
+        let text = format!(
+            "{}standbye = true\n",
+            group("g0", "eth0", "192.0.2.200/24", "192.0.2.201/24")
+        );
+        let errors = errors(&text);
+        assert!(
+            errors[0].starts_with(&format!("{FILE}:7: unknown field `standbye`")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_table() {
+        let errors = errors("[deamon]\nfailback = true\n");
+        assert!(
+            errors[0].starts_with(&format!("{FILE}:1: unknown field `deamon`")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_its_line() {
+        let errors = errors("[daemon]\nfailback = true\npin_dir = /sys/fs/bpf\n");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with(&format!("{FILE}:3: ")), "{errors:?}");
+    }
+
+    #[test]
+    fn wrong_type_names_its_line() {
+        let errors = errors("[daemon]\n\nfailure_detection_time_ms = \"10s\"\n");
+        assert!(
+            errors[0].starts_with(&format!("{FILE}:3: invalid type: string")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn missing_group_name() {
+        let errors = errors("[[group]]\ndata_addresses = [\"192.0.2.200/24\"]\n");
+        assert!(
+            errors[0].starts_with(&format!("{FILE}:1: missing field `name`")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn daemon_fdt_below_minimum() {
+        assert_eq!(
+            errors("[daemon]\nfailure_detection_time_ms = 5\n"),
+            [format!(
+                "{FILE}:2: failure_detection_time_ms = 5 is below the minimum of 10 ms"
+            )]
+        );
+        assert!(parse("[daemon]\nfailure_detection_time_ms = 10\n").is_ok());
+    }
+
+    #[test]
+    fn group_fdt_below_minimum() {
+        let text = format!(
+            "{}\n[[group]]\nname = \"g1\"\ndata_addresses = [\"192.0.2.100/24\"]\n\
+             failure_detection_time_ms = 9\n[[group.member]]\ninterface = \"eth1\"\n",
+            group("g0", "eth0", "192.0.2.200/24", "192.0.2.201/24")
+        );
+        assert_eq!(
+            errors(&text),
+            [format!(
+                "{FILE}:11: failure_detection_time_ms = 9 is below the minimum of 10 ms"
+            )]
+        );
+    }
+
+    #[test]
+    fn peer_notifications_above_maximum() {
+        assert_eq!(
+            errors("[daemon]\npeer_notifications = 101\n"),
+            [format!(
+                "{FILE}:2: peer_notifications = 101 is above the maximum of 100"
+            )]
+        );
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            errors("[daemon]\ncontrol_socket = \"ipmpd.sock\"\npin_dir = \"bpf/ipmp\"\n"),
+            [
+                format!("{FILE}:2: control_socket = \"ipmpd.sock\" is not an absolute path; give it starting with /"),
+                format!("{FILE}:3: pin_dir = \"bpf/ipmp\" is not an absolute path; give it starting with /"),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_metrics_listen() {
+        assert_eq!(
+            errors("[daemon]\nmetrics_listen = \"localhost\"\n"),
+            [format!(
+                "{FILE}:2: metrics_listen = \"localhost\" is not an address and port, \
+                 e.g. \"127.0.0.1:9477\"; leave it out to serve no metrics"
+            )]
+        );
+        let config = parse("[daemon]\nmetrics_listen = \"[::1]:9477\"\n").unwrap();
+        assert_eq!(
+            config.daemon.metrics_listen,
+            Some("[::1]:9477".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn interface_name_too_long() {
+        let text = group(
+            "g0",
+            "averyveryverylongname",
+            "192.0.2.200/24",
+            "192.0.2.201/24",
+        );
+        assert_eq!(
+            errors(&text),
+            [format!(
+                "{FILE}:5: interface name \"averyveryverylongname\" is longer than 15 characters"
+            )]
+        );
+        // 15 is the longest Linux allows.
+        assert!(parse(&group(
+            "g0",
+            "abcdefghijklmno",
+            "192.0.2.200/24",
+            "192.0.2.201/24"
+        ))
+        .is_ok());
+    }
+
+    #[test]
+    fn group_name_too_long() {
+        assert!(parse(&group(
+            "abcdefghijklm",
+            "eth0",
+            "192.0.2.200/24",
+            "192.0.2.201/24"
+        ))
+        .is_ok());
+        assert_eq!(
+            errors(&group(
+                "abcdefghijklmn",
+                "eth0",
+                "192.0.2.200/24",
+                "192.0.2.201/24"
+            )),
+            [format!(
+                "{FILE}:2: group name \"abcdefghijklmn\" is longer than 13 characters; \
+                 the group interface's peer is named \"abcdefghijklmn_p\" and Linux allows 15"
+            )]
+        );
+    }
+
+    #[test]
+    fn bad_names() {
+        let text = format!(
+            "{}{}",
+            group("prod 0", "eth/0", "192.0.2.200/24", "192.0.2.201/24"),
+            group("..", "", "192.0.2.100/24", "192.0.2.101/24")
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                format!("{FILE}:2: group name \"prod 0\" has the character ' '; use only letters, digits, '_', '.' and '-'"),
+                format!("{FILE}:5: interface name \"eth/0\" has the character '/'; use only letters, digits, '_', '.' and '-'"),
+                format!("{FILE}:8: group name \"..\" is not allowed by Linux"),
+                format!("{FILE}:11: interface name is empty"),
+            ]
+        );
+    }
+
+    #[test]
+    fn name_clashes() {
+        let text = format!(
+            "{}{}{}{}",
+            group("g0", "eth0", "192.0.2.200/24", "192.0.2.201/24"), // lines 1-6
+            group("g1", "eth0", "192.0.2.100/24", "192.0.2.101/24"), // 7-12
+            group("g0", "g1", "192.0.2.50/24", "192.0.2.51/24"),     // 13-18
+            group("g2", "g0_p", "192.0.2.60/24", "192.0.2.61/24"),   // 19-24
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                format!("{FILE}:11: interface \"eth0\" is already a member on line 5; an interface can be in only one group, once"),
+                format!("{FILE}:14: group \"g0\" is already defined on line 2; group names must be unique"),
+                format!("{FILE}:17: interface \"g1\" is the name of the group on line 8; a member cannot be a group interface"),
+                format!("{FILE}:23: member interface \"g0_p\" is the name ipmpd gives the peer of group \"g0\" (line 2); choose another name"),
+            ]
+        );
+    }
+
+    #[test]
+    fn group_named_like_a_member_or_a_peer() {
+        let text = format!(
+            "{}{}",
+            group("g0", "eth0", "192.0.2.200/24", "192.0.2.201/24"),
+            group("eth0", "g0_p", "192.0.2.100/24", "192.0.2.101/24"),
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                format!("{FILE}:8: group name \"eth0\" is already a member interface on line 5; the group interface needs a name of its own"),
+                format!("{FILE}:11: member interface \"g0_p\" is the name ipmpd gives the peer of group \"g0\" (line 2); choose another name"),
+            ]
+        );
+        let text = format!(
+            "{}{}",
+            group("g0_p", "eth0", "192.0.2.200/24", "192.0.2.201/24"),
+            group("g0", "eth1", "192.0.2.100/24", "192.0.2.101/24"),
+        );
+        assert_eq!(
+            errors(&text),
+            [format!(
+                "{FILE}:8: group \"g0\" needs the interface name \"g0_p\" for its peer, \
+                 but group \"g0_p\" on line 2 has it; rename one of them"
+            )]
+        );
+    }
+
+    #[test]
+    fn group_without_members_or_data_addresses() {
+        let text = "[[group]]\nname = \"g0\"\ndata_addresses = []\n";
+        assert_eq!(
+            errors(text),
+            [
+                format!("{FILE}:1: group \"g0\" has no member; add at least one [[group.member]]"),
+                format!("{FILE}:3: group \"g0\" has no data address; list at least one in data_addresses"),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_data_addresses() {
+        let text = "[[group]]\nname = \"g0\"\ndata_addresses = [\n  \"192.0.2.200\",\n  \"2001:db8::zz/64\",\n  \"192.0.2.1/33\",\n]\n\
+                    [[group.member]]\ninterface = \"eth0\"\n";
+        assert_eq!(
+            errors(text),
+            [
+                format!("{FILE}:4: data address \"192.0.2.200\" needs a prefix length, e.g. \"192.0.2.200/24\""),
+                format!("{FILE}:5: data address \"2001:db8::zz/64\" is not an IP address with a prefix length, e.g. \"2001:db8::200/64\""),
+                format!("{FILE}:6: data address \"192.0.2.1/33\" is not an IP address with a prefix length, e.g. \"192.0.2.200/24\""),
+            ]
+        );
+    }
+
+    #[test]
+    fn data_address_in_two_groups() {
+        let text = format!(
+            "{}{}",
+            group("g0", "eth0", "192.0.2.200/24", "192.0.2.201/24"),
+            group("g1", "eth1", "192.0.2.200/25", "192.0.2.101/24"),
+        );
+        assert_eq!(
+            errors(&text),
+            [format!(
+                "{FILE}:9: data address 192.0.2.200 is already used on line 3; a data address belongs to one group, once"
+            )]
+        );
+    }
+
+    #[test]
+    fn bad_test_addresses() {
+        let text = format!(
+            "{}{}{}{}",
+            group("g0", "eth0", "192.0.2.200/24", "2001:db8::201/64"), // 1-6
+            group("g1", "eth1", "192.0.2.100/24", "192.0.2.200/24"),   // 7-12
+            group("g2", "eth2", "192.0.2.50/24", "192.0.2.51"),        // 13-18
+            group("g3", "eth3", "192.0.2.60/24", "192.0.2.200/24"),    // 19-24
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                format!("{FILE}:6: test_address \"2001:db8::201/64\" is not IPv4; probing needs an IPv4 test address, e.g. \"192.0.2.201/24\""),
+                format!("{FILE}:12: test address 192.0.2.200 is also a data address (line 3); give the member a test address of its own"),
+                format!("{FILE}:18: test_address \"192.0.2.51\" needs a prefix length, e.g. \"192.0.2.51/24\""),
+                format!("{FILE}:24: test address 192.0.2.200 is also a data address (line 3); give the member a test address of its own"),
+                format!("{FILE}:24: test address 192.0.2.200 is already the test address of \"eth1\" (line 12); each member needs its own"),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_targets() {
+        let text = "[[group]]\nname = \"g0\"\ndata_addresses = [\"192.0.2.200/24\"]\n\
+                    targets = [\"192.0.2.1\", \"2001:db8::1\",\n  \"192.0.2.1\", \"192.0.2.0/24\"]\n\
+                    [[group.member]]\ninterface = \"eth0\"\n";
+        assert_eq!(
+            errors(text),
+            [
+                format!("{FILE}:5: target 192.0.2.1 is already listed on line 4"),
+                format!("{FILE}:5: target \"192.0.2.0/24\" is not an IP address (no prefix length), e.g. \"192.0.2.1\""),
+            ]
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_in_line_order() {
+        let text = format!(
+            "[daemon]\nfailure_detection_time_ms = 1\npeer_notifications = 1000\n\n{}",
+            group(
+                "averyveryverylongname",
+                "eth0",
+                "192.0.2.200",
+                "192.0.2.200/24"
+            )
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                format!("{FILE}:2: failure_detection_time_ms = 1 is below the minimum of 10 ms"),
+                format!("{FILE}:3: peer_notifications = 1000 is above the maximum of 100"),
+                format!("{FILE}:6: group name \"averyveryverylongname\" is longer than 13 characters; the group interface's peer is named \"averyveryverylongname_p\" and Linux allows 15"),
+                format!("{FILE}:7: data address \"192.0.2.200\" needs a prefix length, e.g. \"192.0.2.200/24\""),
+            ]
+        );
+    }
+
+    #[test]
+    fn unreadable_file() {
+        let err = Config::load(Path::new("/nonexistent/ipmp.toml")).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert_eq!(err.problems[0].line, None);
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/ipmp.toml: cannot read the configuration: "),
+            "{err}"
+        );
+    }
+}

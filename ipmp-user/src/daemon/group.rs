@@ -1,0 +1,343 @@
+//! One IPMP group at run time: wires kernel events into the group's policy
+//! and the policy's decisions into the dataplane and the group interface.
+use std::{collections::HashMap, path::Path, time::Instant};
+
+use anyhow::{Context, Result};
+use aya::programs::XdpMode as KernelXdpMode;
+use ipmp_common::{FlowTable, Member, MAX_MEMBERS, NO_MEMBER};
+use ipnet::IpNet;
+use tracing::{info, warn};
+
+use crate::{
+    config::{DaemonConfig, GroupConfig, XdpMode},
+    dataplane::{Attached, GroupDataplane},
+    model::GroupStatus,
+    netlink::{member_table, Change, Link, Netlink},
+    policy::{
+        flow_table::next_table,
+        group::{Event, GroupPolicy, MemberSpec},
+    },
+    sysctl,
+};
+
+struct MemberRuntime {
+    name: String,
+    slot: u8,
+    test_address: Option<IpNet>,
+    /// The kernel's view; `None` while the interface does not exist.
+    link: Option<Link>,
+    /// The policy has heard of this interface (seen, or reported missing):
+    /// from then on its arrival is a reappearance.
+    reported: bool,
+    table: u32,
+}
+
+pub struct Group {
+    name: String,
+    /// The veth peer of the group interface: its admin state is the group
+    /// interface's carrier.
+    peer: String,
+    index: u32,
+    policy: GroupPolicy,
+    dataplane: GroupDataplane,
+    members: Vec<MemberRuntime>,
+    xdp_mode: XdpMode,
+    /// The flow table as last written.
+    table: FlowTable,
+    cast_slot: u8,
+    carrier: Option<bool>,
+    mtu: u32,
+    epoch: Instant,
+}
+
+/// The group interface's veth peer (see the README).
+pub fn peer_name(group: &str) -> String {
+    format!("{group}_p")
+}
+
+impl Group {
+    pub async fn start(nl: &Netlink, config: &GroupConfig, daemon: &DaemonConfig, pin_root: &Path) -> Result<Group> {
+        let name = config.name.clone();
+        let peer = peer_name(&name);
+        let link = match nl.link(&name).await? {
+            Some(link) => link,
+            None => {
+                nl.create_veth(&name, &peer).await?;
+                info!("Created group interface {name} (veth, peer {peer})");
+                nl.link(&name).await?.context("group interface vanished after creation")?
+            }
+        };
+        sysctl::quiet_peer(&peer)?;
+        nl.set_up(&name, true).await?;
+        for addr in &config.data_addresses {
+            nl.add_address(link.index, *addr, false).await?;
+        }
+
+        let mut dataplane = GroupDataplane::load(&pin_root.join(&name))?;
+        match dataplane.attach_egress(&name)? {
+            Attached::Adopted => info!("Adopted the pinned dataplane of group {name}"),
+            Attached::New => info!("Attached the egress program to {name}"),
+        }
+        let table = dataplane.flow_table()?;
+
+        let slots = assign_slots(&dataplane.members()?, config);
+        let specs = config
+            .members
+            .iter()
+            .map(|m| MemberSpec { name: m.interface.clone(), standby: m.standby, probing: false })
+            .collect();
+        let members = config
+            .members
+            .iter()
+            .map(|m| MemberRuntime {
+                name: m.interface.clone(),
+                slot: slots[&m.interface],
+                test_address: m.test_address.map(IpNet::V4),
+                link: None,
+                reported: false,
+                table: member_table(&m.interface),
+            })
+            .collect();
+        let mut group = Group {
+            name,
+            peer,
+            index: link.index,
+            policy: GroupPolicy::new(&config.name, specs, daemon.failback),
+            dataplane,
+            members,
+            xdp_mode: daemon.xdp_mode,
+            table,
+            cast_slot: NO_MEMBER,
+            carrier: None,
+            mtu: 0,
+            epoch: Instant::now(),
+        };
+        group.clear_unused_slots()?;
+        let links = nl.links().await?;
+        for i in 0..group.members.len() {
+            match links.iter().find(|l| l.name == group.members[i].name) {
+                Some(l) => group.member_link(nl, i, l.clone()).await?,
+                None => {
+                    warn!(
+                        "Interface {} of group {} does not exist; it will be adopted when it appears",
+                        group.members[i].name, group.name
+                    );
+                    let name = group.members[i].name.clone();
+                    group.members[i].reported = true;
+                    group.event(Event::Removed(name))?;
+                    group.publish_member(i)?;
+                }
+            }
+        }
+        group.apply(nl).await?;
+        group.mirror_routes(nl).await?;
+        Ok(group)
+    }
+
+    pub fn status(&self) -> GroupStatus {
+        self.policy.status()
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.policy.next_deadline().map(|d| self.epoch + d)
+    }
+
+    pub async fn tick(&mut self, nl: &Netlink) -> Result<()> {
+        self.event(Event::Tick)?;
+        self.apply(nl).await
+    }
+
+    pub async fn on_change(&mut self, nl: &Netlink, change: &Change) -> Result<()> {
+        match change {
+            Change::Link(link) => {
+                if let Some(i) = self.member_index(&link.name) {
+                    self.member_link(nl, i, link.clone()).await?;
+                    self.apply(nl).await?;
+                }
+            }
+            Change::LinkGone(link) => {
+                if let Some(i) = self.member_index(&link.name) {
+                    if self.members[i].link.take().is_some() {
+                        self.event(Event::Removed(link.name.clone()))?;
+                        self.publish_member(i)?;
+                        self.apply(nl).await?;
+                    }
+                }
+            }
+            Change::Route { oif } if *oif == self.index => self.mirror_routes(nl).await?,
+            Change::Route { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn member_index(&self, name: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.name == name)
+    }
+
+    /// A member's link as the kernel now reports it: prepares a member that
+    /// (re)appeared, and feeds what changed to the policy.
+    async fn member_link(&mut self, nl: &Netlink, i: usize, link: Link) -> Result<()> {
+        let previous = self.members[i].link.replace(link.clone());
+        let name = link.name.clone();
+        let appeared = previous.as_ref().map(|p| p.index) != Some(link.index);
+        if appeared {
+            self.prepare_member(nl, i, &link).await?;
+            if std::mem::replace(&mut self.members[i].reported, true) {
+                self.event(Event::Appeared(name.clone()))?;
+            }
+        }
+        let was = previous.filter(|_| !appeared);
+        if was.as_ref().map(|p| p.admin_up) != Some(link.admin_up) {
+            self.event(if link.admin_up { Event::AdminUp(name.clone()) } else { Event::AdminDown(name.clone()) })?;
+        }
+        if was.as_ref().map(|p| p.carrier) != Some(link.carrier) {
+            self.event(if link.carrier { Event::LinkUp(name.clone()) } else { Event::LinkDown(name.clone()) })?;
+        }
+        if link.admin_up && was.as_ref().is_some_and(|p| !p.admin_up) {
+            // Taking a link down flushed its routes: mirror them again.
+            self.mirror_member(nl, i).await?;
+        }
+        Ok(())
+    }
+
+    async fn prepare_member(&mut self, nl: &Netlink, i: usize, link: &Link) -> Result<()> {
+        let m = &self.members[i];
+        sysctl::prepare_member(&m.name)?;
+        if let Some(addr) = m.test_address {
+            nl.add_address(link.index, addr, true).await?;
+        }
+        nl.ensure_member_rule(&m.name, m.table).await?;
+        let (mode, why) = xdp_mode(self.xdp_mode, link);
+        match self.dataplane.attach_member(&m.name, mode)? {
+            Attached::Adopted => info!("Adopted the XDP program on {}", m.name),
+            Attached::New => info!("Attached the XDP program to {} in {why}", m.name),
+        }
+        self.publish_member(i)
+    }
+
+    /// Tells the dataplane where member `i` is (ifindex 0 while missing).
+    fn publish_member(&mut self, i: usize) -> Result<()> {
+        let m = &self.members[i];
+        let mut entry = Member::default();
+        let n = m.name.len().min(entry.name.len() - 1);
+        entry.name[..n].copy_from_slice(&m.name.as_bytes()[..n]);
+        if let Some(link) = &m.link {
+            entry.ifindex = link.index;
+            entry.mac = link.mac;
+        }
+        self.dataplane.set_member(m.slot, &entry)
+    }
+
+    /// Slots a previous configuration used and this one does not.
+    fn clear_unused_slots(&mut self) -> Result<()> {
+        for (slot, _) in self.dataplane.members()? {
+            if !self.members.iter().any(|m| m.slot == slot) {
+                self.dataplane.set_member(slot, &Member::default())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, event: Event) -> Result<()> {
+        let notices = self.policy.handle(event, self.epoch.elapsed())?;
+        for notice in notices {
+            info!("{notice}");
+        }
+        Ok(())
+    }
+
+    /// Brings the dataplane and the group interface in line with the policy.
+    /// The flow table goes first: it is what moves traffic off a dead member.
+    async fn apply(&mut self, nl: &Netlink) -> Result<()> {
+        let mut active: Vec<u8> = self.policy.active_members().iter().map(|&i| self.members[i].slot).collect();
+        active.sort_unstable();
+        let next = next_table(&self.table, &active);
+        if next.slots != self.table.slots {
+            self.dataplane.write_flow_table(&next)?;
+            self.table = next;
+        }
+        let cast = self.policy.cast_member().map_or(NO_MEMBER, |i| self.members[i].slot);
+        if cast != self.cast_slot {
+            self.dataplane.set_group(&ipmp_common::GroupConfig {
+                cast_slot_v4: cast as u32,
+                cast_slot_v6: cast as u32,
+            })?;
+            self.cast_slot = cast;
+        }
+        let carrier = !active.is_empty();
+        if self.carrier != Some(carrier) {
+            nl.set_up(&self.peer, carrier).await?;
+            self.carrier = Some(carrier);
+        }
+        // Solaris: the IPMP interface's MTU is the smallest of its members'.
+        let mtu = self.members.iter().filter_map(|m| m.link.as_ref().map(|l| l.mtu)).min();
+        if let Some(mtu) = mtu.filter(|&m| m != self.mtu) {
+            nl.set_mtu(&self.name, mtu).await?;
+            self.mtu = mtu;
+        }
+        Ok(())
+    }
+
+    async fn mirror_routes(&mut self, nl: &Netlink) -> Result<()> {
+        for i in 0..self.members.len() {
+            self.mirror_member(nl, i).await?;
+        }
+        Ok(())
+    }
+
+    async fn mirror_member(&self, nl: &Netlink, i: usize) -> Result<()> {
+        let m = &self.members[i];
+        let Some(link) = &m.link else { return Ok(()) };
+        let routes = nl.routes_through(self.index).await?;
+        nl.mirror_routes(&routes, link.index, m.table).await
+    }
+
+    /// Removes what ipmpd created for this group.
+    pub async fn teardown(self, nl: &Netlink) -> Result<()> {
+        for m in &self.members {
+            nl.remove_member_routing(&m.name, m.table).await?;
+            if let (Some(link), Some(addr)) = (&m.link, m.test_address) {
+                nl.delete_address(link.index, addr).await?;
+            }
+        }
+        self.dataplane.remove()?;
+        // Deleting one end of the veth pair deletes both, with the data
+        // addresses and routes on it.
+        nl.delete_link(self.index).await?;
+        info!("Group {} removed", self.name);
+        Ok(())
+    }
+}
+
+/// Keeps the slots a previous ipmpd gave to members still configured (so
+/// the adopted flow table stays valid); new members get the free slots.
+fn assign_slots(pinned: &[(u8, Member)], config: &GroupConfig) -> HashMap<String, u8> {
+    let mut slots = HashMap::new();
+    for (slot, m) in pinned {
+        let len = m.name.iter().position(|&b| b == 0).unwrap_or(m.name.len());
+        let name = String::from_utf8_lossy(&m.name[..len]).into_owned();
+        if config.members.iter().any(|c| c.interface == name) {
+            slots.insert(name, *slot);
+        }
+    }
+    let taken: Vec<u8> = slots.values().copied().collect();
+    let mut free = (0..MAX_MEMBERS as u8).filter(|s| !taken.contains(s));
+    for c in &config.members {
+        if !slots.contains_key(&c.interface) {
+            slots.insert(c.interface.clone(), free.next().expect("config allows at most MAX_MEMBERS members"));
+        }
+    }
+    slots
+}
+
+/// The XDP attach mode for a member, and why.
+fn xdp_mode(setting: XdpMode, link: &Link) -> (KernelXdpMode, &'static str) {
+    match setting {
+        XdpMode::Native => (KernelXdpMode::Driver, "native mode (configured)"),
+        XdpMode::Generic => (KernelXdpMode::Skb, "generic mode (configured)"),
+        // The kernel drops XDP_TX frames sent into a veth peer that runs no
+        // native XDP program; generic mode delivers them.
+        XdpMode::Auto if link.veth => (KernelXdpMode::Skb, "generic mode (auto: veth member)"),
+        XdpMode::Auto => (KernelXdpMode::Default, "the driver's mode (auto)"),
+    }
+}

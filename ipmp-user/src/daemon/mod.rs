@@ -1,0 +1,123 @@
+//! ipmpd's event loop: kernel changes, control requests, timers and
+//! signals in; each goes to the group it concerns.
+mod group;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::{mpsc, oneshot},
+};
+use tracing::{error, info};
+
+pub use self::group::peer_name;
+use self::group::Group;
+use crate::{
+    config::Config,
+    control::{self, Incoming, Request, Response},
+    dataplane,
+    model::Status,
+    netlink::{self, Netlink},
+};
+
+/// Command-line settings that override the configuration file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub socket: Option<PathBuf>,
+    pub pin_dir: Option<PathBuf>,
+}
+
+pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
+    let socket = overrides.socket.unwrap_or_else(|| config.daemon.control_socket.clone());
+    let pin_dir = overrides.pin_dir.unwrap_or_else(|| config.daemon.pin_dir.clone());
+    let pin_root = dataplane::namespace_pin_dir(&pin_dir)?;
+    // Subscribe before reading any state so no change falls in between.
+    let mut changes = netlink::watch()?;
+    let nl = Netlink::connect()?;
+    let listener = control::bind(&socket)?;
+
+    let mut groups = Vec::new();
+    for g in &config.groups {
+        let group = Group::start(&nl, g, &config.daemon, &pin_root)
+            .await
+            .with_context(|| format!("starting group {}", g.name))?;
+        groups.push(group);
+    }
+
+    let (to_daemon, mut requests) = mpsc::channel(16);
+    tokio::spawn(control::serve(listener, to_daemon));
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    info!("ipmpd ready: {} group(s), control socket {}", groups.len(), socket.display());
+
+    loop {
+        let deadline = groups.iter().filter_map(Group::next_deadline).min();
+        tokio::select! {
+            Some(change) = changes.recv() => {
+                for g in groups.iter_mut() {
+                    if let Err(e) = g.on_change(&nl, &change).await {
+                        error!("{e:#}");
+                    }
+                }
+            }
+            Some(incoming) = requests.recv() => {
+                if let Some((teardown, written)) = answer(&groups, incoming) {
+                    for g in groups {
+                        g.teardown(&nl).await?;
+                    }
+                    remove_if_empty(&pin_root);
+                    let _ = std::fs::remove_file(&socket);
+                    let _ = teardown.send(Response::Done);
+                    let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
+                    info!("Torn down; exiting");
+                    return Ok(());
+                }
+            }
+            _ = sleep_until(deadline) => {
+                for g in groups.iter_mut() {
+                    if g.next_deadline().is_some_and(|d| d <= Instant::now()) {
+                        g.tick(&nl).await?;
+                    }
+                }
+            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+    let _ = std::fs::remove_file(&socket);
+    info!("Exiting; the pinned dataplane keeps forwarding");
+    Ok(())
+}
+
+/// Answers a request, or returns the reply channels of a teardown, which
+/// the loop carries out and answers itself.
+fn answer(groups: &[Group], incoming: Incoming) -> Option<(oneshot::Sender<Response>, oneshot::Receiver<()>)> {
+    let Incoming { request, uid, reply, written } = incoming;
+    if request.is_change() && uid != 0 {
+        let _ = reply.send(Response::Refused("permission denied: only root may change IPMP".into()));
+        return None;
+    }
+    match request {
+        Request::Status => {
+            let status = Status { groups: groups.iter().map(Group::status).collect() };
+            let _ = reply.send(Response::Status(status));
+            None
+        }
+        Request::Teardown => Some((reply, written)),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn remove_if_empty(dir: &Path) {
+    let _ = std::fs::remove_dir(dir);
+}

@@ -1,0 +1,297 @@
+//! The group's kernel side: loading the programs, pinning and adopting them
+//! and their maps, and typed access to the maps. Policy never sees aya.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{anyhow, Context, Result};
+use aya::{
+    maps::{Array, HashMap, MapData, PerCpuArray},
+    programs::{
+        links::{FdLink, PinnedLink},
+        tc::{SchedClassifierLink, TcAttachType},
+        xdp::XdpLink,
+        SchedClassifier, Xdp, XdpMode,
+    },
+    TestRun, TestRunOptions, TestRunResult,
+    Ebpf, EbpfLoader,
+};
+use ipmp_common::{
+    FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, MAP_ACTIVE_TABLE, MAP_DROPS,
+    MAP_FLOW_TABLE, MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_SLOTS, MAP_MEMBER_STATS, MAX_MEMBERS,
+    PROG_EGRESS, PROG_MEMBER_XDP,
+};
+
+/// The kernel programs, built by build.rs for bpfel-unknown-none.
+static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ipmp"));
+
+const EGRESS_LINK_PIN: &str = "link_egress";
+
+/// Whether an attachment was taken over from a previous ipmpd or made anew.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attached {
+    Adopted,
+    New,
+}
+
+/// One group's programs and maps, pinned under `pin_dir`.
+pub struct GroupDataplane {
+    ebpf: Ebpf,
+    pin_dir: PathBuf,
+}
+
+impl GroupDataplane {
+    /// Loads the programs, reusing the maps pinned in `pin_dir` (a previous
+    /// ipmpd's flow table and counters) or creating and pinning them there.
+    pub fn load(pin_dir: &Path) -> Result<Self> {
+        fs::create_dir_all(pin_dir)
+            .with_context(|| format!("cannot create pin directory {}", pin_dir.display()))?;
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(pin_dir)
+            .load(PROGRAMS)
+            .context("loading the ipmp eBPF programs")?;
+        let egress: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
+        egress.load().context("verifying the egress program")?;
+        let member: &mut Xdp = program(&mut ebpf, PROG_MEMBER_XDP)?;
+        member.load().context("verifying the member XDP program")?;
+        Ok(GroupDataplane { ebpf, pin_dir: pin_dir.to_owned() })
+    }
+
+    /// Attaches the egress program to the group interface, atomically
+    /// replacing the program of a pinned attachment when there is one, so
+    /// forwarding never stops across an ipmpd restart.
+    pub fn attach_egress(&mut self, group_if: &str) -> Result<Attached> {
+        let pin = self.pin_dir.join(EGRESS_LINK_PIN);
+        let prog: &mut SchedClassifier = program(&mut self.ebpf, PROG_EGRESS)?;
+        if let Some(link) = pinned_link(&pin) {
+            let swapped = SchedClassifierLink::try_from(link)
+                .map_err(anyhow::Error::from)
+                .and_then(|l| prog.attach_to_link(l).map_err(anyhow::Error::from));
+            if swapped.is_ok() {
+                return Ok(Attached::Adopted);
+            }
+            remove_pin(&pin)?;
+        }
+        let id = prog
+            .attach(group_if, TcAttachType::Egress)
+            .with_context(|| format!("attaching the egress program to {group_if}"))?;
+        let link: FdLink = prog.take_link(id)?.try_into()?;
+        link.pin(&pin).with_context(|| format!("pinning {}", pin.display()))?;
+        Ok(Attached::New)
+    }
+
+    /// Attaches the member XDP program to `member`, adopting a pinned
+    /// attachment like [`Self::attach_egress`].
+    pub fn attach_member(&mut self, member: &str, mode: XdpMode) -> Result<Attached> {
+        let pin = self.member_link_pin(member);
+        let prog: &mut Xdp = program(&mut self.ebpf, PROG_MEMBER_XDP)?;
+        if let Some(link) = pinned_link(&pin) {
+            let swapped = XdpLink::try_from(link)
+                .map_err(anyhow::Error::from)
+                .and_then(|l| prog.attach_to_link(l).map_err(anyhow::Error::from));
+            if swapped.is_ok() {
+                return Ok(Attached::Adopted);
+            }
+            // The interface it was attached to is gone: start afresh.
+            remove_pin(&pin)?;
+        }
+        let id = prog
+            .attach(member, mode)
+            .with_context(|| format!("attaching the XDP program to {member}"))?;
+        let link: FdLink = prog.take_link(id)?.try_into()?;
+        link.pin(&pin).with_context(|| format!("pinning {}", pin.display()))?;
+        Ok(Attached::New)
+    }
+
+    fn member_link_pin(&self, member: &str) -> PathBuf {
+        self.pin_dir.join(format!("link_xdp_{member}"))
+    }
+
+    /// The flow table the dataplane is reading now.
+    pub fn flow_table(&self) -> Result<FlowTable> {
+        let active = self.active_copy()?;
+        let tables: Array<&MapData, FlowTable> = map(&self.ebpf, MAP_FLOW_TABLE)?;
+        Ok(tables.get(&active, 0)?)
+    }
+
+    fn active_copy(&self) -> Result<u32> {
+        let index: Array<&MapData, u32> = map(&self.ebpf, MAP_ACTIVE_TABLE)?;
+        Ok(index.get(&0, 0)? & 1)
+    }
+
+    /// Writes `table` into the copy the dataplane is not reading, then flips
+    /// to it: packets see the old table or the new one, never a mix.
+    pub fn write_flow_table(&mut self, table: &FlowTable) -> Result<()> {
+        let spare = self.active_copy()? ^ 1;
+        let mut tables: Array<&mut MapData, FlowTable> = map_mut(&mut self.ebpf, MAP_FLOW_TABLE)?;
+        tables.set(spare, table, 0)?;
+        let mut index: Array<&mut MapData, u32> = map_mut(&mut self.ebpf, MAP_ACTIVE_TABLE)?;
+        index.set(0, spare, 0)?;
+        Ok(())
+    }
+
+    /// Member slots as a previous ipmpd left them (slot, member).
+    pub fn members(&self) -> Result<Vec<(u8, Member)>> {
+        let members: Array<&MapData, Member> = map(&self.ebpf, MAP_MEMBERS)?;
+        let mut found = Vec::new();
+        for slot in 0..MAX_MEMBERS {
+            let m = members.get(&slot, 0)?;
+            if m.name[0] != 0 {
+                found.push((slot as u8, m));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Publishes `member` in `slot` (ifindex 0 while the interface is missing).
+    pub fn set_member(&mut self, slot: u8, member: &Member) -> Result<()> {
+        let mut members: Array<&mut MapData, Member> = map_mut(&mut self.ebpf, MAP_MEMBERS)?;
+        members.set(slot as u32, member, 0)?;
+        let mut slots: HashMap<&mut MapData, u32, u32> = map_mut(&mut self.ebpf, MAP_MEMBER_SLOTS)?;
+        // Drop any stale ifindex of this slot before adding the current one.
+        let stale: Vec<u32> = slots
+            .iter()
+            .filter_map(|kv| kv.ok())
+            .filter(|&(ifindex, s)| s == slot as u32 && ifindex != member.ifindex)
+            .map(|(ifindex, _)| ifindex)
+            .collect();
+        for ifindex in stale {
+            slots.remove(&ifindex)?;
+        }
+        if member.ifindex != 0 {
+            slots.insert(member.ifindex, slot as u32, 0)?;
+        }
+        Ok(())
+    }
+
+    pub fn set_group(&mut self, config: &GroupConfig) -> Result<()> {
+        let mut group: Array<&mut MapData, GroupConfig> = map_mut(&mut self.ebpf, MAP_GROUP)?;
+        group.set(0, config, 0)?;
+        Ok(())
+    }
+
+    /// A member's counters, summed over CPUs.
+    pub fn member_counters(&self, slot: u8) -> Result<MemberCounters> {
+        let stats: PerCpuArray<&MapData, MemberCounters> = map(&self.ebpf, MAP_MEMBER_STATS)?;
+        let mut sum = MemberCounters::default();
+        for c in stats.get(&(slot as u32), 0)?.iter() {
+            sum.add(c);
+        }
+        Ok(sum)
+    }
+
+    /// Dropped packets by reason (`ipmp_common::DROP_*`), summed over CPUs.
+    pub fn drops(&self) -> Result<[u64; DROP_REASONS as usize]> {
+        let drops: PerCpuArray<&MapData, u64> = map(&self.ebpf, MAP_DROPS)?;
+        let mut sum = [0; DROP_REASONS as usize];
+        for (reason, total) in sum.iter_mut().enumerate() {
+            *total = drops.get(&(reason as u32), 0)?.iter().sum();
+        }
+        Ok(sum)
+    }
+
+    /// Runs one of the group's programs on `packet` in the kernel
+    /// (BPF_PROG_TEST_RUN), for benchmarks: returns the program's verdict
+    /// and the kernel's average time per run.
+    pub fn test_run(&mut self, name: &str, packet: &[u8], repeat: u32) -> Result<TestRunResult> {
+        test_run(&mut self.ebpf, name, packet, repeat)
+    }
+
+    /// Detaches everything and removes the group's pins.
+    pub fn remove(self) -> Result<()> {
+        let dir = self.pin_dir.clone();
+        drop(self);
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+    }
+}
+
+/// Runs program `name` of `ebpf` (TC or XDP) on `packet` `repeat` times.
+pub fn test_run(ebpf: &mut Ebpf, name: &str, packet: &[u8], repeat: u32) -> Result<TestRunResult> {
+    let opts = TestRunOptions { data_in: Some(packet), repeat, ..TestRunOptions::new() };
+    let prog = ebpf.program_mut(name).ok_or_else(|| anyhow!("no program {name}"))?;
+    Ok(match prog {
+        aya::programs::Program::SchedClassifier(p) => p.test_run(opts)?,
+        aya::programs::Program::Xdp(p) => p.test_run(opts)?,
+        _ => anyhow::bail!("program {name} is neither TC nor XDP"),
+    })
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing from the eBPF object"))?;
+    Ok(prog.try_into()?)
+}
+
+fn map<'a, T>(ebpf: &'a Ebpf, name: &str) -> Result<T>
+where
+    T: TryFrom<&'a aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let m = ebpf.map(name).ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))?;
+    Ok(T::try_from(m)?)
+}
+
+fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<T>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let m = ebpf
+        .map_mut(name)
+        .ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))?;
+    Ok(T::try_from(m)?)
+}
+
+fn pinned_link(pin: &Path) -> Option<FdLink> {
+    PinnedLink::from_pin(pin).ok().map(FdLink::from)
+}
+
+fn remove_pin(pin: &Path) -> Result<()> {
+    match fs::remove_file(pin) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing stale pin {}", pin.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The pin directory of this network namespace: `<pin_dir>/<netns inode>`,
+/// so ipmpd instances in different namespaces never share pins. Mounts bpffs
+/// on /sys/fs/bpf when it is not there (as under `ip netns exec`).
+pub fn namespace_pin_dir(pin_dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    ensure_bpffs(pin_dir)?;
+    let ino = fs::metadata("/proc/self/ns/net")
+        .context("reading /proc/self/ns/net")?
+        .ino();
+    Ok(pin_dir.join(ino.to_string()))
+}
+
+fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    const BPFFS: &str = "/sys/fs/bpf";
+    let mut probe = pin_dir.to_path_buf();
+    while !probe.exists() {
+        if !probe.pop() {
+            break;
+        }
+    }
+    let is_bpffs = nix::sys::statfs::statfs(&probe)
+        .map(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+        .unwrap_or(false);
+    if is_bpffs {
+        return Ok(());
+    }
+    if !pin_dir.starts_with(BPFFS) {
+        return Err(anyhow!(
+            "pin_dir {} is not on a bpf filesystem; mount one there (mount -t bpf bpf DIR) or use /sys/fs/bpf",
+            pin_dir.display()
+        ));
+    }
+    nix::mount::mount(Some("bpf"), BPFFS, Some("bpf"), nix::mount::MsFlags::empty(), None::<&str>)
+        .context("mounting bpffs on /sys/fs/bpf")?;
+    Ok(())
+}

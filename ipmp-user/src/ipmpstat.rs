@@ -1,0 +1,812 @@
+//! ipmpstat's output (`ipmpctl stat`): each mode is a table of fields, and
+//! a selection of them is printed the way illumos ipmpstat prints through
+//! libofmt (human columns, `-P` parseable lines), or as JSON.
+use std::fmt;
+
+use crate::model::{GroupStatus, MemberState, MemberStatus, Status};
+
+/// An ipmpstat output mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `-g`: one row per group.
+    Group,
+    /// `-i`: one row per member.
+    Interface,
+}
+
+impl Mode {
+    fn option(self) -> &'static str {
+        match self {
+            Mode::Group => "-g",
+            Mode::Interface => "-i",
+        }
+    }
+}
+
+/// The fields chosen with `-o`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Fields {
+    /// No `-o`: the mode's fields that fit in 80 columns.
+    #[default]
+    Default,
+    /// `-o all`.
+    All,
+    /// `-o NAME,...`: names as given, matched without regard to case.
+    Named(Vec<String>),
+}
+
+impl Fields {
+    /// Reads `-o`'s argument: `all`, or field names separated by commas.
+    pub fn from_arg(arg: &str) -> Fields {
+        if arg.trim().eq_ignore_ascii_case("all") {
+            return Fields::All;
+        }
+        Fields::Named(
+            arg.split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    pub fields: Fields,
+    /// `-P`: colon-separated values, no header.
+    pub parseable: bool,
+    /// `--json`: one JSON array of objects.
+    pub json: bool,
+}
+
+/// What to print: `text` on standard output (each line ends with a
+/// newline), `warnings` on standard error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    pub warnings: Vec<String>,
+}
+
+/// Why nothing can be printed; its `Display` is the message for stderr.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputError {
+    /// `-P` without `-o`: the fields of a mode may change over time, so a
+    /// script must name the ones it reads.
+    ParseableWithoutFields,
+    /// `-P` with `-o all`, for the same reason.
+    ParseableAll,
+    /// `-P` and `--json`: two output forms at once.
+    ParseableJson,
+    /// `-P` with fields the mode does not have.
+    UnknownFields { mode: Mode, names: Vec<String> },
+    /// Not one field the mode has was named.
+    NoValidFields { mode: Mode },
+}
+
+impl fmt::Display for OutputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputError::ParseableWithoutFields => {
+                f.write_str("-P requires -o with explicit fields")
+            }
+            OutputError::ParseableAll => {
+                f.write_str("-P requires -o with explicit fields; 'all' is not allowed")
+            }
+            OutputError::ParseableJson => f.write_str("-P and --json cannot be used together"),
+            OutputError::UnknownFields { mode, names } => {
+                f.write_str(&unknown_fields("unknown output", *mode, names))
+            }
+            OutputError::NoValidFields { mode } => write!(
+                f,
+                "no valid output fields ({} has {})",
+                mode.option(),
+                field_names(*mode)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OutputError {}
+
+/// ofmt's wording, with the fields the mode has, so the fix is at hand.
+fn unknown_fields(what: &str, mode: Mode, names: &[String]) -> String {
+    let plural = if names.len() > 1 { "s" } else { "" };
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}'")).collect();
+    format!(
+        "{what} field{plural}: {} ({} has {})",
+        quoted.join(" "),
+        mode.option(),
+        field_names(mode)
+    )
+}
+
+fn field_names(mode: Mode) -> String {
+    fn names<V>(fields: &[Field<V>]) -> String {
+        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        names.join(",")
+    }
+    match mode {
+        Mode::Group => names(GROUP_FIELDS),
+        Mode::Interface => names(INTERFACE_FIELDS),
+    }
+}
+
+/// One ipmpstat field: its name (header, `-o`, lower-cased as JSON key),
+/// its width in human output, and how to read it from a row. `V` is the
+/// mode's kind of reader, as each mode has its own kind of row.
+struct Field<V> {
+    name: &'static str,
+    width: usize,
+    value: V,
+}
+
+const fn field<V>(name: &'static str, width: usize, value: V) -> Field<V> {
+    Field { name, width, value }
+}
+
+type GroupValue = fn(&GroupStatus) -> String;
+type InterfaceValue = fn(&GroupStatus, &MemberStatus) -> String;
+
+/// `-g`, in ipmpstat's order and widths. GROUP is the group interface's
+/// name and GROUPNAME the group's; here they are the same.
+const GROUP_FIELDS: &[Field<GroupValue>] = &[
+    field("GROUP", 12, |g| g.name.clone()),
+    field("GROUPNAME", 12, |g| g.name.clone()),
+    field("STATE", 10, |g| g.state.to_string()),
+    field("FDT", 10, fdt),
+    field("INTERFACES", 30, interfaces),
+];
+
+/// `-i`, in ipmpstat's order and widths.
+const INTERFACE_FIELDS: &[Field<InterfaceValue>] = &[
+    field("INTERFACE", 12, |_, m| m.name.clone()),
+    field("ACTIVE", 8, |_, m| yes_no(m.active)),
+    field("GROUP", 12, |g, _| g.name.clone()),
+    field("FLAGS", 10, |_, m| flags(m)),
+    field("LINK", 10, |_, m| m.link.to_string()),
+    field("PROBE", 10, |_, m| m.probe.to_string()),
+    field("STATE", 10, |_, m| m.state.to_string()),
+];
+
+/// Empty without probing: there is no failure detection time then.
+fn fdt(group: &GroupStatus) -> String {
+    group
+        .fdt_ms
+        .map(|ms| format!("{:.2}s", ms as f64 / 1000.0))
+        .unwrap_or_default()
+}
+
+/// Active members, then `(inactive)` ones (usable, not active), then
+/// `[unusable]` ones, each list in member order.
+fn interfaces(group: &GroupStatus) -> String {
+    let (mut active, mut inactive, mut unusable) = (Vec::new(), Vec::new(), Vec::new());
+    for member in &group.members {
+        let list = if member.active {
+            &mut active
+        } else if member.state == MemberState::Ok {
+            &mut inactive
+        } else {
+            &mut unusable
+        };
+        list.push(member.name.as_str());
+    }
+    let mut parts = Vec::new();
+    if !active.is_empty() {
+        parts.push(active.join(" "));
+    }
+    if !inactive.is_empty() {
+        parts.push(format!("({})", inactive.join(" ")));
+    }
+    if !unusable.is_empty() {
+        parts.push(format!("[{}]", unusable.join(" ")));
+    }
+    parts.join(" ")
+}
+
+fn yes_no(yes: bool) -> String {
+    if yes { "yes" } else { "no" }.to_owned()
+}
+
+/// `ismbMdh`, `-` for each flag not set.
+fn flags(member: &MemberStatus) -> String {
+    let f = &member.flags;
+    [
+        (f.inactive, 'i'),
+        (f.standby, 's'),
+        (f.mcast4, 'm'),
+        (f.bcast4, 'b'),
+        (f.mcast6, 'M'),
+        (f.down, 'd'),
+        (f.dup_hwaddr, 'h'),
+    ]
+    .iter()
+    .map(|&(set, c)| if set { c } else { '-' })
+    .collect()
+}
+
+/// The fields and their values, ready to print in any form.
+struct Table {
+    /// Name and width of each selected field.
+    columns: Vec<(&'static str, usize)>,
+    rows: Vec<Vec<String>>,
+}
+
+/// Prints `status` in `mode`. Rows come in snapshot order: groups in
+/// order, members in order.
+pub fn render(status: &Status, mode: Mode, opts: &OutputOptions) -> Result<Rendered, OutputError> {
+    let (table, warnings) = match mode {
+        Mode::Group => {
+            let (fields, warnings) = select(mode, GROUP_FIELDS, opts)?;
+            let rows = status
+                .groups
+                .iter()
+                .map(|g| fields.iter().map(|f| (f.value)(g)).collect())
+                .collect();
+            (table(&fields, rows), warnings)
+        }
+        Mode::Interface => {
+            let (fields, warnings) = select(mode, INTERFACE_FIELDS, opts)?;
+            let rows = status
+                .groups
+                .iter()
+                .flat_map(|g| g.members.iter().map(move |m| (g, m)))
+                .map(|(g, m)| fields.iter().map(|f| (f.value)(g, m)).collect())
+                .collect();
+            (table(&fields, rows), warnings)
+        }
+    };
+    let text = if opts.json {
+        json(&table)
+    } else if opts.parseable {
+        parseable(&table)
+    } else {
+        human(&table)
+    };
+    Ok(Rendered { text, warnings })
+}
+
+fn table<V>(fields: &[&Field<V>], rows: Vec<Vec<String>>) -> Table {
+    Table {
+        columns: fields.iter().map(|f| (f.name, f.width)).collect(),
+        rows,
+    }
+}
+
+/// ipmpstat gives ofmt this many columns for the fields shown without `-o`.
+const DEFAULT_COLUMNS: usize = 80;
+
+/// The fields `opts` asks for, in the order asked, with the warnings to
+/// give; ofmt's rules.
+fn select<'f, V>(
+    mode: Mode,
+    fields: &'f [Field<V>],
+    opts: &OutputOptions,
+) -> Result<(Vec<&'f Field<V>>, Vec<String>), OutputError> {
+    if opts.parseable && opts.json {
+        return Err(OutputError::ParseableJson);
+    }
+    let names = match &opts.fields {
+        // `-o all` arrives this way when the caller splits at commas.
+        Fields::Named(names) if names.len() == 1 && names[0].eq_ignore_ascii_case("all") => None,
+        Fields::Named(names) => Some(names),
+        Fields::All => None,
+        Fields::Default if opts.parseable => return Err(OutputError::ParseableWithoutFields),
+        Fields::Default => {
+            let mut used = 0;
+            let fitting = fields
+                .iter()
+                .take_while(|f| {
+                    used += f.width;
+                    used <= DEFAULT_COLUMNS
+                })
+                .collect();
+            return Ok((fitting, Vec::new()));
+        }
+    };
+    let Some(names) = names else {
+        if opts.parseable {
+            return Err(OutputError::ParseableAll);
+        }
+        return Ok((fields.iter().collect(), Vec::new()));
+    };
+    let mut selected = Vec::new();
+    let mut unknown = Vec::new();
+    for name in names.iter().filter(|n| !n.is_empty()) {
+        match fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)) {
+            Some(field) => selected.push(field),
+            None => unknown.push(name.clone()),
+        }
+    }
+    if selected.is_empty() {
+        return Err(OutputError::NoValidFields { mode });
+    }
+    if unknown.is_empty() {
+        return Ok((selected, Vec::new()));
+    }
+    if opts.parseable {
+        return Err(OutputError::UnknownFields {
+            mode,
+            names: unknown,
+        });
+    }
+    let warning = unknown_fields("ignoring unknown output", mode, &unknown);
+    Ok((selected, vec![warning]))
+}
+
+/// ofmt's human form: each field left-aligned in its width (the width
+/// includes the space before the next field), `--` for an empty value,
+/// the last field not padded. A value that does not fit is followed by
+/// one space, and the next fields give up padding to catch up. The header
+/// comes with the first row, so no rows print nothing.
+fn human(table: &Table) -> String {
+    let mut out = String::new();
+    if table.rows.is_empty() {
+        return out;
+    }
+    human_line(&mut out, &table.columns, table.columns.iter().map(|c| c.0));
+    for row in &table.rows {
+        let values = row
+            .iter()
+            .map(|v| if v.is_empty() { "--" } else { v.as_str() });
+        human_line(&mut out, &table.columns, values);
+    }
+    out
+}
+
+fn human_line<'a>(
+    out: &mut String,
+    columns: &[(&str, usize)],
+    values: impl Iterator<Item = &'a str>,
+) {
+    // How far the line runs past where the columns should be.
+    let mut overflow = 0;
+    let last = columns.len() - 1;
+    for (i, (value, &(_, width))) in values.zip(columns).enumerate() {
+        if i == last {
+            out.push_str(value);
+            break;
+        }
+        let len = value.chars().count();
+        if len + overflow >= width {
+            overflow = overflow + len + 1 - width;
+            out.push_str(value);
+            out.push(' ');
+        } else {
+            let caught_up = overflow.min(width - len);
+            overflow -= caught_up;
+            out.push_str(&format!("{value:<0$}", width - caught_up));
+        }
+    }
+    out.push('\n');
+}
+
+/// ofmt's `-P` form: values joined by `:`, `:` and `\` in a value escaped
+/// with `\`, empty values empty, no header. A single field is printed as
+/// it is, since there is no separator to mistake.
+fn parseable(table: &Table) -> String {
+    let mut out = String::new();
+    for row in &table.rows {
+        if let [value] = row.as_slice() {
+            out.push_str(value);
+        } else {
+            let escaped: Vec<String> = row
+                .iter()
+                .map(|v| v.replace('\\', "\\\\").replace(':', "\\:"))
+                .collect();
+            out.push_str(&escaped.join(":"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `--json`: an array with one object per row, keys the lower-case field
+/// names in the selected order, values as the human form prints them but
+/// empty for an empty field. Written by hand to keep the key order.
+fn json(table: &Table) -> String {
+    let objects: Vec<String> = table
+        .rows
+        .iter()
+        .map(|row| {
+            let members: Vec<String> = table
+                .columns
+                .iter()
+                .zip(row)
+                .map(|(&(name, _), value)| {
+                    format!(
+                        "{}:{}",
+                        json_string(&name.to_ascii_lowercase()),
+                        json_string(value)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", members.join(","))
+        })
+        .collect();
+    format!("[{}]\n", objects.join(","))
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GroupState, LinkState, MemberFlags, ProbeState};
+
+    fn member(
+        name: &str,
+        active: bool,
+        link: LinkState,
+        probe: ProbeState,
+        state: MemberState,
+    ) -> MemberStatus {
+        MemberStatus {
+            name: name.into(),
+            active,
+            flags: MemberFlags::default(),
+            link,
+            probe,
+            state,
+        }
+    }
+
+    /// The tutorial's hivemind after cable 1 is pulled with probing on:
+    /// rge0 casts, e1000g0 failed with its link down.
+    fn cable_pulled() -> Status {
+        let mut rge0 = member("rge0", true, LinkState::Up, ProbeState::Ok, MemberState::Ok);
+        rge0.flags.mcast4 = true;
+        rge0.flags.bcast4 = true;
+        Status {
+            groups: vec![GroupStatus {
+                name: "production0".into(),
+                state: GroupState::Degraded,
+                fdt_ms: Some(10_000),
+                members: vec![
+                    rge0,
+                    member(
+                        "e1000g1",
+                        true,
+                        LinkState::Up,
+                        ProbeState::Ok,
+                        MemberState::Ok,
+                    ),
+                    member(
+                        "e1000g0",
+                        false,
+                        LinkState::Down,
+                        ProbeState::Failed,
+                        MemberState::Failed,
+                    ),
+                ],
+            }],
+        }
+    }
+
+    fn options(fields: Fields, parseable: bool, json: bool) -> OutputOptions {
+        OutputOptions {
+            fields,
+            parseable,
+            json,
+        }
+    }
+
+    fn named(names: &[&str]) -> Fields {
+        Fields::Named(names.iter().map(|&n| n.to_owned()).collect())
+    }
+
+    fn text(status: &Status, mode: Mode, opts: &OutputOptions) -> String {
+        let rendered = render(status, mode, opts).unwrap();
+        assert_eq!(rendered.warnings, Vec::<String>::new());
+        rendered.text
+    }
+
+    #[test]
+    fn interfaces_after_cable_pulled() {
+        assert_eq!(
+            text(&cable_pulled(), Mode::Interface, &OutputOptions::default()),
+            "INTERFACE   ACTIVE  GROUP       FLAGS     LINK      PROBE     STATE\n\
+             rge0        yes     production0 --mb---   up        ok        ok\n\
+             e1000g1     yes     production0 -------   up        ok        ok\n\
+             e1000g0     no      production0 -------   down      failed    failed\n"
+        );
+    }
+
+    #[test]
+    fn groups_after_cable_pulled() {
+        assert_eq!(
+            text(&cable_pulled(), Mode::Group, &OutputOptions::default()),
+            "GROUP       GROUPNAME   STATE     FDT       INTERFACES\n\
+             production0 production0 degraded  10.00s    rge0 e1000g1 [e1000g0]\n"
+        );
+    }
+
+    /// Link-based only (no FDT), a standby kept inactive, an offline
+    /// member, and a group that has no member yet.
+    #[test]
+    fn groups_inactive_unusable_and_empty() {
+        let mut standby = member(
+            "e1000g1",
+            false,
+            LinkState::Up,
+            ProbeState::Disabled,
+            MemberState::Ok,
+        );
+        standby.flags.standby = true;
+        standby.flags.inactive = true;
+        let status = Status {
+            groups: vec![
+                GroupStatus {
+                    name: "production0".into(),
+                    state: GroupState::Degraded,
+                    fdt_ms: None,
+                    members: vec![
+                        member(
+                            "rge0",
+                            false,
+                            LinkState::Up,
+                            ProbeState::Disabled,
+                            MemberState::Offline,
+                        ),
+                        standby,
+                        member(
+                            "e1000g0",
+                            true,
+                            LinkState::Up,
+                            ProbeState::Disabled,
+                            MemberState::Ok,
+                        ),
+                        member(
+                            "e1000g2",
+                            false,
+                            LinkState::Unknown,
+                            ProbeState::Disabled,
+                            MemberState::Unknown,
+                        ),
+                    ],
+                },
+                GroupStatus {
+                    name: "test0".into(),
+                    state: GroupState::Failed,
+                    fdt_ms: Some(2500),
+                    members: vec![],
+                },
+            ],
+        };
+        assert_eq!(
+            text(&status, Mode::Group, &OutputOptions::default()),
+            "GROUP       GROUPNAME   STATE     FDT       INTERFACES\n\
+             production0 production0 degraded  --        e1000g0 (e1000g1) [rge0 e1000g2]\n\
+             test0       test0       failed    2.50s     --\n"
+        );
+        assert_eq!(
+            text(&status, Mode::Interface, &OutputOptions::default()),
+            "INTERFACE   ACTIVE  GROUP       FLAGS     LINK      PROBE     STATE\n\
+             rge0        no      production0 -------   up        disabled  offline\n\
+             e1000g1     no      production0 is-----   up        disabled  ok\n\
+             e1000g0     yes     production0 -------   up        disabled  ok\n\
+             e1000g2     no      production0 -------   unknown   disabled  unknown\n"
+        );
+    }
+
+    #[test]
+    fn every_flag() {
+        let mut status = cable_pulled();
+        status.groups[0].members[0].flags = MemberFlags {
+            inactive: true,
+            standby: true,
+            mcast4: true,
+            bcast4: true,
+            mcast6: true,
+            down: true,
+            dup_hwaddr: true,
+        };
+        let opts = options(named(&["interface", "flags"]), false, false);
+        assert_eq!(
+            text(&status, Mode::Interface, &opts),
+            "INTERFACE   FLAGS\nrge0        ismbMdh\ne1000g1     -------\ne1000g0     -------\n"
+        );
+    }
+
+    /// A value as wide as its field or wider is followed by one space and
+    /// pushes the rest right until later fields' padding takes it up.
+    #[test]
+    fn wide_values_push_the_rest_right() {
+        let mut status = cable_pulled();
+        status.groups[0].name = "production12".into();
+        status.groups[0].members[1].name = "averyverylongname".into();
+        assert_eq!(
+            text(&status, Mode::Interface, &OutputOptions::default()),
+            "INTERFACE   ACTIVE  GROUP       FLAGS     LINK      PROBE     STATE\n\
+             rge0        yes     production12 --mb---  up        ok        ok\n\
+             averyverylongname yes production12 ------- up       ok        ok\n\
+             e1000g0     no      production12 -------  down      failed    failed\n"
+        );
+    }
+
+    #[test]
+    fn no_rows_print_nothing() {
+        let empty = Status::default();
+        assert_eq!(text(&empty, Mode::Group, &OutputOptions::default()), "");
+        let parseable = options(named(&["group"]), true, false);
+        assert_eq!(text(&empty, Mode::Interface, &parseable), "");
+        assert_eq!(
+            text(
+                &empty,
+                Mode::Interface,
+                &options(Fields::Default, false, true)
+            ),
+            "[]\n"
+        );
+    }
+
+    #[test]
+    fn chosen_fields_in_their_order_any_case() {
+        let opts = options(named(&["interface", "STATE", "Link"]), false, false);
+        assert_eq!(
+            text(&cable_pulled(), Mode::Interface, &opts),
+            "INTERFACE   STATE     LINK\n\
+             rge0        ok        up\n\
+             e1000g1     ok        up\n\
+             e1000g0     failed    down\n"
+        );
+    }
+
+    #[test]
+    fn all_is_every_field() {
+        let status = cable_pulled();
+        let default = text(&status, Mode::Group, &OutputOptions::default());
+        for fields in [Fields::All, named(&["ALL"]), Fields::from_arg("all")] {
+            assert_eq!(
+                text(&status, Mode::Group, &options(fields, false, false)),
+                default
+            );
+        }
+        let all = text(
+            &status,
+            Mode::Interface,
+            &options(Fields::All, false, false),
+        );
+        assert!(all
+            .starts_with("INTERFACE   ACTIVE  GROUP       FLAGS     LINK      PROBE     STATE\n"));
+    }
+
+    #[test]
+    fn fields_from_arg() {
+        assert_eq!(Fields::from_arg("All"), Fields::All);
+        assert_eq!(
+            Fields::from_arg("group, state,,fdt"),
+            named(&["group", "state", "fdt"])
+        );
+        assert_eq!(Fields::from_arg("all,group"), named(&["all", "group"]));
+    }
+
+    #[test]
+    fn unknown_field_is_a_warning_in_human_output() {
+        let opts = options(named(&["interface", "speed", "state"]), false, false);
+        let rendered = render(&cable_pulled(), Mode::Interface, &opts).unwrap();
+        assert_eq!(
+            rendered.warnings,
+            ["ignoring unknown output field: `speed' (-i has INTERFACE,ACTIVE,GROUP,FLAGS,LINK,PROBE,STATE)"]
+        );
+        assert!(rendered
+            .text
+            .starts_with("INTERFACE   STATE\nrge0        ok\n"));
+
+        let opts = options(named(&["group", "speed", "mtu"]), false, true);
+        let rendered = render(&cable_pulled(), Mode::Group, &opts).unwrap();
+        assert_eq!(
+            rendered.warnings,
+            ["ignoring unknown output fields: `speed' `mtu' (-g has GROUP,GROUPNAME,STATE,FDT,INTERFACES)"]
+        );
+        assert_eq!(rendered.text, "[{\"group\":\"production0\"}]\n");
+    }
+
+    #[test]
+    fn unknown_field_is_an_error_with_parseable() {
+        let opts = options(named(&["interface", "speed"]), true, false);
+        let err = render(&cable_pulled(), Mode::Interface, &opts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown output field: `speed' (-i has INTERFACE,ACTIVE,GROUP,FLAGS,LINK,PROBE,STATE)"
+        );
+    }
+
+    #[test]
+    fn no_known_field_is_an_error() {
+        for parseable in [false, true] {
+            let opts = options(named(&["speed"]), parseable, false);
+            let err = render(&cable_pulled(), Mode::Group, &opts).unwrap_err();
+            assert_eq!(err, OutputError::NoValidFields { mode: Mode::Group });
+            assert_eq!(
+                err.to_string(),
+                "no valid output fields (-g has GROUP,GROUPNAME,STATE,FDT,INTERFACES)"
+            );
+        }
+    }
+
+    #[test]
+    fn parseable_needs_named_fields() {
+        let status = cable_pulled();
+        let err = render(&status, Mode::Group, &options(Fields::Default, true, false)).unwrap_err();
+        assert_eq!(err.to_string(), "-P requires -o with explicit fields");
+        for fields in [Fields::All, named(&["all"])] {
+            let err = render(&status, Mode::Group, &options(fields, true, false)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "-P requires -o with explicit fields; 'all' is not allowed"
+            );
+        }
+        let err = render(
+            &status,
+            Mode::Group,
+            &options(named(&["group"]), true, true),
+        )
+        .unwrap_err();
+        assert_eq!(err, OutputError::ParseableJson);
+    }
+
+    #[test]
+    fn parseable_output() {
+        let opts = options(
+            named(&["interface", "active", "flags", "probe"]),
+            true,
+            false,
+        );
+        assert_eq!(
+            text(&cable_pulled(), Mode::Interface, &opts),
+            "rge0:yes:--mb---:ok\ne1000g1:yes:-------:ok\ne1000g0:no:-------:failed\n"
+        );
+        // An empty field stays empty.
+        let opts = options(named(&["group", "fdt", "state"]), true, false);
+        let mut status = cable_pulled();
+        status.groups[0].fdt_ms = None;
+        assert_eq!(text(&status, Mode::Group, &opts), "production0::degraded\n");
+    }
+
+    #[test]
+    fn parseable_escapes_colon_and_backslash() {
+        let mut status = cable_pulled();
+        status.groups[0].name = r"a:b\c".into();
+        let opts = options(named(&["interface", "group"]), true, false);
+        assert_eq!(
+            text(&status, Mode::Interface, &opts),
+            "rge0:a\\:b\\\\c\ne1000g1:a\\:b\\\\c\ne1000g0:a\\:b\\\\c\n"
+        );
+        // One field: nothing to tell apart, printed as it is.
+        let opts = options(named(&["group"]), true, false);
+        assert_eq!(text(&status, Mode::Group, &opts), "a:b\\c\n");
+    }
+
+    #[test]
+    fn json_output() {
+        let mut status = cable_pulled();
+        status.groups[0].fdt_ms = None;
+        assert_eq!(
+            text(&status, Mode::Group, &options(Fields::Default, false, true)),
+            "[{\"group\":\"production0\",\"groupname\":\"production0\",\"state\":\"degraded\",\
+             \"fdt\":\"\",\"interfaces\":\"rge0 e1000g1 [e1000g0]\"}]\n"
+        );
+        let opts = options(named(&["STATE", "interface", "flags"]), false, true);
+        let json = text(&status, Mode::Interface, &opts);
+        assert_eq!(
+            json,
+            "[{\"state\":\"ok\",\"interface\":\"rge0\",\"flags\":\"--mb---\"},\
+             {\"state\":\"ok\",\"interface\":\"e1000g1\",\"flags\":\"-------\"},\
+             {\"state\":\"failed\",\"interface\":\"e1000g0\",\"flags\":\"-------\"}]\n"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed[2]["state"], "failed");
+    }
+
+    #[test]
+    fn json_escapes_strings() {
+        let mut status = cable_pulled();
+        status.groups[0].name = "quo\"te\\".into();
+        let opts = options(named(&["group"]), false, true);
+        let json = text(&status, Mode::Group, &opts);
+        assert_eq!(json, "[{\"group\":\"quo\\\"te\\\\\"}]\n");
+    }
+}

@@ -1,0 +1,9 @@
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod dataplane;
+pub mod ipmpstat;
+pub mod model;
+pub mod netlink;
+pub mod policy;
+pub mod sysctl;

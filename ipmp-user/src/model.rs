@@ -1,0 +1,108 @@
+//! The plain data IPMP talks in: states as ipmpstat shows them, and the
+//! status snapshot ipmpd hands to ipmpctl over the control socket.
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Group state (ipmpstat -g STATE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupState {
+    /// Every member is usable.
+    Ok,
+    /// Some members are usable.
+    Degraded,
+    /// No member is usable.
+    Failed,
+}
+
+/// Link state of a member (ipmpstat -i LINK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    Up,
+    Down,
+    /// The driver gives no link state (or the interface is not there yet).
+    Unknown,
+}
+
+/// Probe-based detection state of a member (ipmpstat -i PROBE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeState {
+    Ok,
+    Failed,
+    /// Probing, but no target to probe.
+    Unknown,
+    /// No test address: probe-based detection is off on this member.
+    Disabled,
+}
+
+/// Overall member state (ipmpstat -i STATE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    Ok,
+    Failed,
+    Offline,
+    Unknown,
+}
+
+macro_rules! display_lowercase {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // The serde names are the ipmpstat words.
+                let v = serde_json::to_value(self).map_err(|_| fmt::Error)?;
+                f.write_str(v.as_str().ok_or(fmt::Error)?)
+            }
+        }
+    )*};
+}
+display_lowercase!(GroupState, LinkState, ProbeState, MemberState);
+
+/// ipmpstat -i FLAGS, in column order `ismbMdh`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberFlags {
+    /// `i`: usable but not active.
+    pub inactive: bool,
+    /// `s`: configured as standby.
+    pub standby: bool,
+    /// `m`: sends and receives the group's IPv4 multicast.
+    pub mcast4: bool,
+    /// `b`: sends and receives the group's IPv4 broadcast.
+    pub bcast4: bool,
+    /// `M`: sends and receives the group's IPv6 multicast.
+    pub mcast6: bool,
+    /// `d`: the interface is down (administratively, or missing).
+    pub down: bool,
+    /// `h`: shares its hardware address with another member.
+    pub dup_hwaddr: bool,
+}
+
+/// Everything `ipmpctl stat` shows, as one snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub groups: Vec<GroupStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// Group name; also the group interface's name.
+    pub name: String,
+    pub state: GroupState,
+    /// Failure detection time in ms; `None` when no member probes.
+    pub fdt_ms: Option<u64>,
+    /// Members in configuration order.
+    pub members: Vec<MemberStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub name: String,
+    pub active: bool,
+    pub flags: MemberFlags,
+    pub link: LinkState,
+    pub probe: ProbeState,
+    pub state: MemberState,
+}

@@ -1,0 +1,184 @@
+//! ipmpd run inside a test namespace, with its own socket, pin directory
+//! and log; stopped and cleaned up on drop.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::netns::{unique, Netns};
+
+/// Where the built binaries are (`cargo xtask test` sets IPMP_BIN_DIR).
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("IPMP_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"));
+    dir.join(name)
+}
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub socket: PathBuf,
+    pub pin_dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    /// Starts ipmpd in `ns` with `config` (TOML) and waits until it answers.
+    pub fn start(ns: &Netns, config: &str) -> Result<Daemon> {
+        let d = Daemon::spawn(ns, config)?;
+        d.wait_ready(Duration::from_secs(20))?;
+        Ok(d)
+    }
+
+    /// Starts ipmpd again with the same config, socket and pins (after
+    /// [`Self::stop`]), as a restart or upgrade would.
+    pub fn start_again(mut d: Daemon, ns: &Netns) -> Result<Daemon> {
+        d.stop()?;
+        d.child = Some(d.command(ns).spawn().context("restarting ipmpd")?);
+        d.wait_ready(Duration::from_secs(20))?;
+        Ok(d)
+    }
+
+    /// Starts ipmpd without waiting for it.
+    pub fn spawn(ns: &Netns, config: &str) -> Result<Daemon> {
+        let id = unique("d");
+        let dir = std::env::temp_dir().join(&id);
+        fs::create_dir_all(&dir)?;
+        let mut d = Daemon {
+            child: None,
+            socket: dir.join("ipmpd.sock"),
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/{id}")),
+            config: dir.join("ipmp.toml"),
+            log: dir.join("ipmpd.log"),
+            dir,
+        };
+        fs::write(&d.config, config)?;
+        d.child = Some(d.command(ns).spawn().context("starting ipmpd")?);
+        Ok(d)
+    }
+
+    fn command(&self, ns: &Netns) -> Command {
+        let mut c = ns.command(bin("ipmpd").to_str().unwrap_or("ipmpd"));
+        c.arg("--config")
+            .arg(&self.config)
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if let Ok(log) = fs::File::create(&self.log) {
+            c.stderr(log);
+        }
+        c
+    }
+
+    /// Waits until ipmpd answers on its socket.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if self.ctl(&["stat", "-g"]).map(|o| o.status.success()).unwrap_or(false) {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        bail!("ipmpd did not answer within {timeout:?}; its log:\n{}", self.log_text())
+    }
+
+    /// Stops ipmpd with SIGTERM and waits for it (the dataplane stays).
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for ipmpd to exit by itself and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<i32> {
+        let until = Instant::now() + timeout;
+        let child = self.child.as_mut().context("ipmpd not running")?;
+        while Instant::now() < until {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status.code().unwrap_or(-1));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        bail!("ipmpd did not exit within {timeout:?}")
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> Result<Output> {
+        Ok(Command::new(bin("ipmpctl")).arg("--socket").arg(&self.socket).args(args).output()?)
+    }
+
+    /// `ipmpctl stat MODE --json` as JSON.
+    pub fn stat(&self, mode: &str) -> Result<Value> {
+        let out = self.ctl(&["stat", mode, "--json"])?;
+        if !out.status.success() {
+            bail!("ipmpctl stat {mode} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// The `stat -i` row of `member`.
+    pub fn member(&self, member: &str) -> Result<Value> {
+        let rows = self.stat("-i")?;
+        rows.as_array()
+            .and_then(|r| r.iter().find(|m| m["interface"] == member).cloned())
+            .with_context(|| format!("{member} missing from stat -i"))
+    }
+
+    /// Waits until `check` holds, failing with `what` and the log.
+    pub fn wait_for(&self, what: &str, timeout: Duration, check: impl Fn(&Daemon) -> Result<bool>) -> Result<()> {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if check(self).unwrap_or(false) {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        bail!("timed out after {timeout:?} waiting for {what}; ipmpd log:\n{}", self.log_text())
+    }
+
+    /// Waits until `stat -i` shows `member` with `field` = `value`.
+    pub fn wait_member(&self, member: &str, field: &str, value: &str) -> Result<()> {
+        self.wait_for(&format!("{member} {field}={value}"), Duration::from_secs(10), |d| {
+            Ok(d.member(member)?[field] == value)
+        })
+    }
+
+    /// Waits until `stat -g` shows the first group in `state`.
+    pub fn wait_group(&self, state: &str) -> Result<()> {
+        self.wait_for(&format!("group state {state}"), Duration::from_secs(10), |d| {
+            Ok(d.stat("-g")?[0]["state"] == state)
+        })
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.pin_dir);
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,7 @@
+//! Test support: namespaces, the tutorial topology, ipmpd under test and
+//! real traffic. Used by the integration tests and by xtask (testbed, demo,
+//! bench).
+pub mod daemon;
+pub mod netns;
+pub mod topology;
+pub mod traffic;

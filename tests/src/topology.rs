@@ -1,0 +1,139 @@
+//! The IPMP tutorial's network in namespaces: host `hivemind` with members
+//! e1000g0 and e1000g1 (cables 1 and 2 to switch A) and rge0 (cable 3 to
+//! switch B), cable 4 between the switches, a router and a peer on switch
+//! B, and a remote host behind the router.
+use anyhow::Result;
+
+use crate::netns::Netns;
+
+pub const DATA_V4: &str = "192.0.2.200";
+pub const ROUTER_V4: &str = "192.0.2.1";
+pub const PEER_V4: &str = "192.0.2.10";
+pub const REMOTE_V4: &str = "198.51.100.10";
+pub const MEMBERS: [&str; 3] = ["e1000g0", "e1000g1", "rge0"];
+
+pub struct Topology {
+    pub host: Netns,
+    pub switch_a: Netns,
+    pub switch_b: Netns,
+    pub router: Netns,
+    pub peer: Netns,
+    pub remote: Netns,
+}
+
+/// Namespace names of a topology: `<prefix>-<role>`.
+pub struct Names {
+    pub prefix: String,
+}
+
+impl Names {
+    pub fn role(&self, role: &str) -> String {
+        format!("{}-{role}", self.prefix)
+    }
+    pub const ROLES: [&'static str; 6] = ["hivemind", "switchA", "switchB", "router", "peer", "remote"];
+}
+
+impl Topology {
+    /// Builds the tutorial network under namespaces named `<prefix>-<role>`.
+    pub fn build(prefix: &str) -> Result<Topology> {
+        let n = Names { prefix: prefix.to_string() };
+        let t = Topology {
+            host: Netns::create(&n.role("hivemind"))?,
+            switch_a: Netns::create(&n.role("switchA"))?,
+            switch_b: Netns::create(&n.role("switchB"))?,
+            router: Netns::create(&n.role("router"))?,
+            peer: Netns::create(&n.role("peer"))?,
+            remote: Netns::create(&n.role("remote"))?,
+        };
+        for sw in [&t.switch_a, &t.switch_b] {
+            sw.ip("link add br0 type bridge")?;
+            sw.ip("link set br0 up")?;
+        }
+        // Cables 1-3: the members.
+        t.cable(&t.host, "e1000g0", &t.switch_a)?;
+        t.cable(&t.host, "e1000g1", &t.switch_a)?;
+        t.cable(&t.host, "rge0", &t.switch_b)?;
+        // Cable 4 between the switches.
+        t.switch_a.ip(&format!("link add c4 type veth peer name c4 netns {}", t.switch_b.name))?;
+        for sw in [&t.switch_a, &t.switch_b] {
+            sw.ip("link set c4 master br0 up")?;
+        }
+        // Router: 192.0.2.1 on switch B, 198.51.100.1 towards the remote host.
+        t.cable(&t.router, "eth0", &t.switch_b)?;
+        t.router.ip("addr add 192.0.2.1/24 dev eth0")?;
+        t.router.ip("addr add 2001:db8::1/64 dev eth0 nodad")?;
+        t.router.ip(&format!("link add eth1 type veth peer name eth0 netns {}", t.remote.name))?;
+        t.router.ip("addr add 198.51.100.1/24 dev eth1")?;
+        t.router.ip("link set eth1 up")?;
+        t.router.sysctl("net.ipv4.ip_forward", "1")?;
+        t.router.sysctl("net.ipv4.conf.all.proxy_arp", "0")?;
+        t.remote.ip("addr add 198.51.100.10/24 dev eth0")?;
+        t.remote.ip("link set eth0 up")?;
+        t.remote.ip("route add default via 198.51.100.1")?;
+        // An on-link peer on switch B.
+        t.cable(&t.peer, "eth0", &t.switch_b)?;
+        t.peer.ip("addr add 192.0.2.10/24 dev eth0")?;
+        t.peer.ip("addr add 2001:db8::10/64 dev eth0 nodad")?;
+        Ok(t)
+    }
+
+    /// A cable from `ifname` in `ns` to a new port of `switch`'s bridge; the
+    /// port is named `p-<ifname>` (or `p-<ns role>` for non-host ends).
+    fn cable(&self, ns: &Netns, ifname: &str, switch: &Netns) -> Result<()> {
+        let port = port_name(ns, ifname, &self.host);
+        ns.ip(&format!("link add {ifname} type veth peer name {port} netns {}", switch.name))?;
+        switch.ip(&format!("link set {port} master br0 up"))?;
+        ns.ip(&format!("link set {ifname} up"))?;
+        Ok(())
+    }
+
+    /// The switch a member's cable goes to.
+    pub fn switch_of(&self, member: &str) -> &Netns {
+        if member == "rge0" {
+            &self.switch_b
+        } else {
+            &self.switch_a
+        }
+    }
+
+    /// Pulls a member's cable: the member loses carrier.
+    pub fn pull_cable(&self, member: &str) -> Result<()> {
+        self.switch_of(member).ip(&format!("link set p-{member} down")).map(drop)
+    }
+
+    pub fn plug_cable(&self, member: &str) -> Result<()> {
+        self.switch_of(member).ip(&format!("link set p-{member} up")).map(drop)
+    }
+
+    /// Adds a member cable to switch A after the fact (a new NIC).
+    pub fn add_member_cable(&self, member: &str) -> Result<()> {
+        self.cable(&self.host, member, &self.switch_a)
+    }
+
+    pub fn mac(&self, member: &str) -> Result<String> {
+        let out = self.host.ip(&format!("-br link show {member}"))?;
+        Ok(out.split_whitespace().nth(2).unwrap_or_default().to_string())
+    }
+
+    /// Leaves the namespaces in place (the testbed).
+    pub fn persist(self) {
+        for ns in [self.host, self.switch_a, self.switch_b, self.router, self.peer, self.remote] {
+            ns.persist();
+        }
+    }
+
+    /// Namespace names of the topology, for tearing down one left behind.
+    pub fn names(prefix: &str) -> Vec<String> {
+        let n = Names { prefix: prefix.to_string() };
+        Names::ROLES.iter().map(|r| n.role(r)).collect()
+    }
+}
+
+fn port_name(ns: &Netns, ifname: &str, host: &Netns) -> String {
+    if ns.name == host.name {
+        format!("p-{ifname}")
+    } else {
+        let role = ns.name.rsplit('-').next().unwrap_or("x");
+        format!("p-{role}")
+    }
+}

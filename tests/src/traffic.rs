@@ -1,0 +1,156 @@
+//! Real packets: UDP flows sent from one namespace and seen, with the
+//! source MAC they arrived with, in another.
+use std::{
+    collections::HashMap,
+    net::{SocketAddr, UdpSocket},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::netns::{join, Netns};
+
+/// Flow id (UDP source port) to the source MAC the receiver saw.
+pub type FlowMacs = HashMap<u16, [u8; 6]>;
+
+/// Sends one datagram per source port from `src` (an address of `from`) to
+/// `dst:port` and returns, per source port, the source MAC with which it
+/// reached interface `ifname` of `to`.
+pub fn flows_by_mac(
+    from: &Netns,
+    src: &str,
+    ports: std::ops::Range<u16>,
+    to: &Netns,
+    ifname: &str,
+    dst: &str,
+    dst_port: u16,
+) -> Result<FlowMacs> {
+    let expected = ports.len();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let ifname = ifname.to_string();
+    let sniff = to.spawn(move || {
+        let sniffer = Sniffer::open(&ifname)?;
+        ready_tx.send(()).ok();
+        sniffer.udp_sources(dst_port, expected, Instant::now() + Duration::from_secs(5))
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).context("sniffer did not start")?;
+    let (src, dst) = (src.to_string(), dst.to_string());
+    from.enter(move || {
+        for port in ports {
+            let sock = UdpSocket::bind(format!("{src}:{port}"))?;
+            sock.send_to(b"ipmp flow", format!("{dst}:{dst_port}"))?;
+        }
+        Ok(())
+    })?;
+    join(sniff)
+}
+
+/// A packet socket on one interface (AF_PACKET), for seeing frames as the
+/// wire carried them.
+pub struct Sniffer {
+    fd: i32,
+}
+
+impl Sniffer {
+    pub fn open(ifname: &str) -> Result<Sniffer> {
+        let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
+        // SAFETY: plain socket(2) call.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto) };
+        if fd < 0 {
+            bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
+        }
+        let sniffer = Sniffer { fd };
+        let name = std::ffi::CString::new(ifname)?;
+        // SAFETY: valid NUL-terminated name.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if index == 0 {
+            bail!("no interface {ifname}");
+        }
+        // SAFETY: zeroed sockaddr_ll is valid; filled below.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = proto as u16;
+        addr.sll_ifindex = index as i32;
+        // SAFETY: addr is a valid sockaddr_ll of the given size.
+        let rc = unsafe {
+            libc::bind(
+                fd,
+                &addr as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if rc < 0 {
+            bail!("binding AF_PACKET socket to {ifname}: {}", std::io::Error::last_os_error());
+        }
+        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+        // SAFETY: valid timeval option.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+        Ok(sniffer)
+    }
+
+    /// Next frame, or `None` after the receive timeout.
+    pub fn next_frame(&self, buf: &mut [u8]) -> Option<usize> {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+        (n > 0).then_some(n as usize)
+    }
+
+    /// Collects IPv4 UDP datagrams to `dst_port` until `expected` distinct
+    /// source ports were seen or `until` passes.
+    pub fn udp_sources(&self, dst_port: u16, expected: usize, until: Instant) -> Result<FlowMacs> {
+        let mut seen = FlowMacs::new();
+        let mut buf = [0u8; 2048];
+        while seen.len() < expected && Instant::now() < until {
+            let Some(n) = self.next_frame(&mut buf) else { continue };
+            if let Some((sport, mac)) = udp4_source(&buf[..n], dst_port) {
+                seen.insert(sport, mac);
+            }
+        }
+        Ok(seen)
+    }
+}
+
+impl Drop for Sniffer {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+/// (UDP source port, Ethernet source MAC) of an IPv4 UDP frame to `dst_port`.
+fn udp4_source(frame: &[u8], dst_port: u16) -> Option<(u16, [u8; 6])> {
+    if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] || frame[14 + 9] != 17 {
+        return None;
+    }
+    let l4 = 14 + ((frame[14] & 0x0f) as usize) * 4;
+    let udp = frame.get(l4..l4 + 4)?;
+    let (sport, dport) = (u16::from_be_bytes([udp[0], udp[1]]), u16::from_be_bytes([udp[2], udp[3]]));
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&frame[6..12]);
+    (dport == dst_port).then_some((sport, mac))
+}
+
+/// Waits for one datagram on `bind` in `ns` and echoes it back; returns the
+/// sender. Run with [`Netns::spawn`] before sending.
+pub fn echo_once(bind: SocketAddr, timeout: Duration) -> Result<SocketAddr> {
+    let sock = UdpSocket::bind(bind)?;
+    sock.set_read_timeout(Some(timeout))?;
+    let mut buf = [0u8; 1500];
+    let (n, from) = sock.recv_from(&mut buf).context("no datagram arrived")?;
+    sock.send_to(&buf[..n], from)?;
+    Ok(from)
+}
+
+/// Formats a MAC as `ip link` does.
+pub fn mac_string(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}

@@ -1,0 +1,128 @@
+//! `cargo xtask bench`: the numbers of SPEC section 10 that this build can
+//! reach, as a table and as target/bench/results.json.
+use std::{
+    collections::HashSet,
+    net::UdpSocket,
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use ipmp_tests::{
+    daemon::Daemon,
+    netns::{join, unique},
+    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
+    traffic::{flows_by_mac, mac_string},
+};
+use serde_json::{json, Value};
+
+use crate::{bin_dir, output, testbed::TUTORIAL_CONFIG, workspace};
+
+/// The fixed-rate stream across a carrier cut.
+const STREAM_INTERVAL: Duration = Duration::from_micros(100);
+const STREAM_PACKETS: u32 = 10_000;
+const CUT_AFTER: Duration = Duration::from_millis(300);
+const TRIALS: usize = 5;
+
+pub fn run() -> Result<()> {
+    let programs: Value = serde_json::from_str(&output(&mut Command::new(bin_dir().join("ipmp-bench")))?)
+        .context("reading ipmp-bench's output")?;
+    let failover = failover()?;
+    let results = json!({ "programs": programs, "link_failover": failover });
+
+    let ratio = |a: &str, b: &str| programs[a].as_f64().unwrap_or(0.0) / programs[b].as_f64().unwrap_or(1.0);
+    println!("{:<46} {:>12} {:>10}", "measure", "value", "goal");
+    println!("{:<46} {:>9.1} ns {:>10}", "empty TC program", programs["empty_tc_ns"].as_f64().unwrap_or(0.0), "");
+    println!(
+        "{:<46} {:>9.1} ns {:>10}",
+        "egress program (parse, hash, redirect)",
+        programs["egress_ns"].as_f64().unwrap_or(0.0),
+        format!("x{:.2}/2", ratio("egress_ns", "empty_tc_ns"))
+    );
+    println!("{:<46} {:>9.1} ns {:>10}", "empty XDP program", programs["empty_xdp_ns"].as_f64().unwrap_or(0.0), "");
+    println!(
+        "{:<46} {:>9.1} ns {:>10}",
+        "member XDP program, passed data packet",
+        programs["member_xdp_pass_ns"].as_f64().unwrap_or(0.0),
+        format!("x{:.2}/2", ratio("member_xdp_pass_ns", "empty_xdp_ns"))
+    );
+    println!(
+        "{:<46} {:>9.2} ms {:>10}",
+        "loss window on carrier cut (worst of 5)",
+        failover["worst_loss_ms"].as_f64().unwrap_or(f64::NAN),
+        "<= 1 ms"
+    );
+    println!(
+        "{:<46} {:>9.2} ms {:>10}",
+        "loss window on carrier cut (median of 5)",
+        failover["median_loss_ms"].as_f64().unwrap_or(f64::NAN),
+        ""
+    );
+    let dir = workspace().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    println!("written to {}", path.display());
+    Ok(())
+}
+
+/// A UDP stream at a fixed rate from the data address to the peer; the
+/// cable of the member carrying it is pulled mid-stream. The loss window is
+/// the number of datagrams that never arrived times the interval.
+fn failover() -> Result<Value> {
+    let t = Topology::build(&unique("bench"))?;
+    let d = Daemon::start(&t.host, TUTORIAL_CONFIG)?;
+    let mut losses = Vec::new();
+    for trial in 0..TRIALS {
+        let sport = 40_000 + trial as u16;
+        let seen = flows_by_mac(&t.host, DATA_V4, sport..sport + 1, &t.peer, "eth0", PEER_V4, 9000)?;
+        let mac = mac_string(seen.get(&sport).context("probe datagram did not arrive")?);
+        let member = MEMBERS
+            .into_iter()
+            .find(|m| t.mac(m).is_ok_and(|x| x == mac))
+            .context("stream arrived from no member's MAC")?;
+        let received = t.peer.spawn(move || {
+            let sock = UdpSocket::bind(format!("{PEER_V4}:9000"))?;
+            sock.set_read_timeout(Some(Duration::from_millis(500)))?;
+            let mut seqs = HashSet::new();
+            let mut buf = [0u8; 64];
+            while let Ok(n) = sock.recv(&mut buf) {
+                if n >= 4 {
+                    seqs.insert(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
+                }
+            }
+            Ok(seqs.len() as u32)
+        });
+        thread::sleep(Duration::from_millis(50));
+        let sender = t.host.spawn(move || {
+            let sock = UdpSocket::bind(format!("{DATA_V4}:{sport}"))?;
+            sock.connect(format!("{PEER_V4}:9000"))?;
+            let start = Instant::now();
+            for seq in 0..STREAM_PACKETS {
+                while start.elapsed() < STREAM_INTERVAL * seq {
+                    std::hint::spin_loop();
+                }
+                let _ = sock.send(&seq.to_be_bytes());
+            }
+            Ok(())
+        });
+        thread::sleep(CUT_AFTER);
+        t.pull_cable(member)?;
+        join(sender)?;
+        let got = join(received)?;
+        let lost = STREAM_PACKETS.saturating_sub(got);
+        losses.push(lost as f64 * STREAM_INTERVAL.as_secs_f64() * 1000.0);
+        t.plug_cable(member)?;
+        d.wait_member(member, "state", "ok")?;
+        d.wait_group("ok")?;
+    }
+    losses.sort_by(f64::total_cmp);
+    Ok(json!({
+        "stream_interval_us": STREAM_INTERVAL.as_micros() as u64,
+        "stream_packets": STREAM_PACKETS,
+        "trials_loss_ms": losses,
+        "worst_loss_ms": losses.last(),
+        "median_loss_ms": losses[losses.len() / 2],
+    }))
+}

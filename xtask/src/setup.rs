@@ -1,0 +1,93 @@
+//! Installs what building and testing ipmp needs, once: nightly rust-src
+//! (for -Z build-std), bpf-linker linked against the nightly toolchain's
+//! LLVM, and the Debian tools the tests use. Each step checks first, so a
+//! second run installs nothing.
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{cmd, output};
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// Debian packages the tests, demo and bench call (binary, package).
+const TOOLS: [(&str, &str); 6] = [
+    ("ip", "iproute2"),
+    ("nsenter", "util-linux"),
+    ("ping", "iputils-ping"),
+    ("tcpdump", "tcpdump"),
+    ("iperf3", "iperf3"),
+    ("bpftool", "bpftool"),
+];
+
+pub fn setup() -> Result<()> {
+    rust_src()?;
+    bpf_linker()?;
+    debian_tools()?;
+    Ok(())
+}
+
+fn rust_src() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"]))
+        .context("the nightly toolchain is needed for the eBPF build (rustup toolchain install nightly)")?;
+    if !installed.lines().any(|l| l.starts_with("rust-src")) {
+        eprintln!("setup: adding rust-src to the nightly toolchain");
+        cmd(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    }
+    Ok(())
+}
+
+fn bpf_linker() -> Result<()> {
+    if Command::new("bpf-linker").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return Ok(());
+    }
+    // bpf-linker links to the nightly toolchain's libLLVM through a folder
+    // that must outlive the install (its rpath points there).
+    let sysroot = PathBuf::from(output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?.trim());
+    let lib = sysroot.join("lib");
+    let llvm = std::fs::read_dir(&lib)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .find(|n| n.starts_with("libLLVM.so."))
+        .with_context(|| format!("no libLLVM.so.* in {}", lib.display()))?;
+    // libLLVM.so.22.1-rust-... → LLVM 22.
+    let major = llvm.trim_start_matches("libLLVM.so.").split('.').next().unwrap_or_default().to_string();
+    let prefix = cargo_home().join("ipmp-llvm");
+    let prefix_lib = prefix.join("lib");
+    std::fs::create_dir_all(&prefix_lib)?;
+    for name in [llvm.as_str(), "libLLVM.so"] {
+        let link = prefix_lib.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(lib.join(&llvm), &link)?;
+    }
+    eprintln!("setup: installing bpf-linker {BPF_LINKER_VERSION} against LLVM {major} ({})", prefix.display());
+    cmd(Command::new("cargo")
+        .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--no-default-features", "--locked"])
+        .args(["--features", &format!("llvm-{major}")])
+        .env("LLVM_PREFIX", &prefix))
+}
+
+fn cargo_home() -> PathBuf {
+    env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo"))
+}
+
+fn debian_tools() -> Result<()> {
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(bin, _)| !Command::new("sh").args(["-c", &format!("command -v {bin}")]).output().is_ok_and(|o| o.status.success()))
+        .map(|&(_, pkg)| pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !Command::new("apt-get").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        bail!("missing tools ({}) and no apt-get to install them", missing.join(", "));
+    }
+    eprintln!("setup: installing {}", missing.join(" "));
+    cmd(Command::new("apt-get").arg("update").arg("-q"))?;
+    cmd(Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+}
