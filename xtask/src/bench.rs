@@ -17,16 +17,18 @@ use ipmp_tests::{
 };
 use serde_json::{json, Value};
 
-use crate::{bin_dir, output, testbed::TUTORIAL_CONFIG, workspace};
+use crate::{output, testbed::TUTORIAL_CONFIG, workspace};
 
 /// The fixed-rate stream across a carrier cut.
 const STREAM_INTERVAL: Duration = Duration::from_micros(100);
 const STREAM_PACKETS: u32 = 10_000;
 const CUT_AFTER: Duration = Duration::from_millis(300);
+/// Each trial cuts the next member in turn: a third link-up of one member
+/// within 60 s would (rightly) trip the anti-flap rule.
 const TRIALS: usize = 5;
 
 pub fn run() -> Result<()> {
-    let programs: Value = serde_json::from_str(&output(&mut Command::new(bin_dir().join("ipmp-bench")))?)
+    let programs: Value = serde_json::from_str(&output(&mut Command::new(ipmp_tests::daemon::bin("ipmp-bench")))?)
         .context("reading ipmp-bench's output")?;
     let failover = failover()?;
     let results = json!({ "programs": programs, "link_failover": failover });
@@ -75,13 +77,17 @@ fn failover() -> Result<Value> {
     let d = Daemon::start(&t.host, TUTORIAL_CONFIG)?;
     let mut losses = Vec::new();
     for trial in 0..TRIALS {
-        let sport = 40_000 + trial as u16;
-        let seen = flows_by_mac(&t.host, DATA_V4, sport..sport + 1, &t.peer, "eth0", PEER_V4, 9000)?;
-        let mac = mac_string(seen.get(&sport).context("probe datagram did not arrive")?);
-        let member = MEMBERS
-            .into_iter()
-            .find(|m| t.mac(m).is_ok_and(|x| x == mac))
-            .context("stream arrived from no member's MAC")?;
+        let member = MEMBERS[trial % MEMBERS.len()];
+        let mac = t.mac(member)?;
+        // A flow the member carries: the first candidate port seen with its MAC.
+        let candidates = 40_000 + 100 * trial as u16;
+        let seen = flows_by_mac(&t.host, DATA_V4, candidates..candidates + 32, &t.peer, "eth0", PEER_V4, 9000)?;
+        let sport = *seen
+            .iter()
+            .filter(|(_, m)| mac_string(m) == mac)
+            .map(|(p, _)| p)
+            .min()
+            .with_context(|| format!("trial {trial}: none of 32 flows went through {member}"))?;
         let received = t.peer.spawn(move || {
             let sock = UdpSocket::bind(format!("{PEER_V4}:9000"))?;
             sock.set_read_timeout(Some(Duration::from_millis(500)))?;
