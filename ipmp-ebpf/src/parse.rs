@@ -68,15 +68,10 @@ pub fn classify(start: usize, end: usize) -> Parsed {
             h = hash_word(h, u32::from_ne_bytes(ip.dst_addr));
             h = hash_word(h, ip.proto as u32);
             let fragment = u16::from_be_bytes(ip.frags) & 0x3fff != 0;
-            if !fragment && has_ports(ip.proto) {
-                let l4 = EthHdr::LEN + ((ip.vihl & 0x0f) as usize) * 4;
-                match ptr_at::<u32>(start, end, l4) {
-                    // SAFETY: bounds checked by ptr_at; may be unaligned.
-                    Some(p) => h = hash_word(h, unsafe { p.read_unaligned() }),
-                    None => return Parsed::Truncated,
-                }
+            if fragment {
+                return Parsed::Flow(finish(h));
             }
-            Parsed::Flow(finish(h))
+            hash_ports(h, ip.proto, start, end, EthHdr::LEN + ((ip.vihl & 0x0f) as usize) * 4)
         }
         Ok(EtherType::Ipv6) => {
             if cast {
@@ -106,23 +101,25 @@ pub fn classify(start: usize, end: usize) -> Parsed {
                     _ => break,
                 }
             }
+            // A fragment header (44) ends the walk: fragments hash on L3.
             h = hash_word(h, next as u32);
-            if has_ports(next) {
-                match ptr_at::<u32>(start, end, off) {
-                    // SAFETY: bounds checked by ptr_at; may be unaligned.
-                    Some(p) => h = hash_word(h, unsafe { p.read_unaligned() }),
-                    None => return Parsed::Truncated,
-                }
-            }
-            Parsed::Flow(finish(h))
+            hash_ports(h, next, start, end, off)
         }
         _ => Parsed::NotIp,
     }
 }
 
+/// Adds the TCP/UDP/SCTP ports at `l4` to the hash, for protocols that have them.
 #[inline(always)]
-fn has_ports(proto: u8) -> bool {
-    matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_SCTP)
+fn hash_ports(h: u32, proto: u8, start: usize, end: usize, l4: usize) -> Parsed {
+    if !matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_SCTP) {
+        return Parsed::Flow(finish(h));
+    }
+    match ptr_at::<u32>(start, end, l4) {
+        // SAFETY: bounds checked by ptr_at; may be unaligned.
+        Some(p) => Parsed::Flow(finish(hash_word(h, unsafe { p.read_unaligned() }))),
+        None => Parsed::Truncated,
+    }
 }
 
 const HASH_SEED: u32 = 0x1f3d_5b79;

@@ -64,21 +64,17 @@ impl GroupDataplane {
     pub fn attach_egress(&mut self, group_if: &str) -> Result<Attached> {
         let pin = self.pin_dir.join(EGRESS_LINK_PIN);
         let prog: &mut SchedClassifier = program(&mut self.ebpf, PROG_EGRESS)?;
-        if let Some(link) = pinned_link(&pin) {
-            let swapped = SchedClassifierLink::try_from(link)
-                .map_err(anyhow::Error::from)
-                .and_then(|l| prog.attach_to_link(l).map_err(anyhow::Error::from));
-            if swapped.is_ok() {
-                return Ok(Attached::Adopted);
-            }
-            remove_pin(&pin)?;
-        }
-        let id = prog
-            .attach(group_if, TcAttachType::Egress)
-            .with_context(|| format!("attaching the egress program to {group_if}"))?;
-        let link: FdLink = prog.take_link(id)?.try_into()?;
-        link.pin(&pin).with_context(|| format!("pinning {}", pin.display()))?;
-        Ok(Attached::New)
+        attach_pinned(
+            prog,
+            &pin,
+            |p, link| Ok(p.attach_to_link(SchedClassifierLink::try_from(link)?).map(drop)?),
+            |p| {
+                let id = p
+                    .attach(group_if, TcAttachType::Egress)
+                    .with_context(|| format!("attaching the egress program to {group_if}"))?;
+                Ok(p.take_link(id)?.try_into()?)
+            },
+        )
     }
 
     /// Attaches the member XDP program to `member`, adopting a pinned
@@ -86,22 +82,17 @@ impl GroupDataplane {
     pub fn attach_member(&mut self, member: &str, mode: XdpMode) -> Result<Attached> {
         let pin = self.member_link_pin(member);
         let prog: &mut Xdp = program(&mut self.ebpf, PROG_MEMBER_XDP)?;
-        if let Some(link) = pinned_link(&pin) {
-            let swapped = XdpLink::try_from(link)
-                .map_err(anyhow::Error::from)
-                .and_then(|l| prog.attach_to_link(l).map_err(anyhow::Error::from));
-            if swapped.is_ok() {
-                return Ok(Attached::Adopted);
-            }
-            // The interface it was attached to is gone: start afresh.
-            remove_pin(&pin)?;
-        }
-        let id = prog
-            .attach(member, mode)
-            .with_context(|| format!("attaching the XDP program to {member}"))?;
-        let link: FdLink = prog.take_link(id)?.try_into()?;
-        link.pin(&pin).with_context(|| format!("pinning {}", pin.display()))?;
-        Ok(Attached::New)
+        attach_pinned(
+            prog,
+            &pin,
+            |p, link| Ok(p.attach_to_link(XdpLink::try_from(link)?).map(drop)?),
+            |p| {
+                let id = p
+                    .attach(member, mode)
+                    .with_context(|| format!("attaching the XDP program to {member}"))?;
+                Ok(p.take_link(id)?.try_into()?)
+            },
+        )
     }
 
     fn member_link_pin(&self, member: &str) -> PathBuf {
@@ -245,6 +236,25 @@ where
     Ok(T::try_from(m)?)
 }
 
+/// Swaps `prog` into the link pinned at `pin`, or, when there is none (or
+/// its interface is gone), attaches it anew and pins the link.
+fn attach_pinned<P>(
+    prog: &mut P,
+    pin: &Path,
+    swap: impl FnOnce(&mut P, FdLink) -> Result<()>,
+    attach: impl FnOnce(&mut P) -> Result<FdLink>,
+) -> Result<Attached> {
+    if let Some(link) = pinned_link(pin) {
+        if swap(prog, link).is_ok() {
+            return Ok(Attached::Adopted);
+        }
+        remove_pin(pin)?;
+    }
+    let link = attach(prog)?;
+    link.pin(pin).with_context(|| format!("pinning {}", pin.display()))?;
+    Ok(Attached::New)
+}
+
 fn pinned_link(pin: &Path) -> Option<FdLink> {
     PinnedLink::from_pin(pin).ok().map(FdLink::from)
 }
@@ -280,7 +290,7 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
         }
     }
     let is_bpffs = nix::sys::statfs::statfs(&probe)
-        .map(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+        .map(|s| s.filesystem_type().0 == BPF_FS_MAGIC)
         .unwrap_or(false);
     if is_bpffs {
         return Ok(());

@@ -33,34 +33,20 @@ pub fn run() -> Result<()> {
     let failover = failover()?;
     let results = json!({ "programs": programs, "link_failover": failover });
 
-    let ratio = |a: &str, b: &str| programs[a].as_f64().unwrap_or(0.0) / programs[b].as_f64().unwrap_or(1.0);
-    println!("{:<46} {:>12} {:>10}", "measure", "value", "goal");
-    println!("{:<46} {:>9.1} ns {:>10}", "empty TC program", programs["empty_tc_ns"].as_f64().unwrap_or(0.0), "");
-    println!(
-        "{:<46} {:>9.1} ns {:>10}",
-        "egress program (parse, hash, redirect)",
-        programs["egress_ns"].as_f64().unwrap_or(0.0),
-        format!("x{:.2}/2", ratio("egress_ns", "empty_tc_ns"))
-    );
-    println!("{:<46} {:>9.1} ns {:>10}", "empty XDP program", programs["empty_xdp_ns"].as_f64().unwrap_or(0.0), "");
-    println!(
-        "{:<46} {:>9.1} ns {:>10}",
-        "member XDP program, passed data packet",
-        programs["member_xdp_pass_ns"].as_f64().unwrap_or(0.0),
-        format!("x{:.2}/2", ratio("member_xdp_pass_ns", "empty_xdp_ns"))
-    );
-    println!(
-        "{:<46} {:>9.2} ms {:>10}",
-        "loss window on carrier cut (worst of 5)",
-        failover["worst_loss_ms"].as_f64().unwrap_or(f64::NAN),
-        "<= 1 ms"
-    );
-    println!(
-        "{:<46} {:>9.2} ms {:>10}",
-        "loss window on carrier cut (median of 5)",
-        failover["median_loss_ms"].as_f64().unwrap_or(f64::NAN),
-        ""
-    );
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let ratio = |a: &str, b: &str| format!("x{:.2} (<= 2)", num(&programs[a]) / num(&programs[b]));
+    let rows = [
+        ("empty TC program", num(&programs["empty_tc_ns"]), "ns", String::new()),
+        ("egress program (parse, hash, redirect)", num(&programs["egress_ns"]), "ns", ratio("egress_ns", "empty_tc_ns")),
+        ("empty XDP program", num(&programs["empty_xdp_ns"]), "ns", String::new()),
+        ("member XDP program, passed data packet", num(&programs["member_xdp_pass_ns"]), "ns", ratio("member_xdp_pass_ns", "empty_xdp_ns")),
+        ("loss window on carrier cut, worst of 5", num(&failover["worst_loss_ms"]), "ms", "<= 1 ms".into()),
+        ("loss window on carrier cut, median of 5", num(&failover["median_loss_ms"]), "ms", String::new()),
+    ];
+    println!("{:<42} {:>12}  goal", "measure", "value");
+    for (name, value, unit, goal) in rows {
+        println!("{name:<42} {value:>9.2} {unit}  {goal}");
+    }
     let dir = workspace().join("target/bench");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("results.json");

@@ -70,6 +70,7 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
                         g.teardown(&nl).await?;
                     }
                     remove_if_empty(&pin_root);
+                    remove_if_empty(&pin_dir);
                     let _ = std::fs::remove_file(&socket);
                     let _ = teardown.send(Response::Done);
                     let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
