@@ -1,6 +1,8 @@
 //! rtnetlink plumbing: links (watching members, creating the group
 //! interface), addresses, and the per-member policy routing that makes
 //! `bpf_redirect_neigh` resolve next hops on the member.
+use std::time::Instant;
+
 use anyhow::{Context, Result};
 use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
@@ -66,8 +68,9 @@ pub enum Change {
     Route { oif: u32 },
 }
 
-/// Subscribes to link and route changes (what `ip monitor link route` shows).
-pub fn watch() -> Result<UnboundedReceiver<Change>> {
+/// Subscribes to link and route changes (what `ip monitor link route`
+/// shows), each stamped with the moment it was read from the kernel.
+pub fn watch() -> Result<UnboundedReceiver<(Instant, Change)>> {
     let (conn, _handle, mut messages) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Link,
         MulticastGroup::Ipv4Route,
@@ -79,7 +82,7 @@ pub fn watch() -> Result<UnboundedReceiver<Change>> {
     tokio::spawn(async move {
         while let Some((msg, _)) = messages.next().await {
             if let Some(change) = change_of(msg) {
-                if tx.send(change).is_err() {
+                if tx.send((Instant::now(), change)).is_err() {
                     break;
                 }
             }

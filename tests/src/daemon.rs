@@ -73,7 +73,8 @@ impl Daemon {
             .arg(&self.socket)
             .arg("--pin-dir")
             .arg(&self.pin_dir)
-            .env("RUST_LOG", "info")
+            // IPMP_TEST_LOG=debug shows ipmpd's timings (the bench reads them).
+            .env("RUST_LOG", std::env::var("IPMP_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         if let Ok(log) = fs::File::create(&self.log) {

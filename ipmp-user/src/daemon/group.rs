@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use aya::programs::XdpMode as KernelXdpMode;
 use ipmp_common::{FlowTable, Member, MAX_MEMBERS, NO_MEMBER};
 use ipnet::IpNet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     config::{DaemonConfig, GroupConfig, XdpMode},
@@ -15,7 +15,7 @@ use crate::{
     netlink::{member_table, Change, Link, Netlink},
     policy::{
         flow_table::next_table,
-        group::{Event, GroupPolicy, MemberSpec},
+        group::{Event, GroupPolicy, MemberSpec, Notice},
     },
     sysctl,
 };
@@ -45,6 +45,8 @@ pub struct Group {
     /// The flow table as last written.
     table: FlowTable,
     cast_slot: u8,
+    /// Policy notices waiting to be logged.
+    notices: Vec<Notice>,
     carrier: Option<bool>,
     mtu: u32,
     epoch: Instant,
@@ -108,6 +110,7 @@ impl Group {
             xdp_mode: daemon.xdp_mode,
             table,
             cast_slot: NO_MEMBER,
+            notices: Vec::new(),
             carrier: None,
             mtu: 0,
             epoch: Instant::now(),
@@ -129,7 +132,7 @@ impl Group {
                 }
             }
         }
-        group.apply(nl).await?;
+        group.apply(nl, Instant::now()).await?;
         group.mirror_routes(nl).await?;
         Ok(group)
     }
@@ -144,15 +147,16 @@ impl Group {
 
     pub async fn tick(&mut self, nl: &Netlink) -> Result<()> {
         self.event(Event::Tick)?;
-        self.apply(nl).await
+        self.apply(nl, Instant::now()).await
     }
 
-    pub async fn on_change(&mut self, nl: &Netlink, change: &Change) -> Result<()> {
+    /// Handles a kernel change read at `received`.
+    pub async fn on_change(&mut self, nl: &Netlink, change: &Change, received: Instant) -> Result<()> {
         match change {
             Change::Link(link) => {
                 if let Some(i) = self.member_index(&link.name) {
                     self.member_link(nl, i, link.clone()).await?;
-                    self.apply(nl).await?;
+                    self.apply(nl, received).await?;
                 }
             }
             Change::LinkGone(link) => {
@@ -160,7 +164,7 @@ impl Group {
                     if self.members[i].link.take().is_some() {
                         self.event(Event::Removed(link.name.clone()))?;
                         self.publish_member(i)?;
-                        self.apply(nl).await?;
+                        self.apply(nl, received).await?;
                     }
                 }
             }
@@ -238,23 +242,33 @@ impl Group {
         Ok(())
     }
 
+    /// Feeds the policy; its notices are logged by [`Self::apply`], after
+    /// the flow table moved traffic (logging first would delay failover).
     fn event(&mut self, event: Event) -> Result<()> {
         let notices = self.policy.handle(event, self.epoch.elapsed())?;
-        for notice in notices {
-            info!("{notice}");
-        }
+        self.notices.extend(notices);
         Ok(())
     }
 
-    /// Brings the dataplane and the group interface in line with the policy.
-    /// The flow table goes first: it is what moves traffic off a dead member.
-    async fn apply(&mut self, nl: &Netlink) -> Result<()> {
+    /// Brings the dataplane and the group interface in line with the policy,
+    /// after an event read at `since`. The flow table goes first: it is what
+    /// moves traffic off a dead member.
+    async fn apply(&mut self, nl: &Netlink, since: Instant) -> Result<()> {
         let mut active: Vec<u8> = self.policy.active_members().iter().map(|&i| self.members[i].slot).collect();
         active.sort_unstable();
         let next = next_table(&self.table, &active);
         if next.slots != self.table.slots {
             self.dataplane.write_flow_table(&next)?;
+            let moved = next.slots.iter().zip(self.table.slots.iter()).filter(|(a, b)| a != b).count();
             self.table = next;
+            debug!(
+                "Flow table of group {} rewritten, {moved} buckets moved, {} us after the event",
+                self.name,
+                since.elapsed().as_micros()
+            );
+        }
+        for notice in self.notices.drain(..) {
+            info!("{notice}");
         }
         let cast = self.policy.cast_member().map_or(NO_MEMBER, |i| self.members[i].slot);
         if cast != self.cast_slot {

@@ -57,9 +57,9 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
     loop {
         let deadline = groups.iter().filter_map(Group::next_deadline).min();
         tokio::select! {
-            Some(change) = changes.recv() => {
+            Some((received, change)) = changes.recv() => {
                 for g in groups.iter_mut() {
-                    if let Err(e) = g.on_change(&nl, &change).await {
+                    if let Err(e) = g.on_change(&nl, &change, received).await {
                         error!("{e:#}");
                     }
                 }
