@@ -63,6 +63,9 @@ pub struct Member {
     pub name: [u8; 16],
 }
 
+/// IPv4 subnet broadcast addresses a group can hold.
+pub const MAX_BROADCASTS: usize = 8;
+
 /// Group-wide dataplane settings.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +73,10 @@ pub struct GroupConfig {
     /// Cast member slots: broadcast and multicast leave here, per family.
     pub cast_slot_v4: u32,
     pub cast_slot_v6: u32,
+    /// The data subnets' broadcast addresses (network order, 0 = unused).
+    /// The group interface is NOARP, so the kernel gives a subnet
+    /// broadcast its own MAC as destination: only the address tells.
+    pub broadcast_v4: [u32; MAX_BROADCASTS],
 }
 
 impl Default for GroupConfig {
@@ -77,6 +84,7 @@ impl Default for GroupConfig {
         GroupConfig {
             cast_slot_v4: NO_MEMBER as u32,
             cast_slot_v6: NO_MEMBER as u32,
+            broadcast_v4: [0; MAX_BROADCASTS],
         }
     }
 }

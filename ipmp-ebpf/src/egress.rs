@@ -8,7 +8,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use ipmp_common::{
-    DROP_MALFORMED, DROP_NOT_IP, DROP_NO_ACTIVE_MEMBER, FLOW_TABLE_BUCKETS, NO_MEMBER,
+    GroupConfig, DROP_MALFORMED, DROP_NOT_IP, DROP_NO_ACTIVE_MEMBER, FLOW_TABLE_BUCKETS, NO_MEMBER,
 };
 
 use crate::{
@@ -19,19 +19,26 @@ use crate::{
 /// Enough for Ethernet, IPv6 with a few extension headers and the ports.
 const HEADERS_TO_PULL: u32 = 128;
 
+/// The all-ones MAC, then room for the member's: one store writes both.
+const BROADCAST_HEADER: [u8; 12] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0];
+
 #[classifier]
 pub fn ipmp_egress(ctx: TcContext) -> i32 {
-    let mut parsed = classify(ctx.data(), ctx.data_end());
+    let Some(group) = GROUP.get(0) else {
+        return drop(DROP_NO_ACTIVE_MEMBER);
+    };
+    let mut parsed = classify(ctx.data(), ctx.data_end(), &group.broadcast_v4);
     if let Parsed::Truncated = parsed {
         // Headers may sit in paged data (GSO): pull them in and look again.
         let want = core::cmp::min(ctx.len(), HEADERS_TO_PULL);
         if ctx.pull_data(want).is_ok() {
-            parsed = classify(ctx.data(), ctx.data_end());
+            parsed = classify(ctx.data(), ctx.data_end(), &group.broadcast_v4);
         }
     }
     match parsed {
         Parsed::Flow(hash) => send_unicast(&ctx, hash),
-        Parsed::Cast(family) => send_cast(&ctx, family),
+        Parsed::Cast(family) => send_cast(&ctx, group, family, false),
+        Parsed::Broadcast => send_cast(&ctx, group, Family::V4, true),
         Parsed::NotIp => drop(DROP_NOT_IP),
         Parsed::Truncated => drop(DROP_MALFORMED),
     }
@@ -60,10 +67,7 @@ fn send_unicast(ctx: &TcContext, hash: u32) -> i32 {
 }
 
 #[inline(always)]
-fn send_cast(ctx: &TcContext, family: Family) -> i32 {
-    let Some(group) = GROUP.get(0) else {
-        return drop(DROP_NO_ACTIVE_MEMBER);
-    };
+fn send_cast(ctx: &TcContext, group: &GroupConfig, family: Family, broadcast: bool) -> i32 {
     let slot = match family {
         Family::V4 => group.cast_slot_v4,
         Family::V6 => group.cast_slot_v6,
@@ -75,9 +79,17 @@ fn send_cast(ctx: &TcContext, family: Family) -> i32 {
     if count_tx(ctx, slot).is_none() {
         return drop(DROP_NO_ACTIVE_MEMBER);
     }
-    // The kernel already wrote the multicast or broadcast destination MAC;
-    // the frame must carry the member's own source MAC.
-    if ctx.store(6, &mac, 0).is_err() {
+    // The frame must carry the member's own source MAC. A multicast
+    // destination MAC is already right; a broadcast one is the group
+    // interface's own (NOARP) and becomes all-ones.
+    let stored = if broadcast {
+        let mut header = BROADCAST_HEADER;
+        header[6..].copy_from_slice(&mac);
+        ctx.store(0, &header, 0)
+    } else {
+        ctx.store(6, &mac, 0)
+    };
+    if stored.is_err() {
         return drop(DROP_MALFORMED);
     }
     // SAFETY: plain helper call.

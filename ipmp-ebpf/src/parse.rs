@@ -7,6 +7,7 @@ use network_types::{
     eth::{EthHdr, EtherType},
     ip::{Ipv4Hdr, Ipv6Hdr},
 };
+use ipmp_common::MAX_BROADCASTS;
 
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
@@ -27,8 +28,10 @@ pub fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
 pub enum Parsed {
     /// Unicast IP: the flow hash.
     Flow(u32),
-    /// Broadcast or multicast destination, by family.
+    /// Multicast destination, by family: the kernel wrote its group MAC.
     Cast(Family),
+    /// IPv4 broadcast: the destination MAC must be set to all-ones.
+    Broadcast,
     NotIp,
     /// Headers cut short: the packet may need pulling into linear data.
     Truncated,
@@ -45,9 +48,10 @@ const MAX_IPV6_EXT_HEADERS: usize = 4;
 
 /// Classifies an Ethernet frame and hashes its flow key: addresses,
 /// protocol and, for TCP/UDP/SCTP non-fragments, the ports (fragments of
-/// one datagram hash on L3 only so they stay together).
+/// one datagram hash on L3 only so they stay together). `broadcasts` are
+/// the group's IPv4 subnet broadcast addresses.
 #[inline(always)]
-pub fn classify(start: usize, end: usize) -> Parsed {
+pub fn classify(start: usize, end: usize, broadcasts: &[u32; MAX_BROADCASTS]) -> Parsed {
     let Some(eth) = ptr_at::<EthHdr>(start, end, 0) else {
         return Parsed::Truncated;
     };
@@ -64,6 +68,10 @@ pub fn classify(start: usize, end: usize) -> Parsed {
             };
             // SAFETY: bounds checked by ptr_at.
             let ip = unsafe { &*ip };
+            let dst = u32::from_ne_bytes(ip.dst_addr);
+            if dst == u32::MAX || broadcasts.contains(&dst) {
+                return Parsed::Broadcast;
+            }
             let mut h = hash_word(HASH_SEED, u32::from_ne_bytes(ip.src_addr));
             h = hash_word(h, u32::from_ne_bytes(ip.dst_addr));
             h = hash_word(h, ip.proto as u32);

@@ -108,14 +108,39 @@ impl Sniffer {
     /// source ports were seen or `until` passes.
     pub fn udp_sources(&self, dst_port: u16, expected: usize, until: Instant) -> Result<FlowMacs> {
         let mut seen = FlowMacs::new();
+        self.each_udp4(dst_port, until, |sport, mac| {
+            seen.insert(sport, mac);
+            seen.len() < expected
+        });
+        Ok(seen)
+    }
+
+    /// Every IPv4 UDP frame to `dst_port` until `until`, duplicates
+    /// included: (destination MAC, source MAC).
+    pub fn udp_frames(&self, dst_port: u16, until: Instant) -> Vec<([u8; 6], [u8; 6])> {
+        let mut frames = Vec::new();
         let mut buf = [0u8; 2048];
-        while seen.len() < expected && Instant::now() < until {
+        while Instant::now() < until {
             let Some(n) = self.next_frame(&mut buf) else { continue };
-            if let Some((sport, mac)) = udp4_source(&buf[..n], dst_port) {
-                seen.insert(sport, mac);
+            if udp4_source(&buf[..n], dst_port).is_some() {
+                frames.push((buf[0..6].try_into().unwrap_or_default(), buf[6..12].try_into().unwrap_or_default()));
             }
         }
-        Ok(seen)
+        frames
+    }
+
+    /// Calls `f(source port, source MAC)` per IPv4 UDP frame to `dst_port`
+    /// while it returns true and `until` has not passed.
+    fn each_udp4(&self, dst_port: u16, until: Instant, mut f: impl FnMut(u16, [u8; 6]) -> bool) {
+        let mut buf = [0u8; 2048];
+        while Instant::now() < until {
+            let Some(n) = self.next_frame(&mut buf) else { continue };
+            if let Some((sport, mac)) = udp4_source(&buf[..n], dst_port) {
+                if !f(sport, mac) {
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -32,7 +32,8 @@ fn setup() -> Result<(Topology, Daemon)> {
 /// Flow (source port) to member name, as the peer saw it.
 fn flows_by_member(t: &Topology) -> Result<HashMap<u16, String>> {
     let macs: FlowMacs = flows_by_mac(&t.host, DATA_V4, FLOWS, &t.peer, "eth0", PEER_V4, 9000)?;
-    let names: HashMap<String, &str> = MEMBERS.iter().map(|m| Ok((t.mac(m)?, *m))).collect::<Result<_>>()?;
+    // Members that exist now (a test may have removed one).
+    let names: HashMap<String, &str> = MEMBERS.iter().filter_map(|m| Some((t.mac(m).ok()?, *m))).collect();
     macs.iter()
         .map(|(port, mac)| {
             let member = names.get(&mac_string(mac)).with_context(|| format!("flow {port} came from unknown MAC"))?;
@@ -161,5 +162,118 @@ fn the_dataplane_keeps_forwarding_after_sigterm_and_is_adopted() -> Result<()> {
     ensure!(d.log_text().contains("Adopted the pinned dataplane"), "no adoption: {}", d.log_text());
     let after = flows_by_member(&t)?;
     ensure!(after == before, "flows moved when ipmpd adopted the dataplane");
+    Ok(())
+}
+
+/// Broadcast and multicast leave once, through the cast member (flags `mb`),
+/// with its MAC as source.
+#[test]
+fn broadcast_and_multicast_leave_once_through_the_cast_member() -> Result<()> {
+    use ipmp_tests::traffic::Sniffer;
+    let (t, d) = setup()?;
+    let cast = d
+        .stat("-i")?
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["flags"].as_str().is_some_and(|f| f.contains("mb"))).cloned())
+        .context("no member flagged as cast member")?;
+    let cast_mac = t.mac(cast["interface"].as_str().unwrap_or_default())?;
+    t.host.ip("route add 224.0.0.0/4 dev production0")?;
+    for (dst, port) in [("192.0.2.255", 9100u16), ("239.1.2.3", 9101)] {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let sniff = t.peer.spawn(move || {
+            let s = Sniffer::open("eth0")?;
+            ready_tx.send(()).ok();
+            Ok(s.udp_frames(port, std::time::Instant::now() + Duration::from_millis(700)))
+        });
+        ready_rx.recv_timeout(Duration::from_secs(5))?;
+        t.host.enter(move || {
+            let sock = std::net::UdpSocket::bind(format!("{DATA_V4}:0"))?;
+            sock.set_broadcast(true)?;
+            sock.send_to(b"cast", format!("{dst}:{port}"))?;
+            Ok(())
+        })?;
+        let frames = join(sniff)?;
+        ensure!(frames.len() == 1, "{dst}: the peer saw {} copies", frames.len());
+        let (dst_mac, src_mac) = frames[0];
+        ensure!(dst_mac[0] & 1 == 1, "{dst}: destination MAC {} is not group-addressed", mac_string(&dst_mac));
+        ensure!(mac_string(&src_mac) == cast_mac, "{dst}: sent from {} not the cast member {cast_mac}", mac_string(&src_mac));
+    }
+    Ok(())
+}
+
+#[test]
+fn member_removed_while_running_fails_and_is_adopted_when_it_returns() -> Result<()> {
+    let (t, d) = setup()?;
+    t.host.ip("link del e1000g1")?;
+    d.wait_member("e1000g1", "state", "failed")?;
+    d.wait_group("degraded")?;
+    let flows = flows_by_member(&t)?;
+    ensure!(flows.len() == FLOWS.len() && count(&flows, "e1000g1") == 0, "flows not moved off the removed member");
+    t.add_member_cable("e1000g1")?;
+    d.wait_member("e1000g1", "state", "ok")?;
+    d.wait_group("ok")?;
+    let flows = flows_by_member(&t)?;
+    ensure!(count(&flows, "e1000g1") * 5 >= FLOWS.len(), "the returned member carries too few flows");
+    Ok(())
+}
+
+/// `ipmpctl teardown` removes the group interface, rules, routes, test
+/// addresses and pins; ipmpd exits.
+#[test]
+fn teardown_removes_everything_ipmpd_created() -> Result<()> {
+    let t = Topology::build(&unique("lf"))?;
+    let mut config = config(&MEMBERS);
+    config = config.replacen(
+        "interface = \"e1000g0\"\n",
+        "interface = \"e1000g0\"\ntest_address = \"192.0.2.201/24\"\n",
+        1,
+    );
+    let mut d = Daemon::start(&t.host, &config)?;
+    let addr = t.host.ip("addr show dev e1000g0")?;
+    ensure!(addr.contains("192.0.2.201/24") && addr.contains("noprefixroute"), "test address: {addr}");
+    let pins = d.pin_dir.join(t.host.inode()?.to_string());
+    ensure!(pins.join("production0").exists(), "no pins under {}", pins.display());
+
+    let out = d.ctl(&["teardown"])?;
+    ensure!(out.status.success(), "teardown failed: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(d.wait_exit(Duration::from_secs(10))? == 0, "ipmpd did not exit cleanly");
+    let links = t.host.ip("-br link show")?;
+    ensure!(!links.contains("production0"), "group interface left: {links}");
+    for family in ["-4", "-6"] {
+        let rules = t.host.ip(&format!("{family} rule show"))?;
+        ensure!(!rules.contains("oif"), "member rules left: {rules}");
+    }
+    ensure!(!t.host.ip("addr show dev e1000g0")?.contains("192.0.2.201"), "test address left");
+    ensure!(!pins.exists(), "pins left in {}", pins.display());
+    Ok(())
+}
+
+#[test]
+fn queries_are_open_to_everyone_and_changes_need_root() -> Result<()> {
+    let (_t, d) = setup()?;
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(ipmp_tests::daemon::bin("ipmpctl"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(args)
+            .output()
+    };
+    ensure!(as_nobody(&["stat", "-g"])?.status.success(), "a user cannot query");
+    let refused = as_nobody(&["teardown"])?;
+    ensure!(refused.status.code() == Some(1), "teardown as a user: {:?}", refused.status);
+    ensure!(String::from_utf8_lossy(&refused.stderr).contains("permission denied"), "no reason given");
+    d.wait_group("ok")?;
+    Ok(())
+}
+
+#[test]
+fn ipmpctl_without_ipmpd_exits_3() -> Result<()> {
+    let out = std::process::Command::new(ipmp_tests::daemon::bin("ipmpctl"))
+        .args(["--socket", "/nonexistent/ipmpd.sock", "stat", "-g"])
+        .output()?;
+    ensure!(out.status.code() == Some(3), "exit status {:?}", out.status);
+    ensure!(String::from_utf8_lossy(&out.stderr).contains("cannot contact ipmpd -- is IPMP in use?"));
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::{collections::HashMap, path::Path, time::Instant};
 
 use anyhow::{Context, Result};
 use aya::programs::XdpMode as KernelXdpMode;
-use ipmp_common::{FlowTable, Member, MAX_MEMBERS, NO_MEMBER};
+use ipmp_common::{FlowTable, Member, MAX_BROADCASTS, MAX_MEMBERS, NO_MEMBER};
 use ipnet::IpNet;
 use tracing::{debug, info, warn};
 
@@ -45,6 +45,8 @@ pub struct Group {
     /// The flow table as last written.
     table: FlowTable,
     cast_slot: u8,
+    /// The data subnets' IPv4 broadcast addresses, as the dataplane wants them.
+    broadcasts: [u32; MAX_BROADCASTS],
     /// Policy notices waiting to be logged.
     notices: Vec<Notice>,
     carrier: Option<bool>,
@@ -110,6 +112,7 @@ impl Group {
             xdp_mode: daemon.xdp_mode,
             table,
             cast_slot: NO_MEMBER,
+            broadcasts: broadcasts(&config.data_addresses),
             notices: Vec::new(),
             carrier: None,
             mtu: 0,
@@ -275,6 +278,7 @@ impl Group {
             self.dataplane.set_group(&ipmp_common::GroupConfig {
                 cast_slot_v4: cast as u32,
                 cast_slot_v6: cast as u32,
+                broadcast_v4: self.broadcasts,
             })?;
             self.cast_slot = cast;
         }
@@ -342,6 +346,28 @@ fn assign_slots(pinned: &[(u8, Member)], config: &GroupConfig) -> HashMap<String
         }
     }
     slots
+}
+
+/// The distinct IPv4 subnet broadcast addresses of the data addresses
+/// (network order), as many as the dataplane holds.
+fn broadcasts(data_addresses: &[IpNet]) -> [u32; MAX_BROADCASTS] {
+    let mut found: Vec<u32> = data_addresses
+        .iter()
+        .filter_map(|a| match a {
+            IpNet::V4(v4) if v4.prefix_len() < 31 => Some(u32::from_ne_bytes(v4.broadcast().octets())),
+            _ => None,
+        })
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    if found.len() > MAX_BROADCASTS {
+        warn!("More than {MAX_BROADCASTS} IPv4 data subnets: broadcasts to the others leave as unicast");
+    }
+    let mut out = [0; MAX_BROADCASTS];
+    for (slot, b) in out.iter_mut().zip(found) {
+        *slot = b;
+    }
+    out
 }
 
 /// The XDP attach mode for a member, and why.
