@@ -5,7 +5,6 @@
 //! - `FLOW_TABLE`   array of 2 [`FlowTable`]s (double buffer)
 //! - `ACTIVE_TABLE` array of 1 `u32`: which copy of `FLOW_TABLE` the dataplane reads
 //! - `MEMBERS`      array of [`MAX_MEMBERS`] [`Member`]s, indexed by member slot
-//! - `MEMBER_SLOTS` hash: member ifindex (`u32`) to slot (`u32`), for XDP
 //! - `GROUP`        array of 1 [`GroupConfig`]
 //! - `MEMBER_STATS` per-CPU array of [`MemberCounters`], indexed by slot
 //! - `DROPS`        per-CPU array of `u64`, indexed by `DROP_*` reason
@@ -21,13 +20,15 @@ pub const NO_MEMBER: u8 = 0xff;
 pub const MAP_FLOW_TABLE: &str = "FLOW_TABLE";
 pub const MAP_ACTIVE_TABLE: &str = "ACTIVE_TABLE";
 pub const MAP_MEMBERS: &str = "MEMBERS";
-pub const MAP_MEMBER_SLOTS: &str = "MEMBER_SLOTS";
 pub const MAP_GROUP: &str = "GROUP";
 pub const MAP_MEMBER_STATS: &str = "MEMBER_STATS";
 pub const MAP_DROPS: &str = "DROPS";
 
 pub const PROG_EGRESS: &str = "ipmp_egress";
 pub const PROG_MEMBER_XDP: &str = "ipmp_member";
+/// The member XDP program's slot: each member runs its own instance with
+/// its slot set at load time, so the program needs no lookup to know it.
+pub const GLOBAL_MEMBER_SLOT: &str = "MEMBER_SLOT";
 
 /// Reasons the dataplane drops a packet (index into `DROPS`).
 pub const DROP_NO_ACTIVE_MEMBER: u32 = 0;

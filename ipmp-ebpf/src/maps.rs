@@ -2,7 +2,7 @@
 //! map is pinned by name so the dataplane outlives ipmpd.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, PerCpuArray},
 };
 use ipmp_common::{FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, MAX_MEMBERS};
 
@@ -12,8 +12,6 @@ pub static FLOW_TABLE: Array<FlowTable> = Array::pinned(2, 0);
 pub static ACTIVE_TABLE: Array<u32> = Array::pinned(1, 0);
 #[map]
 pub static MEMBERS: Array<Member> = Array::pinned(MAX_MEMBERS, 0);
-#[map]
-pub static MEMBER_SLOTS: HashMap<u32, u32> = HashMap::pinned(MAX_MEMBERS, 0);
 #[map]
 pub static GROUP: Array<GroupConfig> = Array::pinned(1, 0);
 #[map]

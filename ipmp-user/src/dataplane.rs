@@ -1,13 +1,14 @@
 //! The group's kernel side: loading the programs, pinning and adopting them
 //! and their maps, and typed access to the maps. Policy never sees aya.
 use std::{
+    collections::HashMap,
     fs,
     path::{Path, PathBuf},
 };
 
 use anyhow::{anyhow, Context, Result};
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray},
+    maps::{Array, MapData, PerCpuArray},
     programs::{
         links::{FdLink, PinnedLink},
         tc::{SchedClassifierLink, TcAttachType},
@@ -18,9 +19,9 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use ipmp_common::{
-    FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, MAP_ACTIVE_TABLE, MAP_DROPS,
-    MAP_FLOW_TABLE, MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_SLOTS, MAP_MEMBER_STATS, MAX_MEMBERS,
-    PROG_EGRESS, PROG_MEMBER_XDP,
+    FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, GLOBAL_MEMBER_SLOT,
+    MAP_ACTIVE_TABLE, MAP_DROPS, MAP_FLOW_TABLE, MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_STATS,
+    MAX_MEMBERS, PROG_EGRESS, PROG_MEMBER_XDP,
 };
 
 /// The kernel programs, built by build.rs for bpfel-unknown-none.
@@ -37,7 +38,11 @@ pub enum Attached {
 
 /// One group's programs and maps, pinned under `pin_dir`.
 pub struct GroupDataplane {
+    /// The egress program, and the group's maps.
     ebpf: Ebpf,
+    /// Each member's own XDP program instance (its slot is a load-time
+    /// constant); the maps are the group's, shared through the pins.
+    members: HashMap<String, Ebpf>,
     pin_dir: PathBuf,
 }
 
@@ -53,9 +58,22 @@ impl GroupDataplane {
             .context("loading the ipmp eBPF programs")?;
         let egress: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
         egress.load().context("verifying the egress program")?;
-        let member: &mut Xdp = program(&mut ebpf, PROG_MEMBER_XDP)?;
-        member.load().context("verifying the member XDP program")?;
-        Ok(GroupDataplane { ebpf, pin_dir: pin_dir.to_owned() })
+        Ok(GroupDataplane { ebpf, members: HashMap::new(), pin_dir: pin_dir.to_owned() })
+    }
+
+    /// Loads (and verifies) `member`'s own XDP program for `slot`.
+    pub fn load_member(&mut self, member: &str, slot: u8) -> Result<&mut Xdp> {
+        let mut instance = EbpfLoader::new()
+            .default_map_pin_directory(&self.pin_dir)
+            .override_global(GLOBAL_MEMBER_SLOT, &(slot as u32), true)
+            .load(PROGRAMS)
+            .context("loading the ipmp eBPF programs")?;
+        let xdp: &mut Xdp = program(&mut instance, PROG_MEMBER_XDP)?;
+        xdp.load().with_context(|| format!("verifying the XDP program of {member}"))?;
+        // Replacing an earlier instance drops it; its pinned link, if any,
+        // keeps running until the new program is swapped in.
+        let instance = self.members.entry(member.to_string()).insert_entry(instance).into_mut();
+        program(instance, PROG_MEMBER_XDP)
     }
 
     /// Attaches the egress program to the group interface, atomically
@@ -79,9 +97,9 @@ impl GroupDataplane {
 
     /// Attaches the member XDP program to `member`, adopting a pinned
     /// attachment like [`Self::attach_egress`].
-    pub fn attach_member(&mut self, member: &str, mode: XdpMode) -> Result<Attached> {
+    pub fn attach_member(&mut self, member: &str, slot: u8, mode: XdpMode) -> Result<Attached> {
         let pin = self.member_link_pin(member);
-        let prog: &mut Xdp = program(&mut self.ebpf, PROG_MEMBER_XDP)?;
+        let prog = self.load_member(member, slot)?;
         attach_pinned(
             prog,
             &pin,
@@ -138,22 +156,7 @@ impl GroupDataplane {
     /// Publishes `member` in `slot` (ifindex 0 while the interface is missing).
     pub fn set_member(&mut self, slot: u8, member: &Member) -> Result<()> {
         let mut members: Array<&mut MapData, Member> = map_mut(&mut self.ebpf, MAP_MEMBERS)?;
-        members.set(slot as u32, member, 0)?;
-        let mut slots: HashMap<&mut MapData, u32, u32> = map_mut(&mut self.ebpf, MAP_MEMBER_SLOTS)?;
-        // Drop any stale ifindex of this slot before adding the current one.
-        let stale: Vec<u32> = slots
-            .iter()
-            .filter_map(|kv| kv.ok())
-            .filter(|&(ifindex, s)| s == slot as u32 && ifindex != member.ifindex)
-            .map(|(ifindex, _)| ifindex)
-            .collect();
-        for ifindex in stale {
-            slots.remove(&ifindex)?;
-        }
-        if member.ifindex != 0 {
-            slots.insert(member.ifindex, slot as u32, 0)?;
-        }
-        Ok(())
+        Ok(members.set(slot as u32, member, 0)?)
     }
 
     pub fn set_group(&mut self, config: &GroupConfig) -> Result<()> {
@@ -182,11 +185,17 @@ impl GroupDataplane {
         Ok(sum)
     }
 
-    /// Runs one of the group's programs on `packet` in the kernel
-    /// (BPF_PROG_TEST_RUN), for benchmarks: returns the program's verdict
-    /// and the kernel's average time per run.
-    pub fn test_run(&mut self, name: &str, packet: &[u8], repeat: u32) -> Result<TestRunResult> {
-        test_run(&mut self.ebpf, name, packet, repeat)
+    /// Runs the egress program, or with `member` that member's XDP program,
+    /// on `packet` in the kernel (BPF_PROG_TEST_RUN), for benchmarks:
+    /// returns the verdict and the kernel's average time per run.
+    pub fn test_run(&mut self, member: Option<&str>, packet: &[u8], repeat: u32) -> Result<TestRunResult> {
+        match member {
+            None => test_run(&mut self.ebpf, PROG_EGRESS, packet, repeat),
+            Some(m) => {
+                let instance = self.members.get_mut(m).ok_or_else(|| anyhow!("{m} has no XDP program loaded"))?;
+                test_run(instance, PROG_MEMBER_XDP, packet, repeat)
+            }
+        }
     }
 
     /// Detaches everything and removes the group's pins.

@@ -7,7 +7,7 @@ use ipmp::{
     dataplane::{self, GroupDataplane},
     policy::flow_table::next_table,
 };
-use ipmp_common::{FlowTable, Member, PROG_EGRESS, PROG_MEMBER_XDP};
+use ipmp_common::{FlowTable, Member};
 
 static BASELINE: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/baseline"));
 const REPEAT: u32 = 1_000_000;
@@ -30,6 +30,7 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
         group.set_member(slot, &m)?;
     }
     group.write_flow_table(&next_table(&FlowTable::EMPTY, &[0, 1, 2]))?;
+    group.load_member("a", 0)?;
     let mut baseline = Ebpf::load(BASELINE).context("loading the baseline programs")?;
     for (name, kind) in [("baseline_tc", "tc"), ("baseline_xdp", "xdp")] {
         let prog = baseline.program_mut(name).context("baseline program missing")?;
@@ -45,9 +46,9 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
     for _ in 0..ROUNDS {
         let runs = [
             dataplane::test_run(&mut baseline, "baseline_tc", &packet, REPEAT)?,
-            group.test_run(PROG_EGRESS, &packet, REPEAT)?,
+            group.test_run(None, &packet, REPEAT)?,
             dataplane::test_run(&mut baseline, "baseline_xdp", &packet, REPEAT)?,
-            group.test_run(PROG_MEMBER_XDP, &packet, REPEAT)?,
+            group.test_run(Some("a"), &packet, REPEAT)?,
         ];
         for (b, r) in best.iter_mut().zip(runs.iter()) {
             *b = b.min(r.duration.as_nanos() as f64);

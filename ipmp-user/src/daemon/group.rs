@@ -215,7 +215,7 @@ impl Group {
         }
         nl.ensure_member_rule(&m.name, m.table).await?;
         let (mode, why) = xdp_mode(self.xdp_mode, link);
-        match self.dataplane.attach_member(&m.name, mode)? {
+        match self.dataplane.attach_member(&m.name, m.slot, mode)? {
             Attached::Adopted => info!("Adopted the XDP program on {}", m.name),
             Attached::New => info!("Attached the XDP program to {} in {why}", m.name),
         }
