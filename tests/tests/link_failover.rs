@@ -102,8 +102,15 @@ fn all_members_down_fails_the_group_and_one_back_makes_it_usable() -> Result<()>
     d.wait_for("the all-unusable message", Duration::from_secs(5), |d| {
         Ok(d.log_text().contains("All IP interfaces in group production0 are now unusable"))
     })?;
+    // The group interface has carrier only while a member is active.
+    d.wait_for("production0 without carrier", Duration::from_secs(5), |_| {
+        Ok(t.host.ip("link show production0")?.contains("NO-CARRIER"))
+    })?;
     t.plug_cable("rge0")?;
     d.wait_group("degraded")?;
+    d.wait_for("production0 with carrier", Duration::from_secs(5), |_| {
+        Ok(!t.host.ip("link show production0")?.contains("NO-CARRIER"))
+    })?;
     d.wait_for("the usable message", Duration::from_secs(5), |d| {
         Ok(d.log_text().contains("At least 1 IP interface (rge0) in group production0 is now usable"))
     })?;
@@ -112,9 +119,16 @@ fn all_members_down_fails_the_group_and_one_back_makes_it_usable() -> Result<()>
 
 /// With empty neighbour caches, the first datagram of a new flow reaches an
 /// on-link peer and a host behind the router, and the answers come back in.
+/// Strict reverse-path filtering is on before ipmpd starts: ipmpd must turn
+/// it off for the replies to get in.
 #[test]
 fn first_packet_reaches_on_link_and_routed_destinations() -> Result<()> {
-    let (t, _d) = setup()?;
+    let t = Topology::build(&unique("lf"))?;
+    t.host.sysctl("net.ipv4.conf.all.rp_filter", "1")?;
+    for m in MEMBERS {
+        t.host.sysctl(&format!("net.ipv4.conf.{m}.rp_filter"), "1")?;
+    }
+    let _d = Daemon::start(&t.host, &config(&MEMBERS))?;
     t.host.ip("route add default via 192.0.2.1 dev production0")?;
     for (ns, dst) in [(&t.peer, PEER_V4), (&t.remote, REMOTE_V4)] {
         t.host.ip("neigh flush all")?;
@@ -135,6 +149,20 @@ fn first_packet_reaches_on_link_and_routed_destinations() -> Result<()> {
         ensure!(reply == b"first", "wrong answer");
     }
     Ok(())
+}
+
+/// Solaris: the IPMP interface's MTU is the smallest of its members'.
+#[test]
+fn group_mtu_follows_the_smallest_member() -> Result<()> {
+    let (t, d) = setup()?;
+    t.host.ip("link set e1000g1 mtu 1400")?;
+    d.wait_for("production0 mtu 1400", Duration::from_secs(5), |_| {
+        Ok(t.host.ip("link show production0")?.contains("mtu 1400"))
+    })?;
+    t.host.ip("link set e1000g1 mtu 1500")?;
+    d.wait_for("production0 mtu 1500", Duration::from_secs(5), |_| {
+        Ok(t.host.ip("link show production0")?.contains("mtu 1500"))
+    })
 }
 
 #[test]
