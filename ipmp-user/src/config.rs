@@ -369,6 +369,15 @@ impl Checker<'_> {
                 raw.span(),
                 format!("group \"{name}\" has no member; add at least one [[group.member]]"),
             );
+        } else if group.member.len() > ipmp_common::MAX_MEMBERS as usize {
+            self.report(
+                raw.span(),
+                format!(
+                    "group \"{name}\" has {} members; the dataplane holds at most {}",
+                    group.member.len(),
+                    ipmp_common::MAX_MEMBERS
+                ),
+            );
         }
         let mut targets: HashMap<IpAddr, usize> = HashMap::new();
         GroupConfig {
@@ -1021,6 +1030,18 @@ standby = false
                 format!("{FILE}:1: group \"g0\" has no member; add at least one [[group.member]]"),
                 format!("{FILE}:3: group \"g0\" has no data address; list at least one in data_addresses"),
             ]
+        );
+    }
+
+    #[test]
+    fn more_members_than_the_dataplane_holds() {
+        let mut text = String::from("[[group]]\nname = \"g0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
+        for i in 0..65 {
+            text.push_str(&format!("[[group.member]]\ninterface = \"eth{i}\"\n"));
+        }
+        assert_eq!(
+            errors(&text),
+            [format!("{FILE}:1: group \"g0\" has 65 members; the dataplane holds at most 64")]
         );
     }
 

@@ -54,15 +54,10 @@ pub struct Group {
     epoch: Instant,
 }
 
-/// The group interface's veth peer (see the README).
-pub fn peer_name(group: &str) -> String {
-    format!("{group}_p")
-}
-
 impl Group {
     pub async fn start(nl: &Netlink, config: &GroupConfig, daemon: &DaemonConfig, pin_root: &Path) -> Result<Group> {
         let name = config.name.clone();
-        let peer = peer_name(&name);
+        let peer = config.peer_interface();
         let link = match nl.link(&name).await? {
             Some(link) => link,
             None => {

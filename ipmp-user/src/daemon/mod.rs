@@ -14,7 +14,6 @@ use tokio::{
 };
 use tracing::{error, info};
 
-pub use self::group::peer_name;
 use self::group::Group;
 use crate::{
     config::Config,
