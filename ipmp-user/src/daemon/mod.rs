@@ -31,6 +31,7 @@ pub struct Overrides {
 }
 
 pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
+    check_member_tables(&config)?;
     let socket = overrides.socket.unwrap_or_else(|| config.daemon.control_socket.clone());
     let pin_dir = overrides.pin_dir.unwrap_or_else(|| config.daemon.pin_dir.clone());
     let pin_root = dataplane::namespace_pin_dir(&pin_dir)?;
@@ -109,6 +110,22 @@ fn answer(groups: &[Group], incoming: Incoming) -> Option<(oneshot::Sender<Respo
         }
         Request::Teardown => Some((reply, written)),
     }
+}
+
+/// Each member's routing table number comes from a hash of its name; two
+/// members on one table would undo each other's routes.
+fn check_member_tables(config: &Config) -> Result<()> {
+    let mut seen = std::collections::HashMap::new();
+    for m in config.groups.iter().flat_map(|g| &g.members) {
+        let table = netlink::member_table(&m.interface);
+        if let Some(other) = seen.insert(table, &m.interface) {
+            anyhow::bail!(
+                "members {other} and {} would share routing table {table}; rename one of the interfaces",
+                m.interface
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
