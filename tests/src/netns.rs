@@ -54,8 +54,12 @@ impl Netns {
         c
     }
 
+    /// Sets `key` (dotted, as sysctl(8) names it) in this namespace:
+    /// /proc/sys/net shows the settings of the opening thread's namespace.
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
-        run(self.command("sysctl").args(["-qw", &format!("{key}={value}")])).map(drop)
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let value = value.to_string();
+        self.enter(move || std::fs::write(&path, value).with_context(|| format!("writing {path}")))
     }
 
     /// Runs `f` on a thread that has entered the namespace: sockets it
