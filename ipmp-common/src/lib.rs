@@ -62,6 +62,11 @@ pub struct Member {
     pub _pad: [u8; 2],
     /// Interface name, NUL padded: lets a restarted ipmpd adopt the slot.
     pub name: [u8; 16],
+    pub _pad2: [u8; 4],
+    /// Failures and repairs so far, counted by ipmpd and kept here so the
+    /// counters survive its restarts (the dataplane does not read them).
+    pub failures: u64,
+    pub repairs: u64,
 }
 
 /// IPv4 subnet broadcast addresses a group can hold.

@@ -165,26 +165,6 @@ impl GroupDataplane {
         Ok(())
     }
 
-    /// A member's counters, summed over CPUs.
-    pub fn member_counters(&self, slot: u8) -> Result<MemberCounters> {
-        let stats: PerCpuArray<&MapData, MemberCounters> = map(&self.ebpf, MAP_MEMBER_STATS)?;
-        let mut sum = MemberCounters::default();
-        for c in stats.get(&(slot as u32), 0)?.iter() {
-            sum.add(c);
-        }
-        Ok(sum)
-    }
-
-    /// Dropped packets by reason (`ipmp_common::DROP_*`), summed over CPUs.
-    pub fn drops(&self) -> Result<[u64; DROP_REASONS as usize]> {
-        let drops: PerCpuArray<&MapData, u64> = map(&self.ebpf, MAP_DROPS)?;
-        let mut sum = [0; DROP_REASONS as usize];
-        for (reason, total) in sum.iter_mut().enumerate() {
-            *total = drops.get(&(reason as u32), 0)?.iter().sum();
-        }
-        Ok(sum)
-    }
-
     /// Runs the egress program, or with `member` that member's XDP program,
     /// on `packet` in the kernel (BPF_PROG_TEST_RUN), for benchmarks:
     /// returns the verdict and the kernel's average time per run.
@@ -215,6 +195,44 @@ pub fn test_run(ebpf: &mut Ebpf, name: &str, packet: &[u8], repeat: u32) -> Resu
         aya::programs::Program::Xdp(p) => p.test_run(opts)?,
         _ => anyhow::bail!("program {name} is neither TC nor XDP"),
     })
+}
+
+/// A group's counters, read from its pins: lets a reader (the metrics
+/// server) count without going through ipmpd's event loop.
+pub struct PinnedCounters {
+    stats: PerCpuArray<MapData, MemberCounters>,
+    drops: PerCpuArray<MapData, u64>,
+}
+
+impl PinnedCounters {
+    pub fn open(group_pin_dir: &Path) -> Result<PinnedCounters> {
+        let open = |name: &str| {
+            let path = group_pin_dir.join(name);
+            MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))
+        };
+        Ok(PinnedCounters {
+            stats: PerCpuArray::try_from(aya::maps::Map::PerCpuArray(open(MAP_MEMBER_STATS)?))?,
+            drops: PerCpuArray::try_from(aya::maps::Map::PerCpuArray(open(MAP_DROPS)?))?,
+        })
+    }
+
+    /// A member's counters, summed over CPUs.
+    pub fn member(&self, slot: u8) -> Result<MemberCounters> {
+        let mut sum = MemberCounters::default();
+        for c in self.stats.get(&(slot as u32), 0)?.iter() {
+            sum.add(c);
+        }
+        Ok(sum)
+    }
+
+    /// Dropped packets by reason (`ipmp_common::DROP_*`), summed over CPUs.
+    pub fn drops(&self) -> Result<[u64; DROP_REASONS as usize]> {
+        let mut sum = [0; DROP_REASONS as usize];
+        for (reason, total) in sum.iter_mut().enumerate() {
+            *total = self.drops.get(&(reason as u32), 0)?.iter().sum();
+        }
+        Ok(sum)
+    }
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>

@@ -3,6 +3,7 @@ pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod ipmpstat;
+pub mod metrics;
 pub mod model;
 pub mod netlink;
 pub mod policy;

@@ -2,6 +2,7 @@
 //! real traffic. Used by the integration tests and by xtask (testbed, demo,
 //! bench).
 pub mod daemon;
+pub mod http;
 pub mod netns;
 pub mod topology;
 pub mod traffic;

@@ -11,7 +11,8 @@ use std::{
 use anyhow::{Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
-    netns::{join, unique},
+    http::fetch,
+    netns::{join, unique, Netns},
     topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
     traffic::{flows_by_mac, mac_string},
 };
@@ -31,7 +32,8 @@ pub fn run() -> Result<()> {
     let programs: Value = serde_json::from_str(&output(&mut Command::new(ipmp_tests::daemon::bin("ipmp-bench")))?)
         .context("reading ipmp-bench's output")?;
     let failover = failover()?;
-    let results = json!({ "programs": programs, "link_failover": failover });
+    let scrape = json!({ "members_3": scrape_time(3)?, "members_64": scrape_time(64)? });
+    let results = json!({ "programs": programs, "link_failover": failover, "metrics_scrape": scrape });
 
     let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     let ratio = |a: &str, b: &str| format!("x{:.2} (<= 2)", num(&programs[a]) / num(&programs[b]));
@@ -43,6 +45,9 @@ pub fn run() -> Result<()> {
         ("ipmpd: carrier event to flipped flow table, worst", num(&failover["worst_event_to_flow_table_us"]) / 1000.0, "ms", "<= 1 ms".into()),
         ("loss window on carrier cut, worst of 5", num(&failover["worst_loss_ms"]), "ms", "<= 1 ms".into()),
         ("loss window on carrier cut, median of 5", num(&failover["median_loss_ms"]), "ms", String::new()),
+        ("metrics scrape, 3 members (mean of 50)", num(&scrape["members_3"]["mean_ms"]), "ms", String::new()),
+        ("metrics scrape, 64 members (mean of 50)", num(&scrape["members_64"]["mean_ms"]), "ms", String::new()),
+        ("metrics scrape, 64 members (worst of 50)", num(&scrape["members_64"]["max_ms"]), "ms", "bounded".into()),
     ];
     println!("{:<50} {:>12}  goal", "measure", "value");
     for (name, value, unit, goal) in rows {
@@ -54,6 +59,37 @@ pub fn run() -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
     println!("written to {}", path.display());
     Ok(())
+}
+
+const SCRAPES: usize = 50;
+
+/// Time of `GET /metrics` against a group of `members` veth members (both
+/// ends of each pair in one namespace), from inside that namespace.
+fn scrape_time(members: usize) -> Result<Value> {
+    let ns = Netns::create(&unique("scrape"))?;
+    let mut config = String::from(
+        "[daemon]\nmetrics_listen = \"127.0.0.1:9477\"\n\n[[group]]\nname = \"bench0\"\ndata_addresses = [\"192.0.2.200/24\"]\n",
+    );
+    for i in 0..members {
+        ns.ip(&format!("link add m{i} type veth peer name p{i}"))?;
+        ns.ip(&format!("link set p{i} up"))?;
+        ns.ip(&format!("link set m{i} up"))?;
+        config.push_str(&format!("[[group.member]]\ninterface = \"m{i}\"\n"));
+    }
+    let d = Daemon::start(&ns, &config)?;
+    d.wait_group("ok")?;
+    let times = ns.enter(|| {
+        let mut times = Vec::with_capacity(SCRAPES);
+        for _ in 0..SCRAPES {
+            let start = Instant::now();
+            fetch("127.0.0.1:9477", "/metrics")?;
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok(times)
+    })?;
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let max = times.iter().copied().fold(0.0, f64::max);
+    Ok(json!({ "members": members, "scrapes": SCRAPES, "mean_ms": mean, "max_ms": max }))
 }
 
 /// ipmpd's own time from reading a carrier loss to the flipped flow table

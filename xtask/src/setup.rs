@@ -14,13 +14,16 @@ use crate::{cmd, output};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages the tests, demo and bench call (binary, package).
-const TOOLS: [(&str, &str); 6] = [
+const TOOLS: [(&str, &str); 8] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ping", "iputils-ping"),
     ("tcpdump", "tcpdump"),
     ("iperf3", "iperf3"),
     ("bpftool", "bpftool"),
+    ("setpriv", "util-linux"),
+    // promtool and a real Prometheus server for the metrics tests.
+    ("prometheus", "prometheus"),
 ];
 
 pub fn setup() -> Result<()> {

@@ -21,6 +21,9 @@ struct Args {
     /// Pin directory on bpffs (overrides daemon.pin_dir).
     #[arg(long)]
     pin_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics on ADDR (overrides daemon.metrics_listen).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Validate the configuration and exit: 0 valid, 1 invalid.
     #[arg(long)]
     check: bool,
@@ -48,7 +51,7 @@ fn main() -> ExitCode {
         println!("{}: configuration is valid", args.config.display());
         return ExitCode::SUCCESS;
     }
-    let overrides = Overrides { socket: args.socket, pin_dir: args.pin_dir };
+    let overrides = Overrides { socket: args.socket, pin_dir: args.pin_dir, metrics: args.metrics };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -1,6 +1,10 @@
 //! One IPMP group at run time: wires kernel events into the group's policy
 //! and the policy's decisions into the dataplane and the group interface.
-use std::{collections::HashMap, path::Path, time::Instant};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use anyhow::{Context, Result};
 use aya::programs::XdpMode as KernelXdpMode;
@@ -11,10 +15,11 @@ use tracing::{debug, info, warn};
 use crate::{
     config::{DaemonConfig, GroupConfig, XdpMode},
     dataplane::{Attached, GroupDataplane},
-    model::GroupStatus,
+    metrics::{GroupSource, MemberSource},
+    model::{GroupStatus, MemberState},
     netlink::{member_table, Change, Link, Netlink},
     policy::{
-        flow_table::next_table,
+        flow_table::{bucket_counts, next_table},
         group::{Event, GroupPolicy, MemberSpec, Notice},
     },
     sysctl,
@@ -29,11 +34,15 @@ struct MemberRuntime {
     /// The policy has heard of this interface (seen, or reported missing):
     /// from then on its arrival is a reappearance.
     reported: bool,
+    /// Transitions to failed and back to ok, for metrics (kept in the pins).
+    failures: u64,
+    repairs: u64,
     table: u32,
 }
 
 pub struct Group {
     name: String,
+    pin_dir: PathBuf,
     /// The veth peer of the group interface: its admin state is the group
     /// interface's carrier.
     peer: String,
@@ -72,14 +81,23 @@ impl Group {
             nl.add_address(link.index, *addr, false).await?;
         }
 
-        let mut dataplane = GroupDataplane::load(&pin_root.join(&name))?;
+        let pin_dir = pin_root.join(&name);
+        let mut dataplane = GroupDataplane::load(&pin_dir)?;
         match dataplane.attach_egress(&name)? {
             Attached::Adopted => info!("Adopted the pinned dataplane of group {name}"),
             Attached::New => info!("Attached the egress program to {name}"),
         }
         let table = dataplane.flow_table()?;
 
-        let slots = assign_slots(&dataplane.members()?, config);
+        let pinned = dataplane.members()?;
+        let slots = assign_slots(&pinned, config);
+        let counts = |name: &str| {
+            pinned
+                .iter()
+                .find(|(slot, _)| *slot == slots[name])
+                .filter(|(_, m)| member_name(m) == name)
+                .map_or((0, 0), |(_, m)| (m.failures, m.repairs))
+        };
         let specs = config
             .members
             .iter()
@@ -94,11 +112,14 @@ impl Group {
                 test_address: m.test_address.map(IpNet::V4),
                 link: None,
                 reported: false,
+                failures: counts(&m.interface).0,
+                repairs: counts(&m.interface).1,
                 table: member_table(&m.interface),
             })
             .collect();
         let mut group = Group {
             name,
+            pin_dir,
             peer,
             index: link.index,
             policy: GroupPolicy::new(&config.name, specs, daemon.failback),
@@ -137,6 +158,25 @@ impl Group {
 
     pub fn status(&self) -> GroupStatus {
         self.policy.status()
+    }
+
+    /// What the metrics server needs of this group.
+    pub fn metrics_source(&self) -> GroupSource {
+        let buckets = bucket_counts(&self.table);
+        GroupSource {
+            status: self.status(),
+            pin_dir: self.pin_dir.clone(),
+            members: self
+                .members
+                .iter()
+                .map(|m| MemberSource {
+                    slot: m.slot,
+                    failures: m.failures,
+                    repairs: m.repairs,
+                    buckets: buckets[m.slot as usize],
+                })
+                .collect(),
+        }
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -220,7 +260,7 @@ impl Group {
     /// Tells the dataplane where member `i` is (ifindex 0 while missing).
     fn publish_member(&mut self, i: usize) -> Result<()> {
         let m = &self.members[i];
-        let mut entry = Member::default();
+        let mut entry = Member { failures: m.failures, repairs: m.repairs, ..Member::default() };
         let n = m.name.len().min(entry.name.len() - 1);
         entry.name[..n].copy_from_slice(&m.name.as_bytes()[..n]);
         if let Some(link) = &m.link {
@@ -243,8 +283,19 @@ impl Group {
     /// Feeds the policy; its notices are logged by [`Self::apply`], after
     /// the flow table moved traffic (logging first would delay failover).
     fn event(&mut self, event: Event) -> Result<()> {
+        let before = self.policy.status();
         let notices = self.policy.handle(event, self.epoch.elapsed())?;
         self.notices.extend(notices);
+        let after = self.policy.status();
+        for (i, (b, a)) in before.members.iter().zip(&after.members).enumerate() {
+            let counted = match (b.state, a.state) {
+                (MemberState::Ok, MemberState::Failed) => &mut self.members[i].failures,
+                (MemberState::Failed, MemberState::Ok) => &mut self.members[i].repairs,
+                _ => continue,
+            };
+            *counted += 1;
+            self.publish_member(i)?;
+        }
         Ok(())
     }
 
@@ -327,8 +378,7 @@ impl Group {
 fn assign_slots(pinned: &[(u8, Member)], config: &GroupConfig) -> HashMap<String, u8> {
     let mut slots = HashMap::new();
     for (slot, m) in pinned {
-        let len = m.name.iter().position(|&b| b == 0).unwrap_or(m.name.len());
-        let name = String::from_utf8_lossy(&m.name[..len]).into_owned();
+        let name = member_name(m);
         if config.members.iter().any(|c| c.interface == name) {
             slots.insert(name, *slot);
         }
@@ -341,6 +391,12 @@ fn assign_slots(pinned: &[(u8, Member)], config: &GroupConfig) -> HashMap<String
         }
     }
     slots
+}
+
+/// The interface name stored in a pinned member entry.
+fn member_name(m: &Member) -> String {
+    let len = m.name.iter().position(|&b| b == 0).unwrap_or(m.name.len());
+    String::from_utf8_lossy(&m.name[..len]).into_owned()
 }
 
 /// The distinct IPv4 subnet broadcast addresses of the data addresses

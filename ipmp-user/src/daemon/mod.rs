@@ -3,6 +3,7 @@
 mod group;
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -10,7 +11,7 @@ use std::{
 use anyhow::{Context, Result};
 use tokio::{
     signal::unix::{signal, SignalKind},
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, watch},
 };
 use tracing::{error, info};
 
@@ -19,6 +20,7 @@ use crate::{
     config::Config,
     control::{self, Incoming, Request, Response},
     dataplane,
+    metrics::{self, Snapshot},
     model::Status,
     netlink::{self, Netlink},
 };
@@ -28,6 +30,7 @@ use crate::{
 pub struct Overrides {
     pub socket: Option<PathBuf>,
     pub pin_dir: Option<PathBuf>,
+    pub metrics: Option<SocketAddr>,
 }
 
 pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
@@ -39,6 +42,10 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
     let mut changes = netlink::watch()?;
     let nl = Netlink::connect()?;
     let listener = control::bind(&socket)?;
+    let metrics_listener = match overrides.metrics.or(config.daemon.metrics_listen) {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
 
     let mut groups = Vec::new();
     for g in &config.groups {
@@ -50,6 +57,15 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
 
     let (to_daemon, mut requests) = mpsc::channel(16);
     tokio::spawn(control::serve(listener, to_daemon));
+    let snapshot = |groups: &[Group]| Snapshot { groups: groups.iter().map(Group::metrics_source).collect() };
+    let (publish, published) = watch::channel(snapshot(&groups));
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(listener, published).await {
+                error!("metrics server stopped: {e:#}");
+            }
+        });
+    }
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     info!("ipmpd ready: {} group(s), control socket {}", groups.len(), socket.display());
@@ -88,6 +104,7 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
+        publish.send_replace(snapshot(&groups));
     }
     let _ = std::fs::remove_file(&socket);
     info!("Exiting; the pinned dataplane keeps forwarding");

@@ -1,0 +1,208 @@
+//! Prometheus metrics. At scrape time the counters are read from the
+//! group's pinned maps (per-CPU values summed) and the states from the
+//! snapshot the event loop publishes, so a scrape never waits for ipmpd's
+//! event loop, nor holds it up.
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::{Context, Result};
+use ipmp_common::{MemberCounters, DROP_REASONS, DROP_REASON_NAMES};
+use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use tokio::sync::watch;
+
+use crate::{
+    dataplane::PinnedCounters,
+    model::{GroupState, GroupStatus, LinkState, MemberState},
+};
+
+/// What the event loop publishes for metrics, per group.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub groups: Vec<GroupSource>,
+}
+
+#[derive(Clone, Debug)]
+pub struct GroupSource {
+    pub status: GroupStatus,
+    /// Where the group's maps are pinned.
+    pub pin_dir: PathBuf,
+    /// Per member, in the order of `status.members`.
+    pub members: Vec<MemberSource>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemberSource {
+    pub slot: u8,
+    pub failures: u64,
+    pub repairs: u64,
+    /// Flow-table buckets the member owns.
+    pub buckets: u32,
+}
+
+/// One group with its counters read, ready to encode.
+pub struct GroupReading<'a> {
+    pub source: &'a GroupSource,
+    pub counters: Vec<MemberCounters>,
+    pub drops: [u64; DROP_REASONS as usize],
+}
+
+const GROUP_STATES: [(GroupState, &str); 3] =
+    [(GroupState::Ok, "ok"), (GroupState::Degraded, "degraded"), (GroupState::Failed, "failed")];
+const MEMBER_STATES: [(MemberState, &str); 4] = [
+    (MemberState::Ok, "ok"),
+    (MemberState::Failed, "failed"),
+    (MemberState::Offline, "offline"),
+    (MemberState::Unknown, "unknown"),
+];
+
+/// Reads every group's counters from its pins and encodes the lot.
+pub fn scrape(snapshot: &Snapshot) -> Result<String> {
+    let mut readings = Vec::with_capacity(snapshot.groups.len());
+    for g in &snapshot.groups {
+        let pins = PinnedCounters::open(&g.pin_dir)?;
+        let counters = g.members.iter().map(|m| pins.member(m.slot)).collect::<Result<_>>()?;
+        readings.push(GroupReading { source: g, counters, drops: pins.drops()? });
+    }
+    encode(&readings)
+}
+
+/// The Prometheus text exposition of `groups` (pure: no I/O).
+pub fn encode(groups: &[GroupReading]) -> Result<String> {
+    let registry = Registry::new();
+    let gauge = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec> {
+        let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+        registry.register(Box::new(g.clone()))?;
+        Ok(g)
+    };
+    let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec> {
+        let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+        registry.register(Box::new(c.clone()))?;
+        Ok(c)
+    };
+    let gi = &["group", "interface"];
+    let group_state = gauge("ipmp_group_state", "1 for the group's current state (ok, degraded, failed), 0 for the others.", &["group", "state"])?;
+    let active = gauge("ipmp_interface_active", "1 when the member carries traffic.", gi)?;
+    let link_up = gauge("ipmp_interface_link_up", "1 when the member's link is up.", gi)?;
+    let state = gauge("ipmp_interface_state", "1 for the member's current state (ok, failed, offline, unknown), 0 for the others.", &["group", "interface", "state"])?;
+    let buckets = gauge("ipmp_flow_table_buckets", "Flow-table buckets (of 4096) pointing at the member.", gi)?;
+    let tx_packets = counter("ipmp_interface_transmit_packets_total", "Packets the group sent through the member.", gi)?;
+    let tx_bytes = counter("ipmp_interface_transmit_bytes_total", "Bytes the group sent through the member.", gi)?;
+    let rx_packets = counter("ipmp_interface_receive_packets_total", "Packets received on the member.", gi)?;
+    let rx_bytes = counter("ipmp_interface_receive_bytes_total", "Bytes received on the member.", gi)?;
+    let failures = counter("ipmp_interface_failures_total", "Times the member failed.", gi)?;
+    let repairs = counter("ipmp_interface_repairs_total", "Times the member was repaired.", gi)?;
+    let drops = counter("ipmp_dataplane_dropped_packets_total", "Packets the dataplane dropped, by reason.", &["group", "reason"])?;
+
+    for g in groups {
+        let status = &g.source.status;
+        let name = status.name.as_str();
+        for (s, word) in GROUP_STATES {
+            group_state.with_label_values(&[name, word]).set(i64::from(status.state == s));
+        }
+        for (reason, count) in DROP_REASON_NAMES.iter().zip(g.drops) {
+            drops.with_label_values(&[name, reason]).inc_by(count);
+        }
+        for ((m, src), c) in status.members.iter().zip(&g.source.members).zip(&g.counters) {
+            let l = [name, m.name.as_str()];
+            active.with_label_values(&l).set(i64::from(m.active));
+            link_up.with_label_values(&l).set(i64::from(m.link == LinkState::Up));
+            for (s, word) in MEMBER_STATES {
+                state.with_label_values(&[name, &m.name, word]).set(i64::from(m.state == s));
+            }
+            buckets.with_label_values(&l).set(i64::from(src.buckets));
+            tx_packets.with_label_values(&l).inc_by(c.tx_packets);
+            tx_bytes.with_label_values(&l).inc_by(c.tx_bytes);
+            rx_packets.with_label_values(&l).inc_by(c.rx_packets);
+            rx_bytes.with_label_values(&l).inc_by(c.rx_bytes);
+            failures.with_label_values(&l).inc_by(src.failures);
+            repairs.with_label_values(&l).inc_by(src.repairs);
+        }
+    }
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&registry.gather(), &mut out)?;
+    Ok(String::from_utf8(out)?)
+}
+
+/// Binds the metrics listener (at start, so a bad address stops ipmpd).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening for metrics on {addr}"))
+}
+
+/// Serves `GET /metrics` until the daemon exits.
+pub async fn serve(listener: tokio::net::TcpListener, snapshot: watch::Receiver<Snapshot>) -> Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let snapshot = snapshot.borrow().clone();
+            async move {
+                // Map reads are syscalls: keep them off the runtime thread.
+                let text = tokio::task::spawn_blocking(move || scrape(&snapshot)).await;
+                match text {
+                    Ok(Ok(text)) => Ok(([(axum::http::header::CONTENT_TYPE, TextEncoder::new().format_type().to_string())], text)),
+                    Ok(Err(e)) => Err((axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))),
+                    Err(e) => Err((axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+                }
+            }
+        }),
+    );
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MemberFlags, MemberStatus, ProbeState};
+
+    fn member(name: &str, active: bool, link: LinkState, state: MemberState) -> MemberStatus {
+        MemberStatus { name: name.into(), active, flags: MemberFlags::default(), link, probe: ProbeState::Disabled, state }
+    }
+
+    #[test]
+    fn encodes_states_counters_and_drops_with_help_and_type() {
+        let source = GroupSource {
+            status: GroupStatus {
+                name: "production0".into(),
+                state: GroupState::Degraded,
+                fdt_ms: None,
+                members: vec![
+                    member("e1000g0", false, LinkState::Down, MemberState::Failed),
+                    member("rge0", true, LinkState::Up, MemberState::Ok),
+                ],
+            },
+            pin_dir: PathBuf::new(),
+            members: vec![
+                MemberSource { slot: 0, failures: 2, repairs: 1, buckets: 0 },
+                MemberSource { slot: 1, failures: 0, repairs: 0, buckets: 4096 },
+            ],
+        };
+        let counters = vec![
+            MemberCounters { tx_packets: 5, tx_bytes: 500, rx_packets: 7, rx_bytes: 700 },
+            MemberCounters { tx_packets: 11, tx_bytes: 1100, rx_packets: 13, rx_bytes: 1300 },
+        ];
+        let text = encode(&[GroupReading { source: &source, counters, drops: [3, 0, 1] }]).unwrap();
+        let g = "group=\"production0\"";
+        for line in [
+            format!("ipmp_group_state{{{g},state=\"degraded\"}} 1"),
+            format!("ipmp_group_state{{{g},state=\"ok\"}} 0"),
+            format!("ipmp_interface_active{{{g},interface=\"rge0\"}} 1"),
+            format!("ipmp_interface_link_up{{{g},interface=\"e1000g0\"}} 0"),
+            format!("ipmp_interface_state{{{g},interface=\"e1000g0\",state=\"failed\"}} 1"),
+            format!("ipmp_interface_state{{{g},interface=\"e1000g0\",state=\"ok\"}} 0"),
+            format!("ipmp_interface_transmit_packets_total{{{g},interface=\"rge0\"}} 11"),
+            format!("ipmp_interface_receive_bytes_total{{{g},interface=\"e1000g0\"}} 700"),
+            format!("ipmp_interface_failures_total{{{g},interface=\"e1000g0\"}} 2"),
+            format!("ipmp_interface_repairs_total{{{g},interface=\"e1000g0\"}} 1"),
+            format!("ipmp_flow_table_buckets{{{g},interface=\"rge0\"}} 4096"),
+            format!("ipmp_dataplane_dropped_packets_total{{{g},reason=\"no_active_member\"}} 3"),
+            format!("ipmp_dataplane_dropped_packets_total{{{g},reason=\"malformed\"}} 1"),
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        // Every family has its HELP and TYPE.
+        let families = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+        assert_eq!(families, text.lines().filter(|l| l.starts_with("# HELP")).count());
+        assert_eq!(families, 12);
+    }
+}
