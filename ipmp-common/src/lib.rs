@@ -8,6 +8,7 @@
 //! - `GROUP`        array of 1 [`GroupConfig`]
 //! - `MEMBER_STATS` per-CPU array of [`MemberCounters`], indexed by slot
 //! - `DROPS`        per-CPU array of `u64`, indexed by `DROP_*` reason
+//! - `PROBE_REPLIES` ring buffer of [`ProbeReply`], our probes' replies timed by XDP
 #![no_std]
 
 /// Buckets in a flow table; a power of two so the dataplane masks the hash.
@@ -23,6 +24,9 @@ pub const MAP_MEMBERS: &str = "MEMBERS";
 pub const MAP_GROUP: &str = "GROUP";
 pub const MAP_MEMBER_STATS: &str = "MEMBER_STATS";
 pub const MAP_DROPS: &str = "DROPS";
+pub const MAP_PROBE_REPLIES: &str = "PROBE_REPLIES";
+/// Bytes of the probe reply ring buffer (a power of two, page multiple).
+pub const PROBE_REPLIES_BYTES: u32 = 64 * 1024;
 
 pub const PROG_EGRESS: &str = "ipmp_egress";
 pub const PROG_MEMBER_XDP: &str = "ipmp_member";
@@ -62,11 +66,17 @@ pub struct Member {
     pub _pad: [u8; 2],
     /// Interface name, NUL padded: lets a restarted ipmpd adopt the slot.
     pub name: [u8; 16],
-    pub _pad2: [u8; 4],
+    /// The IPv4 test address (network order), 0 when there is none.
+    pub test_v4: u32,
     /// Failures and repairs so far, counted by ipmpd and kept here so the
     /// counters survive its restarts (the dataplane does not read them).
     pub failures: u64,
     pub repairs: u64,
+    /// The IPv6 link-local address (the IPv6 test address), zero when none.
+    pub test_v6: [u8; 16],
+    /// Probes sent and lost, counted by ipmpd and kept here like `failures`.
+    pub probes_sent: u64,
+    pub probes_lost: u64,
 }
 
 /// IPv4 subnet broadcast addresses a group can hold.
@@ -83,6 +93,8 @@ pub struct GroupConfig {
     /// The group interface is NOARP, so the kernel gives a subnet
     /// broadcast its own MAC as destination: only the address tells.
     pub broadcast_v4: [u32; MAX_BROADCASTS],
+    /// ipmpd's random probe cookie: a reply without it is not ours.
+    pub cookie: u64,
 }
 
 impl Default for GroupConfig {
@@ -91,6 +103,7 @@ impl Default for GroupConfig {
             cast_slot_v4: NO_MEMBER as u32,
             cast_slot_v6: NO_MEMBER as u32,
             broadcast_v4: [0; MAX_BROADCASTS],
+            cookie: 0,
         }
     }
 }
@@ -103,7 +116,34 @@ pub struct MemberCounters {
     pub tx_bytes: u64,
     pub rx_packets: u64,
     pub rx_bytes: u64,
+    /// Our probes' replies, timed and handed to ipmpd.
+    pub probe_replies_accepted: u64,
+    /// Echo replies to a test address that were not ours (identifier,
+    /// cookie or length wrong): passed to the kernel.
+    pub probe_replies_rejected: u64,
+    /// Probe round-trip times: counts per bucket of [`RTT_BUCKET_BOUNDS_NS`]
+    /// (not cumulative; the last bucket is everything above), and their sum.
+    pub rtt_buckets: [u64; RTT_BUCKETS],
+    pub rtt_sum_ns: u64,
 }
+
+/// Upper bounds of the probe RTT histogram's buckets, in ns.
+pub const RTT_BUCKET_BOUNDS_NS: [u64; 12] = [
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+];
+/// The bounded buckets plus the one above the last bound.
+pub const RTT_BUCKETS: usize = RTT_BUCKET_BOUNDS_NS.len() + 1;
 
 impl MemberCounters {
     pub fn add(&mut self, other: &MemberCounters) {
@@ -111,7 +151,48 @@ impl MemberCounters {
         self.tx_bytes += other.tx_bytes;
         self.rx_packets += other.rx_packets;
         self.rx_bytes += other.rx_bytes;
+        self.probe_replies_accepted += other.probe_replies_accepted;
+        self.probe_replies_rejected += other.probe_replies_rejected;
+        for (b, o) in self.rtt_buckets.iter_mut().zip(other.rtt_buckets) {
+            *b += o;
+        }
+        self.rtt_sum_ns += other.rtt_sum_ns;
     }
+}
+
+/// The ICMP echo identifier of a member's probes.
+pub const fn probe_identifier(slot: u8) -> u16 {
+    0x4900 | slot as u16
+}
+
+/// The payload of a probe (ICMP echo data), written by ipmpd in host byte
+/// order and read back by XDP on the same host.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbePayload {
+    /// CLOCK_MONOTONIC at sending, in ns: the clock of bpf_ktime_get_ns.
+    pub sent_ns: u64,
+    pub cookie: u64,
+    /// The probe kind's code (failure detection, target discovery, RTT only).
+    pub kind: u32,
+    pub _pad: u32,
+}
+
+/// A probe reply as XDP hands it to ipmpd (ring buffer record).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeReply {
+    /// Reply arrival minus the probe's send time, measured in the kernel.
+    pub rtt_ns: u64,
+    /// The probe's send time (CLOCK_MONOTONIC ns), from its payload.
+    pub sent_ns: u64,
+    /// The replying target: an IPv4 address in the first 4 bytes, or IPv6.
+    pub from: [u8; 16],
+    pub slot: u32,
+    pub seq: u16,
+    /// 4 or 6.
+    pub family: u8,
+    pub kind: u8,
 }
 
 #[cfg(feature = "user")]
@@ -122,4 +203,5 @@ mod pod {
     unsafe impl aya::Pod for super::Member {}
     unsafe impl aya::Pod for super::GroupConfig {}
     unsafe impl aya::Pod for super::MemberCounters {}
+    unsafe impl aya::Pod for super::ProbeReply {}
 }

@@ -2,7 +2,7 @@
 //! member. Unicast is spread per flow through the flow table; broadcast and
 //! multicast leave through the family's cast member.
 use aya_ebpf::{
-    bindings::{TC_ACT_SHOT, TC_ACT_REDIRECT},
+    bindings::{TC_ACT_REDIRECT, TC_ACT_SHOT},
     helpers::generated::{bpf_redirect, bpf_redirect_neigh},
     macros::classifier,
     programs::TcContext,

@@ -11,6 +11,8 @@ mod maps;
 mod member;
 #[cfg(target_arch = "bpf")]
 mod parse;
+#[cfg(target_arch = "bpf")]
+mod probe;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

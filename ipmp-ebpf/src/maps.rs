@@ -2,9 +2,11 @@
 //! map is pinned by name so the dataplane outlives ipmpd.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray},
+    maps::{Array, PerCpuArray, RingBuf},
 };
-use ipmp_common::{FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, MAX_MEMBERS};
+use ipmp_common::{
+    FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, MAX_MEMBERS, PROBE_REPLIES_BYTES,
+};
 
 #[map]
 pub static FLOW_TABLE: Array<FlowTable> = Array::pinned(2, 0);
@@ -18,6 +20,8 @@ pub static GROUP: Array<GroupConfig> = Array::pinned(1, 0);
 pub static MEMBER_STATS: PerCpuArray<MemberCounters> = PerCpuArray::pinned(MAX_MEMBERS, 0);
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS, 0);
+#[map]
+pub static PROBE_REPLIES: RingBuf = RingBuf::pinned(PROBE_REPLIES_BYTES, 0);
 
 #[inline(always)]
 pub fn count_drop(reason: u32) {

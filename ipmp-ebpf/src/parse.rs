@@ -3,11 +3,11 @@
 //! never guessed.
 use core::mem::size_of;
 
+use ipmp_common::MAX_BROADCASTS;
 use network_types::{
     eth::{EthHdr, EtherType},
     ip::{Ipv4Hdr, Ipv6Hdr},
 };
-use ipmp_common::MAX_BROADCASTS;
 
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
@@ -79,7 +79,13 @@ pub fn classify(start: usize, end: usize, broadcasts: &[u32; MAX_BROADCASTS]) ->
             if fragment {
                 return Parsed::Flow(finish(h));
             }
-            hash_ports(h, ip.proto, start, end, EthHdr::LEN + ((ip.vihl & 0x0f) as usize) * 4)
+            hash_ports(
+                h,
+                ip.proto,
+                start,
+                end,
+                EthHdr::LEN + ((ip.vihl & 0x0f) as usize) * 4,
+            )
         }
         Ok(EtherType::Ipv6) => {
             if cast {
@@ -135,14 +141,23 @@ const HASH_SEED: u32 = 0x1f3d_5b79;
 /// One murmur3 mixing round.
 #[inline(always)]
 fn hash_word(h: u32, k: u32) -> u32 {
-    let k = k.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
-    (h ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
+    let k = k
+        .wrapping_mul(0xcc9e_2d51)
+        .rotate_left(15)
+        .wrapping_mul(0x1b87_3593);
+    (h ^ k)
+        .rotate_left(13)
+        .wrapping_mul(5)
+        .wrapping_add(0xe654_6b64)
 }
 
 #[inline(always)]
 fn hash_addr6(mut h: u32, a: &[u8; 16]) -> u32 {
     for i in 0..4 {
-        h = hash_word(h, u32::from_ne_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]));
+        h = hash_word(
+            h,
+            u32::from_ne_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]),
+        );
     }
     h
 }

@@ -1035,13 +1035,16 @@ standby = false
 
     #[test]
     fn more_members_than_the_dataplane_holds() {
-        let mut text = String::from("[[group]]\nname = \"g0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
+        let mut text =
+            String::from("[[group]]\nname = \"g0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
         for i in 0..65 {
             text.push_str(&format!("[[group.member]]\ninterface = \"eth{i}\"\n"));
         }
         assert_eq!(
             errors(&text),
-            [format!("{FILE}:1: group \"g0\" has 65 members; the dataplane holds at most 64")]
+            [format!(
+                "{FILE}:1: group \"g0\" has 65 members; the dataplane holds at most 64"
+            )]
         );
     }
 

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader},
     net::{UnixListener, UnixStream},
-    sync::{mpsc, oneshot},
+    sync::{broadcast, mpsc, oneshot},
 };
 
-use crate::model::Status;
+use crate::model::{ProbeRecord, Status};
 
 pub const DEFAULT_SOCKET: &str = "/run/ipmp/ipmpd.sock";
 /// Environment variable naming the socket, for ipmpctl.
@@ -25,6 +25,9 @@ pub const SOCKET_ENV: &str = "IPMP_SOCKET";
 #[serde(tag = "request", rename_all = "lowercase")]
 pub enum Request {
     Status,
+    /// Follow probes as they happen (`ipmpctl stat -p`): one
+    /// [`Response::Probe`] line per probe until the caller hangs up.
+    Probes,
     /// Remove every group interface, program, pin and address ipmpd created, then exit.
     Teardown,
 }
@@ -32,7 +35,7 @@ pub enum Request {
 impl Request {
     /// Whether the request changes the system (root only).
     pub fn is_change(&self) -> bool {
-        !matches!(self, Request::Status)
+        !matches!(self, Request::Status | Request::Probes)
     }
 }
 
@@ -40,6 +43,7 @@ impl Request {
 #[serde(rename_all = "lowercase")]
 pub enum Response {
     Status(Status),
+    Probe(ProbeRecord),
     Done,
     /// The request was understood and refused; the reason is for the operator.
     Refused(String),
@@ -68,27 +72,38 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
         );
     }
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
     Ok(listener)
 }
 
-/// Accepts connections and hands their requests to the event loop.
-pub async fn serve(listener: UnixListener, to_daemon: mpsc::Sender<Incoming>) {
+/// Accepts connections and hands their requests to the event loop; probe
+/// followers get `probes` (what the event loop publishes) streamed.
+pub async fn serve(
+    listener: UnixListener,
+    to_daemon: mpsc::Sender<Incoming>,
+    probes: broadcast::Sender<ProbeRecord>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let to_daemon = to_daemon.clone();
+        let probes = probes.subscribe();
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, to_daemon).await {
+            if let Err(e) = answer(stream, to_daemon, probes).await {
                 tracing::debug!("control connection: {e:#}");
             }
         });
     }
 }
 
-async fn answer(stream: UnixStream, to_daemon: mpsc::Sender<Incoming>) -> Result<()> {
+async fn answer(
+    stream: UnixStream,
+    to_daemon: mpsc::Sender<Incoming>,
+    mut probes: broadcast::Receiver<ProbeRecord>,
+) -> Result<()> {
     let uid = stream.peer_cred()?.uid();
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
@@ -97,10 +112,28 @@ async fn answer(stream: UnixStream, to_daemon: mpsc::Sender<Incoming>) -> Result
         Ok(request) => {
             let (reply, answer) = oneshot::channel();
             let (done, written) = oneshot::channel();
-            to_daemon.send(Incoming { request, uid, reply, written }).await?;
+            to_daemon
+                .send(Incoming {
+                    request: request.clone(),
+                    uid,
+                    reply,
+                    written,
+                })
+                .await?;
             let response = answer.await?;
+            let follow = request == Request::Probes && response == Response::Done;
             write_response(&mut write, &response).await?;
             let _ = done.send(());
+            if follow {
+                loop {
+                    match probes.recv().await {
+                        Ok(record) => write_response(&mut write, &Response::Probe(record)).await?,
+                        // A slow reader misses probes rather than holding ipmpd up.
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            }
             return Ok(());
         }
         Err(e) => Response::Refused(format!("malformed request: {e}")),
@@ -108,7 +141,10 @@ async fn answer(stream: UnixStream, to_daemon: mpsc::Sender<Incoming>) -> Result
     write_response(&mut write, &response).await
 }
 
-async fn write_response(write: &mut (impl AsyncWriteExt + Unpin), response: &Response) -> Result<()> {
+async fn write_response(
+    write: &mut (impl AsyncWriteExt + Unpin),
+    response: &Response,
+) -> Result<()> {
     let mut text = serde_json::to_string(response)?;
     text.push('\n');
     write.write_all(text.as_bytes()).await?;
@@ -125,16 +161,34 @@ pub enum ClientError {
 
 /// Sends one request and waits for the answer (ipmpctl's side).
 pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
+    let mut answer = None;
+    follow(socket, request, |r| {
+        answer = Some(r);
+        false
+    })?;
+    answer.ok_or(ClientError::Unreachable)
+}
+
+/// Sends one request and hands each answer line to `each` while it returns
+/// true and ipmpd keeps the connection open.
+pub fn follow(
+    socket: &Path,
+    request: &Request,
+    mut each: impl FnMut(Response) -> bool,
+) -> Result<(), ClientError> {
     let mut stream = StdUnixStream::connect(socket).map_err(|_| ClientError::Unreachable)?;
     let mut text = serde_json::to_string(request).map_err(|e| ClientError::Other(e.into()))?;
     text.push('\n');
-    stream.write_all(text.as_bytes()).map_err(|e| ClientError::Other(e.into()))?;
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
+    stream
+        .write_all(text.as_bytes())
         .map_err(|e| ClientError::Other(e.into()))?;
-    if line.is_empty() {
-        return Err(ClientError::Unreachable);
+    for line in BufReader::new(stream).lines() {
+        let line = line.map_err(|e| ClientError::Other(e.into()))?;
+        let response = serde_json::from_str(&line)
+            .map_err(|e| ClientError::Other(anyhow::anyhow!("bad answer from ipmpd: {e}")))?;
+        if !each(response) {
+            break;
+        }
     }
-    serde_json::from_str(&line).map_err(|e| ClientError::Other(anyhow::anyhow!("bad answer from ipmpd: {e}")))
+    Ok(())
 }

@@ -8,20 +8,19 @@ use std::{
 
 use anyhow::{anyhow, Context, Result};
 use aya::{
-    maps::{Array, MapData, PerCpuArray},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{
         links::{FdLink, PinnedLink},
         tc::{SchedClassifierLink, TcAttachType},
         xdp::XdpLink,
         SchedClassifier, Xdp, XdpMode,
     },
-    TestRun, TestRunOptions, TestRunResult,
-    Ebpf, EbpfLoader,
+    Ebpf, EbpfLoader, TestRun, TestRunOptions, TestRunResult,
 };
 use ipmp_common::{
     FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, GLOBAL_MEMBER_SLOT,
     MAP_ACTIVE_TABLE, MAP_DROPS, MAP_FLOW_TABLE, MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_STATS,
-    MAX_MEMBERS, PROG_EGRESS, PROG_MEMBER_XDP,
+    MAP_PROBE_REPLIES, MAX_MEMBERS, PROG_EGRESS, PROG_MEMBER_XDP,
 };
 
 /// The kernel programs, built by build.rs for bpfel-unknown-none.
@@ -58,7 +57,11 @@ impl GroupDataplane {
             .context("loading the ipmp eBPF programs")?;
         let egress: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
         egress.load().context("verifying the egress program")?;
-        Ok(GroupDataplane { ebpf, members: HashMap::new(), pin_dir: pin_dir.to_owned() })
+        Ok(GroupDataplane {
+            ebpf,
+            members: HashMap::new(),
+            pin_dir: pin_dir.to_owned(),
+        })
     }
 
     /// Loads (and verifies) `member`'s own XDP program for `slot`.
@@ -69,10 +72,15 @@ impl GroupDataplane {
             .load(PROGRAMS)
             .context("loading the ipmp eBPF programs")?;
         let xdp: &mut Xdp = program(&mut instance, PROG_MEMBER_XDP)?;
-        xdp.load().with_context(|| format!("verifying the XDP program of {member}"))?;
+        xdp.load()
+            .with_context(|| format!("verifying the XDP program of {member}"))?;
         // Replacing an earlier instance drops it; its pinned link, if any,
         // keeps running until the new program is swapped in.
-        let instance = self.members.entry(member.to_string()).insert_entry(instance).into_mut();
+        let instance = self
+            .members
+            .entry(member.to_string())
+            .insert_entry(instance)
+            .into_mut();
         program(instance, PROG_MEMBER_XDP)
     }
 
@@ -85,7 +93,10 @@ impl GroupDataplane {
         attach_pinned(
             prog,
             &pin,
-            |p, link| Ok(p.attach_to_link(SchedClassifierLink::try_from(link)?).map(drop)?),
+            |p, link| {
+                Ok(p.attach_to_link(SchedClassifierLink::try_from(link)?)
+                    .map(drop)?)
+            },
             |p| {
                 let id = p
                     .attach(group_if, TcAttachType::Egress)
@@ -165,14 +176,31 @@ impl GroupDataplane {
         Ok(())
     }
 
+    /// The ring buffer on which XDP hands over our probes' replies.
+    pub fn take_probe_replies(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map(MAP_PROBE_REPLIES)
+            .ok_or_else(|| anyhow!("map {MAP_PROBE_REPLIES} missing from the eBPF object"))?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
     /// Runs the egress program, or with `member` that member's XDP program,
     /// on `packet` in the kernel (BPF_PROG_TEST_RUN), for benchmarks:
     /// returns the verdict and the kernel's average time per run.
-    pub fn test_run(&mut self, member: Option<&str>, packet: &[u8], repeat: u32) -> Result<TestRunResult> {
+    pub fn test_run(
+        &mut self,
+        member: Option<&str>,
+        packet: &[u8],
+        repeat: u32,
+    ) -> Result<TestRunResult> {
         match member {
             None => test_run(&mut self.ebpf, PROG_EGRESS, packet, repeat),
             Some(m) => {
-                let instance = self.members.get_mut(m).ok_or_else(|| anyhow!("{m} has no XDP program loaded"))?;
+                let instance = self
+                    .members
+                    .get_mut(m)
+                    .ok_or_else(|| anyhow!("{m} has no XDP program loaded"))?;
                 test_run(instance, PROG_MEMBER_XDP, packet, repeat)
             }
         }
@@ -188,8 +216,14 @@ impl GroupDataplane {
 
 /// Runs program `name` of `ebpf` (TC or XDP) on `packet` `repeat` times.
 pub fn test_run(ebpf: &mut Ebpf, name: &str, packet: &[u8], repeat: u32) -> Result<TestRunResult> {
-    let opts = TestRunOptions { data_in: Some(packet), repeat, ..TestRunOptions::new() };
-    let prog = ebpf.program_mut(name).ok_or_else(|| anyhow!("no program {name}"))?;
+    let opts = TestRunOptions {
+        data_in: Some(packet),
+        repeat,
+        ..TestRunOptions::new()
+    };
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("no program {name}"))?;
     Ok(match prog {
         aya::programs::Program::SchedClassifier(p) => p.test_run(opts)?,
         aya::programs::Program::Xdp(p) => p.test_run(opts)?,
@@ -208,7 +242,8 @@ impl PinnedCounters {
     pub fn open(group_pin_dir: &Path) -> Result<PinnedCounters> {
         let open = |name: &str| {
             let path = group_pin_dir.join(name);
-            MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))
+            MapData::from_pin(&path)
+                .with_context(|| format!("opening pinned map {}", path.display()))
         };
         Ok(PinnedCounters {
             stats: PerCpuArray::try_from(aya::maps::Map::PerCpuArray(open(MAP_MEMBER_STATS)?))?,
@@ -249,7 +284,9 @@ fn map<'a, T>(ebpf: &'a Ebpf, name: &str) -> Result<T>
 where
     T: TryFrom<&'a aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let m = ebpf.map(name).ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))?;
+    let m = ebpf
+        .map(name)
+        .ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))?;
     Ok(T::try_from(m)?)
 }
 
@@ -278,7 +315,8 @@ fn attach_pinned<P>(
         remove_pin(pin)?;
     }
     let link = attach(prog)?;
-    link.pin(pin).with_context(|| format!("pinning {}", pin.display()))?;
+    link.pin(pin)
+        .with_context(|| format!("pinning {}", pin.display()))?;
     Ok(Attached::New)
 }
 
@@ -328,7 +366,13 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
             pin_dir.display()
         ));
     }
-    nix::mount::mount(Some("bpf"), BPFFS, Some("bpf"), nix::mount::MsFlags::empty(), None::<&str>)
-        .context("mounting bpffs on /sys/fs/bpf")?;
+    nix::mount::mount(
+        Some("bpf"),
+        BPFFS,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .context("mounting bpffs on /sys/fs/bpf")?;
     Ok(())
 }

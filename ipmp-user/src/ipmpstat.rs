@@ -1,9 +1,11 @@
 //! ipmpstat's output (`ipmpctl stat`): each mode is a table of fields, and
 //! a selection of them is printed the way illumos ipmpstat prints through
 //! libofmt (human columns, `-P` parseable lines), or as JSON.
-use std::fmt;
+use std::{fmt, time::Duration};
 
-use crate::model::{GroupStatus, MemberState, MemberStatus, Status};
+use crate::model::{
+    GroupStatus, MemberState, MemberStatus, ProbeMode, ProbeRecord, ProbingStatus, Status,
+};
 
 /// An ipmpstat output mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,6 +14,10 @@ pub enum Mode {
     Group,
     /// `-i`: one row per member.
     Interface,
+    /// `-t`: one row per member and probing address family.
+    Target,
+    /// `-p`: one row per probe, as they happen.
+    Probe,
 }
 
 impl Mode {
@@ -19,6 +25,8 @@ impl Mode {
         match self {
             Mode::Group => "-g",
             Mode::Interface => "-i",
+            Mode::Target => "-t",
+            Mode::Probe => "-p",
         }
     }
 }
@@ -128,6 +136,8 @@ fn field_names(mode: Mode) -> String {
     }
     match mode {
         Mode::Group => names(GROUP_FIELDS),
+        Mode::Target => names(TARGET_FIELDS),
+        Mode::Probe => names(PROBE_FIELDS),
         Mode::Interface => names(INTERFACE_FIELDS),
     }
 }
@@ -168,6 +178,54 @@ const INTERFACE_FIELDS: &[Field<InterfaceValue>] = &[
     field("PROBE", 10, |_, m| m.probe.to_string()),
     field("STATE", 10, |_, m| m.state.to_string()),
 ];
+
+type TargetValue = fn(&MemberStatus, Option<&ProbingStatus>) -> String;
+
+/// ipmpstat -t, in table order.
+const TARGET_FIELDS: &[Field<TargetValue>] = &[
+    field("INTERFACE", 12, |m, _| m.name.clone()),
+    field("MODE", 10, |_, p| {
+        p.map_or(ProbeMode::Disabled, |p| p.mode).to_string()
+    }),
+    field("TESTADDR", 20, |_, p| {
+        p.and_then(|p| p.test_address)
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    }),
+    field("TARGETS", 38, |_, p| {
+        p.map(|p| {
+            p.targets
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+    }),
+];
+
+/// A probe with the time it was reported, since ipmpctl started.
+pub type TimedProbe = (Duration, ProbeRecord);
+type ProbeValue = fn(&TimedProbe) -> String;
+
+/// ipmpstat -p, in ipmpstat's table order (RTTDEV last, so the default
+/// 80 columns leave it out, as ipmpstat does).
+const PROBE_FIELDS: &[Field<ProbeValue>] = &[
+    field("TIME", 10, |(t, _)| format!("{:.2}s", t.as_secs_f64())),
+    field("INTERFACE", 12, |(_, p)| p.interface.clone()),
+    field("PROBE", 7, |(_, p)| p.seq.to_string()),
+    field("NETRTT", 10, |(_, p)| ms(p.net_rtt_ns)),
+    field("RTT", 10, |(_, p)| ms(p.rtt_ns)),
+    field("RTTAVG", 10, |(_, p)| ms(p.rtt_avg_ns)),
+    field("TARGET", 20, |(_, p)| p.target.to_string()),
+    field("RTTDEV", 10, |(_, p)| ms(p.rtt_dev_ns)),
+];
+
+/// `%.2fms`, empty for a lost probe.
+fn ms(ns: Option<u64>) -> String {
+    ns.map(|ns| format!("{:.2}ms", ns as f64 / 1e6))
+        .unwrap_or_default()
+}
 
 /// Empty without probing: there is no failure detection time then.
 fn fdt(group: &GroupStatus) -> String {
@@ -255,15 +313,63 @@ pub fn render(status: &Status, mode: Mode, opts: &OutputOptions) -> Result<Rende
                 .collect();
             (table(&fields, rows), warnings)
         }
+        Mode::Target => {
+            let (fields, warnings) = select(mode, TARGET_FIELDS, opts)?;
+            let rows = status
+                .groups
+                .iter()
+                .flat_map(|g| g.members.iter())
+                .flat_map(|m| {
+                    // A member that probes in no family shows one row, disabled.
+                    let families: Vec<Option<&ProbingStatus>> = if m.probing.is_empty() {
+                        vec![None]
+                    } else {
+                        m.probing.iter().map(Some).collect()
+                    };
+                    families.into_iter().map(move |p| (m, p))
+                })
+                .map(|(m, p)| fields.iter().map(|f| (f.value)(m, p)).collect())
+                .collect();
+            (table(&fields, rows), warnings)
+        }
+        Mode::Probe => return render_probes(&[], opts, true),
     };
+    Ok(Rendered {
+        text: output(&table, opts, true),
+        warnings,
+    })
+}
+
+/// `-p`'s rows for `probes`. ipmpctl prints them as they come: the human
+/// form's header goes with the first call only (`header`), and `--json`
+/// gives one object per line.
+pub fn render_probes(
+    probes: &[TimedProbe],
+    opts: &OutputOptions,
+    header: bool,
+) -> Result<Rendered, OutputError> {
+    let (fields, warnings) = select(Mode::Probe, PROBE_FIELDS, opts)?;
+    let rows = probes
+        .iter()
+        .map(|p| fields.iter().map(|f| (f.value)(p)).collect())
+        .collect();
+    let table = table(&fields, rows);
     let text = if opts.json {
-        json(&table)
-    } else if opts.parseable {
-        parseable(&table)
+        json_objects(&table).into_iter().map(|o| o + "\n").collect()
     } else {
-        human(&table)
+        output(&table, opts, header)
     };
     Ok(Rendered { text, warnings })
+}
+
+fn output(table: &Table, opts: &OutputOptions, header: bool) -> String {
+    if opts.json {
+        json(table)
+    } else if opts.parseable {
+        parseable(table)
+    } else {
+        human(table, header)
+    }
 }
 
 fn table<V>(fields: &[&Field<V>], rows: Vec<Vec<String>>) -> Table {
@@ -339,12 +445,14 @@ fn select<'f, V>(
 /// the last field not padded. A value that does not fit is followed by
 /// one space, and the next fields give up padding to catch up. The header
 /// comes with the first row, so no rows print nothing.
-fn human(table: &Table) -> String {
+fn human(table: &Table, header: bool) -> String {
     let mut out = String::new();
     if table.rows.is_empty() {
         return out;
     }
-    human_line(&mut out, &table.columns, table.columns.iter().map(|c| c.0));
+    if header {
+        human_line(&mut out, &table.columns, table.columns.iter().map(|c| c.0));
+    }
     for row in &table.rows {
         let values = row
             .iter()
@@ -405,7 +513,11 @@ fn parseable(table: &Table) -> String {
 /// names in the selected order, values as the human form prints them but
 /// empty for an empty field. Written by hand to keep the key order.
 fn json(table: &Table) -> String {
-    let objects: Vec<String> = table
+    format!("[{}]\n", json_objects(table).join(","))
+}
+
+fn json_objects(table: &Table) -> Vec<String> {
+    table
         .rows
         .iter()
         .map(|row| {
@@ -423,8 +535,7 @@ fn json(table: &Table) -> String {
                 .collect();
             format!("{{{}}}", members.join(","))
         })
-        .collect();
-    format!("[{}]\n", objects.join(","))
+        .collect()
 }
 
 fn json_string(s: &str) -> String {
@@ -434,7 +545,9 @@ fn json_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{GroupState, LinkState, MemberFlags, ProbeState};
+    use crate::model::{
+        GroupState, LinkState, MemberFlags, ProbeMode, ProbeRecord, ProbeState, ProbingStatus,
+    };
 
     fn member(
         name: &str,
@@ -450,6 +563,7 @@ mod tests {
             link,
             probe,
             state,
+            probing: Vec::new(),
         }
     }
 
@@ -808,5 +922,60 @@ mod tests {
         let opts = options(named(&["group"]), false, true);
         let json = text(&status, Mode::Group, &opts);
         assert_eq!(json, "[{\"group\":\"quo\\\"te\\\\\"}]\n");
+    }
+
+    #[test]
+    fn targets_one_row_per_probing_family_and_disabled_without() {
+        let mut status = cable_pulled();
+        let e1000g0 = &mut status.groups[0].members[2];
+        e1000g0.probing = vec![ProbingStatus {
+            mode: ProbeMode::Routes,
+            test_address: Some("192.0.2.201".parse().unwrap()),
+            targets: vec!["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()],
+        }];
+        let out = render(&status, Mode::Target, &OutputOptions::default()).unwrap();
+        assert_eq!(
+            out.text,
+            "INTERFACE   MODE      TESTADDR            TARGETS\n\
+             rge0        disabled  --                  --\n\
+             e1000g1     disabled  --                  --\n\
+             e1000g0     routes    192.0.2.201         192.0.2.1 192.0.2.2\n"
+        );
+    }
+
+    fn probe(seq: u16, rtt: Option<u64>) -> ProbeRecord {
+        ProbeRecord {
+            interface: "e1000g0".into(),
+            seq,
+            target: "192.0.2.1".parse().unwrap(),
+            net_rtt_ns: rtt.map(|r| r / 2),
+            rtt_ns: rtt,
+            rtt_avg_ns: Some(200_000),
+            rtt_dev_ns: Some(50_000),
+        }
+    }
+
+    #[test]
+    fn probes_print_as_they_come_and_leave_rttdev_out_by_default() {
+        let first = [(Duration::from_millis(1500), probe(7, Some(250_000)))];
+        let lost = [(Duration::from_millis(2000), probe(8, None))];
+        let opts = OutputOptions::default();
+        let text = render_probes(&first, &opts, true).unwrap().text
+            + &render_probes(&lost, &opts, false).unwrap().text;
+        assert_eq!(
+            text,
+            "TIME      INTERFACE   PROBE  NETRTT    RTT       RTTAVG    TARGET\n\
+             1.50s     e1000g0     7      0.12ms    0.25ms    0.20ms    192.0.2.1\n\
+             2.00s     e1000g0     8      --        --        0.20ms    192.0.2.1\n"
+        );
+        let json = OutputOptions {
+            json: true,
+            fields: Fields::from_arg("probe,rttdev"),
+            ..opts
+        };
+        assert_eq!(
+            render_probes(&lost, &json, true).unwrap().text,
+            "{\"probe\":\"8\",\"rttdev\":\"0.05ms\"}\n"
+        );
     }
 }

@@ -7,4 +7,5 @@ pub mod metrics;
 pub mod model;
 pub mod netlink;
 pub mod policy;
+pub mod probe;
 pub mod sysctl;

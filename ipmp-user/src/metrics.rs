@@ -5,8 +5,11 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::{Context, Result};
-use ipmp_common::{MemberCounters, DROP_REASONS, DROP_REASON_NAMES};
-use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use ipmp_common::{MemberCounters, DROP_REASONS, DROP_REASON_NAMES, RTT_BUCKET_BOUNDS_NS};
+use prometheus::{
+    proto::{Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType},
+    Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use tokio::sync::watch;
 
 use crate::{
@@ -34,6 +37,8 @@ pub struct MemberSource {
     pub slot: u8,
     pub failures: u64,
     pub repairs: u64,
+    pub probes_sent: u64,
+    pub probes_lost: u64,
     /// Flow-table buckets the member owns.
     pub buckets: u32,
 }
@@ -45,8 +50,11 @@ pub struct GroupReading<'a> {
     pub drops: [u64; DROP_REASONS as usize],
 }
 
-const GROUP_STATES: [(GroupState, &str); 3] =
-    [(GroupState::Ok, "ok"), (GroupState::Degraded, "degraded"), (GroupState::Failed, "failed")];
+const GROUP_STATES: [(GroupState, &str); 3] = [
+    (GroupState::Ok, "ok"),
+    (GroupState::Degraded, "degraded"),
+    (GroupState::Failed, "failed"),
+];
 const MEMBER_STATES: [(MemberState, &str); 4] = [
     (MemberState::Ok, "ok"),
     (MemberState::Failed, "failed"),
@@ -59,8 +67,16 @@ pub fn scrape(snapshot: &Snapshot) -> Result<String> {
     let mut readings = Vec::with_capacity(snapshot.groups.len());
     for g in &snapshot.groups {
         let pins = PinnedCounters::open(&g.pin_dir)?;
-        let counters = g.members.iter().map(|m| pins.member(m.slot)).collect::<Result<_>>()?;
-        readings.push(GroupReading { source: g, counters, drops: pins.drops()? });
+        let counters = g
+            .members
+            .iter()
+            .map(|m| pins.member(m.slot))
+            .collect::<Result<_>>()?;
+        readings.push(GroupReading {
+            source: g,
+            counters,
+            drops: pins.drops()?,
+        });
     }
     encode(&readings)
 }
@@ -79,34 +95,124 @@ pub fn encode(groups: &[GroupReading]) -> Result<String> {
         Ok(c)
     };
     let gi = &["group", "interface"];
-    let group_state = gauge("ipmp_group_state", "1 for the group's current state (ok, degraded, failed), 0 for the others.", &["group", "state"])?;
-    let active = gauge("ipmp_interface_active", "1 when the member carries traffic.", gi)?;
-    let link_up = gauge("ipmp_interface_link_up", "1 when the member's link is up.", gi)?;
-    let state = gauge("ipmp_interface_state", "1 for the member's current state (ok, failed, offline, unknown), 0 for the others.", &["group", "interface", "state"])?;
-    let buckets = gauge("ipmp_flow_table_buckets", "Flow-table buckets (of 4096) pointing at the member.", gi)?;
-    let tx_packets = counter("ipmp_interface_transmit_packets_total", "Packets the group sent through the member.", gi)?;
-    let tx_bytes = counter("ipmp_interface_transmit_bytes_total", "Bytes the group sent through the member.", gi)?;
-    let rx_packets = counter("ipmp_interface_receive_packets_total", "Packets received on the member.", gi)?;
-    let rx_bytes = counter("ipmp_interface_receive_bytes_total", "Bytes received on the member.", gi)?;
-    let failures = counter("ipmp_interface_failures_total", "Times the member failed.", gi)?;
-    let repairs = counter("ipmp_interface_repairs_total", "Times the member was repaired.", gi)?;
-    let drops = counter("ipmp_dataplane_dropped_packets_total", "Packets the dataplane dropped, by reason.", &["group", "reason"])?;
+    let group_state = gauge(
+        "ipmp_group_state",
+        "1 for the group's current state (ok, degraded, failed), 0 for the others.",
+        &["group", "state"],
+    )?;
+    let active = gauge(
+        "ipmp_interface_active",
+        "1 when the member carries traffic.",
+        gi,
+    )?;
+    let link_up = gauge(
+        "ipmp_interface_link_up",
+        "1 when the member's link is up.",
+        gi,
+    )?;
+    let state = gauge(
+        "ipmp_interface_state",
+        "1 for the member's current state (ok, failed, offline, unknown), 0 for the others.",
+        &["group", "interface", "state"],
+    )?;
+    let buckets = gauge(
+        "ipmp_flow_table_buckets",
+        "Flow-table buckets (of 4096) pointing at the member.",
+        gi,
+    )?;
+    let tx_packets = counter(
+        "ipmp_interface_transmit_packets_total",
+        "Packets the group sent through the member.",
+        gi,
+    )?;
+    let tx_bytes = counter(
+        "ipmp_interface_transmit_bytes_total",
+        "Bytes the group sent through the member.",
+        gi,
+    )?;
+    let rx_packets = counter(
+        "ipmp_interface_receive_packets_total",
+        "Packets received on the member.",
+        gi,
+    )?;
+    let rx_bytes = counter(
+        "ipmp_interface_receive_bytes_total",
+        "Bytes received on the member.",
+        gi,
+    )?;
+    let failures = counter(
+        "ipmp_interface_failures_total",
+        "Times the member failed.",
+        gi,
+    )?;
+    let repairs = counter(
+        "ipmp_interface_repairs_total",
+        "Times the member was repaired.",
+        gi,
+    )?;
+    let drops = counter(
+        "ipmp_dataplane_dropped_packets_total",
+        "Packets the dataplane dropped, by reason.",
+        &["group", "reason"],
+    )?;
+    let fdt = GaugeVec::new(
+        Opts::new(
+            "ipmp_group_failure_detection_time_seconds",
+            "The group's current failure detection time (groups that probe).",
+        ),
+        &["group"],
+    )?;
+    registry.register(Box::new(fdt.clone()))?;
+    let sent = counter("ipmp_probes_sent_total", "Probes sent from the member.", gi)?;
+    let acked = counter(
+        "ipmp_probes_acked_total",
+        "Replies to the member's probes, timed in the kernel.",
+        gi,
+    )?;
+    let lost = counter(
+        "ipmp_probes_lost_total",
+        "The member's probes that got no reply in time.",
+        gi,
+    )?;
+    let rejected = counter(
+        "ipmp_probe_replies_rejected_total",
+        "Echo replies to the member's test address that were not ours.",
+        gi,
+    )?;
+    let mut rtt = MetricFamily::default();
+    rtt.set_name("ipmp_probe_rtt_seconds".into());
+    rtt.set_help("Probe round-trip times, bucketed in the kernel.".into());
+    rtt.set_field_type(MetricType::HISTOGRAM);
 
     for g in groups {
         let status = &g.source.status;
         let name = status.name.as_str();
         for (s, word) in GROUP_STATES {
-            group_state.with_label_values(&[name, word]).set(i64::from(status.state == s));
+            group_state
+                .with_label_values(&[name, word])
+                .set(i64::from(status.state == s));
+        }
+        if let Some(ms) = status.fdt_ms {
+            fdt.with_label_values(&[name]).set(ms as f64 / 1000.0);
         }
         for (reason, count) in DROP_REASON_NAMES.iter().zip(g.drops) {
             drops.with_label_values(&[name, reason]).inc_by(count);
         }
-        for ((m, src), c) in status.members.iter().zip(&g.source.members).zip(&g.counters) {
+        for ((m, src), c) in status
+            .members
+            .iter()
+            .zip(&g.source.members)
+            .zip(&g.counters)
+        {
             let l = [name, m.name.as_str()];
             active.with_label_values(&l).set(i64::from(m.active));
-            link_up.with_label_values(&l).set(i64::from(m.link == LinkState::Up));
+            link_up
+                .with_label_values(&l)
+                .set(i64::from(m.link == LinkState::Up));
             for (s, word) in MEMBER_STATES {
-                state.with_label_values(&[name, &m.name, word]).set(i64::from(m.state == s));
+                state
+                    .with_label_values(&[name, &m.name, word])
+                    .set(i64::from(m.state == s));
             }
             buckets.with_label_values(&l).set(i64::from(src.buckets));
             tx_packets.with_label_values(&l).inc_by(c.tx_packets);
@@ -115,11 +221,46 @@ pub fn encode(groups: &[GroupReading]) -> Result<String> {
             rx_bytes.with_label_values(&l).inc_by(c.rx_bytes);
             failures.with_label_values(&l).inc_by(src.failures);
             repairs.with_label_values(&l).inc_by(src.repairs);
+            sent.with_label_values(&l).inc_by(src.probes_sent);
+            acked.with_label_values(&l).inc_by(c.probe_replies_accepted);
+            lost.with_label_values(&l).inc_by(src.probes_lost);
+            rejected
+                .with_label_values(&l)
+                .inc_by(c.probe_replies_rejected);
+            rtt.mut_metric().push(rtt_histogram(name, &m.name, c));
         }
     }
+    let mut families = registry.gather();
+    families.push(rtt);
     let mut out = Vec::new();
-    TextEncoder::new().encode(&registry.gather(), &mut out)?;
+    TextEncoder::new().encode(&families, &mut out)?;
     Ok(String::from_utf8(out)?)
+}
+
+/// The kernel's per-bucket RTT counts as a Prometheus histogram.
+fn rtt_histogram(group: &str, interface: &str, c: &MemberCounters) -> Metric {
+    let mut cumulative = 0;
+    let mut buckets = Vec::with_capacity(RTT_BUCKET_BOUNDS_NS.len());
+    for (bound, count) in RTT_BUCKET_BOUNDS_NS.iter().zip(c.rtt_buckets) {
+        cumulative += count;
+        let mut b = Bucket::default();
+        b.set_upper_bound(*bound as f64 / 1e9);
+        b.set_cumulative_count(cumulative);
+        buckets.push(b);
+    }
+    let mut h = Histogram::default();
+    h.set_bucket(buckets);
+    h.set_sample_count(c.rtt_buckets.iter().sum());
+    h.set_sample_sum(c.rtt_sum_ns as f64 / 1e9);
+    let label = |n: &str, v: &str| {
+        let mut l = LabelPair::default();
+        l.set_name(n.into());
+        l.set_value(v.into());
+        l
+    };
+    let mut m = Metric::from_label(vec![label("group", group), label("interface", interface)]);
+    m.set_histogram(h);
+    m
 }
 
 /// Binds the metrics listener (at start, so a bad address stops ipmpd).
@@ -130,7 +271,10 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
 }
 
 /// Serves `GET /metrics` until the daemon exits.
-pub async fn serve(listener: tokio::net::TcpListener, snapshot: watch::Receiver<Snapshot>) -> Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    snapshot: watch::Receiver<Snapshot>,
+) -> Result<()> {
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -139,8 +283,17 @@ pub async fn serve(listener: tokio::net::TcpListener, snapshot: watch::Receiver<
                 // Map reads are syscalls: keep them off the runtime thread.
                 let text = tokio::task::spawn_blocking(move || scrape(&snapshot)).await;
                 match text {
-                    Ok(Ok(text)) => Ok(([(axum::http::header::CONTENT_TYPE, TextEncoder::new().format_type().to_string())], text)),
-                    Ok(Err(e)) => Err((axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))),
+                    Ok(Ok(text)) => Ok((
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            TextEncoder::new().format_type().to_string(),
+                        )],
+                        text,
+                    )),
+                    Ok(Err(e)) => Err((
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("{e:#}"),
+                    )),
                     Err(e) => Err((axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
                 }
             }
@@ -156,7 +309,15 @@ mod tests {
     use crate::model::{MemberFlags, MemberStatus, ProbeState};
 
     fn member(name: &str, active: bool, link: LinkState, state: MemberState) -> MemberStatus {
-        MemberStatus { name: name.into(), active, flags: MemberFlags::default(), link, probe: ProbeState::Disabled, state }
+        MemberStatus {
+            name: name.into(),
+            active,
+            flags: MemberFlags::default(),
+            link,
+            probe: ProbeState::Disabled,
+            state,
+            probing: Vec::new(),
+        }
     }
 
     #[test]
@@ -173,15 +334,46 @@ mod tests {
             },
             pin_dir: PathBuf::new(),
             members: vec![
-                MemberSource { slot: 0, failures: 2, repairs: 1, buckets: 0 },
-                MemberSource { slot: 1, failures: 0, repairs: 0, buckets: 4096 },
+                MemberSource {
+                    slot: 0,
+                    failures: 2,
+                    repairs: 1,
+                    buckets: 0,
+                    probes_sent: 9,
+                    probes_lost: 4,
+                },
+                MemberSource {
+                    slot: 1,
+                    buckets: 4096,
+                    ..MemberSource::default()
+                },
             ],
         };
         let counters = vec![
-            MemberCounters { tx_packets: 5, tx_bytes: 500, rx_packets: 7, rx_bytes: 700 },
-            MemberCounters { tx_packets: 11, tx_bytes: 1100, rx_packets: 13, rx_bytes: 1300 },
+            MemberCounters {
+                tx_packets: 5,
+                tx_bytes: 500,
+                rx_packets: 7,
+                rx_bytes: 700,
+                probe_replies_accepted: 5,
+                rtt_buckets: [1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                rtt_sum_ns: 600_000,
+                ..MemberCounters::default()
+            },
+            MemberCounters {
+                tx_packets: 11,
+                tx_bytes: 1100,
+                rx_packets: 13,
+                rx_bytes: 1300,
+                ..MemberCounters::default()
+            },
         ];
-        let text = encode(&[GroupReading { source: &source, counters, drops: [3, 0, 1] }]).unwrap();
+        let text = encode(&[GroupReading {
+            source: &source,
+            counters,
+            drops: [3, 0, 1],
+        }])
+        .unwrap();
         let g = "group=\"production0\"";
         for line in [
             format!("ipmp_group_state{{{g},state=\"degraded\"}} 1"),
@@ -197,12 +389,24 @@ mod tests {
             format!("ipmp_flow_table_buckets{{{g},interface=\"rge0\"}} 4096"),
             format!("ipmp_dataplane_dropped_packets_total{{{g},reason=\"no_active_member\"}} 3"),
             format!("ipmp_dataplane_dropped_packets_total{{{g},reason=\"malformed\"}} 1"),
+            format!("ipmp_probes_sent_total{{{g},interface=\"e1000g0\"}} 9"),
+            format!("ipmp_probes_acked_total{{{g},interface=\"e1000g0\"}} 5"),
+            format!("ipmp_probes_lost_total{{{g},interface=\"e1000g0\"}} 4"),
+            format!("ipmp_probe_rtt_seconds_bucket{{{g},interface=\"e1000g0\",le=\"0.00005\"}} 1"),
+            format!("ipmp_probe_rtt_seconds_bucket{{{g},interface=\"e1000g0\",le=\"0.00025\"}} 5"),
+            format!("ipmp_probe_rtt_seconds_bucket{{{g},interface=\"e1000g0\",le=\"+Inf\"}} 5"),
+            format!("ipmp_probe_rtt_seconds_count{{{g},interface=\"e1000g0\"}} 5"),
+            format!("ipmp_probe_rtt_seconds_sum{{{g},interface=\"e1000g0\"}} 0.0006"),
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
         // Every family has its HELP and TYPE.
         let families = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!(families, text.lines().filter(|l| l.starts_with("# HELP")).count());
-        assert_eq!(families, 12);
+        assert_eq!(
+            families,
+            text.lines().filter(|l| l.starts_with("# HELP")).count()
+        );
+        // 17 families; FDT appears only for groups that probe.
+        assert_eq!(families, 17);
     }
 }

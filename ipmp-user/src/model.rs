@@ -1,6 +1,6 @@
 //! The plain data IPMP talks in: states as ipmpstat shows them, and the
 //! status snapshot ipmpd hands to ipmpctl over the control socket.
-use std::fmt;
+use std::{fmt, net::IpAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +59,18 @@ macro_rules! display_lowercase {
         }
     )*};
 }
-display_lowercase!(GroupState, LinkState, ProbeState, MemberState);
+/// How a member's probe targets were found (ipmpstat -t MODE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeMode {
+    /// Routers of the routing table (and configured targets).
+    Routes,
+    /// Hosts that answered an all-hosts echo.
+    Multicast,
+    Disabled,
+}
+
+display_lowercase!(GroupState, LinkState, ProbeState, MemberState, ProbeMode);
 
 /// ipmpstat -i FLAGS, in column order `ismbMdh`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,4 +116,32 @@ pub struct MemberStatus {
     pub link: LinkState,
     pub probe: ProbeState,
     pub state: MemberState,
+    /// One entry per address family the member probes in.
+    #[serde(default)]
+    pub probing: Vec<ProbingStatus>,
+}
+
+/// A member's probing in one address family (ipmpstat -t).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbingStatus {
+    pub mode: ProbeMode,
+    /// The test address (IPv4) or link-local address (IPv6); `None` until known.
+    pub test_address: Option<IpAddr>,
+    /// Active targets, in probing order.
+    pub targets: Vec<IpAddr>,
+}
+
+/// One probe's outcome (ipmpstat -p), as ipmpd streams it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    pub interface: String,
+    pub seq: u16,
+    pub target: IpAddr,
+    /// Round-trip time measured in the kernel (XDP); `None` for a lost probe.
+    pub net_rtt_ns: Option<u64>,
+    /// Round-trip time as ipmpd saw it, scheduling included.
+    pub rtt_ns: Option<u64>,
+    /// The target's smoothed RTT (sa/8) and mean deviation (sv/4).
+    pub rtt_avg_ns: Option<u64>,
+    pub rtt_dev_ns: Option<u64>,
 }

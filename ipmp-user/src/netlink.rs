@@ -1,7 +1,10 @@
 //! rtnetlink plumbing: links (watching members, creating the group
 //! interface), addresses, and the per-member policy routing that makes
 //! `bpf_redirect_neigh` resolve next hops on the member.
-use std::time::Instant;
+use std::{
+    net::{IpAddr, Ipv6Addr},
+    time::Instant,
+};
 
 use anyhow::{Context, Result};
 use futures::{StreamExt, TryStreamExt};
@@ -50,7 +53,9 @@ impl Link {
                 LinkAttribute::Mtu(m) => link.mtu = *m,
                 LinkAttribute::Address(a) if a.len() == 6 => link.mac.copy_from_slice(a),
                 LinkAttribute::LinkInfo(infos) => {
-                    link.veth = infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Veth)))
+                    link.veth = infos
+                        .iter()
+                        .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Veth)))
                 }
                 _ => {}
             }
@@ -65,7 +70,9 @@ pub enum Change {
     Link(Link),
     LinkGone(Link),
     /// A main-table route through `oif` was added or removed.
-    Route { oif: u32 },
+    Route {
+        oif: u32,
+    },
 }
 
 /// Subscribes to link and route changes (what `ip monitor link route`
@@ -100,7 +107,9 @@ fn change_of(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Change> {
         RouteNetlinkMessage::DelLink(l) => Link::from_message(&l).map(Change::LinkGone),
         RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => {
             let main = table_of(&r) == RouteHeader::RT_TABLE_MAIN as u32;
-            main.then(|| oif_of(&r)).flatten().map(|oif| Change::Route { oif })
+            main.then(|| oif_of(&r))
+                .flatten()
+                .map(|oif| Change::Route { oif })
         }
         _ => None,
     }
@@ -145,7 +154,12 @@ impl Netlink {
     }
 
     pub async fn link(&self, name: &str) -> Result<Option<Link>> {
-        let mut found = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut found = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match found.try_next().await {
             Ok(msg) => Ok(msg.as_ref().and_then(Link::from_message)),
             // ENODEV: no such interface.
@@ -190,19 +204,32 @@ impl Netlink {
     }
 
     pub async fn delete_link(&self, index: u32) -> Result<()> {
-        self.handle.link().del(index).execute().await.context("deleting link")
+        self.handle
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .context("deleting link")
     }
 
     /// Adds (or refreshes) `addr` on the link. Test addresses get
     /// `noprefixroute` so their prefix never competes with the group's routes.
     pub async fn add_address(&self, index: u32, addr: IpNet, noprefixroute: bool) -> Result<()> {
-        let mut req = self.handle.address().add(index, addr.addr(), addr.prefix_len()).replace();
+        let mut req = self
+            .handle
+            .address()
+            .add(index, addr.addr(), addr.prefix_len())
+            .replace();
         let mut flags = AddressFlags::Nodad;
         if noprefixroute {
             flags |= AddressFlags::Noprefixroute;
         }
-        req.message_mut().attributes.push(AddressAttribute::Flags(flags));
-        req.execute().await.with_context(|| format!("adding address {addr}"))
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(flags));
+        req.execute()
+            .await
+            .with_context(|| format!("adding address {addr}"))
     }
 
     pub async fn delete_address(&self, index: u32, addr: IpNet) -> Result<()> {
@@ -219,12 +246,45 @@ impl Netlink {
         Ok(())
     }
 
+    /// The link's IPv6 link-local address, once it has one that passed DAD.
+    pub async fn link_local(&self, index: u32) -> Result<Option<Ipv6Addr>> {
+        let mut found = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        while let Some(msg) = found.try_next().await? {
+            let tentative = msg.attributes.iter().any(|a| {
+                matches!(a, AddressAttribute::Flags(f) if f.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed))
+            });
+            let ll = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(IpAddr::V6(v6))
+                    if v6.segments()[0] & 0xffc0 == 0xfe80 =>
+                {
+                    Some(*v6)
+                }
+                _ => None,
+            });
+            if let (Some(ll), false) = (ll, tentative) {
+                return Ok(Some(ll));
+            }
+        }
+        Ok(None)
+    }
+
     /// Unicast routes of the main table that leave through `oif`.
     pub async fn routes_through(&self, oif: u32) -> Result<Vec<RouteMessage>> {
         let mut all = Vec::new();
         for version in [IpVersion::V4, IpVersion::V6] {
             let query = route_query(version);
-            let msgs: Vec<RouteMessage> = self.handle.route().get(query).execute().try_collect().await?;
+            let msgs: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(query)
+                .execute()
+                .try_collect()
+                .await?;
             all.extend(msgs.into_iter().filter(|r| {
                 table_of(r) == RouteHeader::RT_TABLE_MAIN as u32
                     && r.header.kind == RouteType::Unicast
@@ -236,14 +296,25 @@ impl Netlink {
 
     /// Makes `table` hold exactly `routes` (the group interface's), with the
     /// member as output interface.
-    pub async fn mirror_routes(&self, routes: &[RouteMessage], member: u32, table: u32) -> Result<()> {
-        let mut wanted: Vec<RouteMessage> = routes.iter().map(|r| mirrored(r, member, table)).collect();
+    pub async fn mirror_routes(
+        &self,
+        routes: &[RouteMessage],
+        member: u32,
+        table: u32,
+    ) -> Result<()> {
+        let mut wanted: Vec<RouteMessage> =
+            routes.iter().map(|r| mirrored(r, member, table)).collect();
         // On-link routes first: a gateway must be reachable in the table.
         wanted.sort_by_key(|r| gateway_of(r).is_some());
         let mut present = Vec::new();
         for version in [IpVersion::V4, IpVersion::V6] {
-            let msgs: Vec<RouteMessage> =
-                self.handle.route().get(route_query(version)).execute().try_collect().await?;
+            let msgs: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(route_query(version))
+                .execute()
+                .try_collect()
+                .await?;
             present.extend(msgs.into_iter().filter(|r| table_of(r) == table));
         }
         for r in &present {
@@ -296,14 +367,25 @@ impl Netlink {
         self.mirror_routes(&[], 0, table).await
     }
 
-    async fn member_rules(&self, member: &str, table: u32) -> Result<Vec<(IpVersion, Vec<RuleMessage>)>> {
+    async fn member_rules(
+        &self,
+        member: &str,
+        table: u32,
+    ) -> Result<Vec<(IpVersion, Vec<RuleMessage>)>> {
         let mut out = Vec::new();
         for version in [IpVersion::V4, IpVersion::V6] {
-            let rules: Vec<RuleMessage> = self.handle.rule().get(version.clone()).execute().try_collect().await?;
+            let rules: Vec<RuleMessage> = self
+                .handle
+                .rule()
+                .get(version.clone())
+                .execute()
+                .try_collect()
+                .await?;
             let mine = rules
                 .into_iter()
                 .filter(|r| {
-                    r.attributes.contains(&RuleAttribute::Oifname(member.to_string()))
+                    r.attributes
+                        .contains(&RuleAttribute::Oifname(member.to_string()))
                         && r.attributes.contains(&RuleAttribute::Table(table))
                 })
                 .collect();
@@ -322,6 +404,25 @@ fn route_query(version: IpVersion) -> RouteMessage {
     msg
 }
 
+/// The distinct gateways of `routes`: the routers a member can probe.
+pub fn gateways(routes: &[RouteMessage]) -> Vec<IpAddr> {
+    let mut found = Vec::new();
+    for g in routes.iter().filter_map(|r| gateway_of(r).and_then(ip_of)) {
+        if !found.contains(&g) {
+            found.push(g);
+        }
+    }
+    found
+}
+
+fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
 fn gateway_of(r: &RouteMessage) -> Option<&RouteAddress> {
     r.attributes.iter().find_map(|a| match a {
         RouteAttribute::Gateway(g) => Some(g),
@@ -330,12 +431,24 @@ fn gateway_of(r: &RouteMessage) -> Option<&RouteAddress> {
 }
 
 /// Identity of a route within one table.
-fn route_key(r: &RouteMessage) -> (AddressFamily, u8, Option<RouteAddress>, Option<RouteAddress>) {
+fn route_key(
+    r: &RouteMessage,
+) -> (
+    AddressFamily,
+    u8,
+    Option<RouteAddress>,
+    Option<RouteAddress>,
+) {
     let dst = r.attributes.iter().find_map(|a| match a {
         RouteAttribute::Destination(d) => Some(d.clone()),
         _ => None,
     });
-    (r.header.address_family, r.header.destination_prefix_length, dst, gateway_of(r).cloned())
+    (
+        r.header.address_family,
+        r.header.destination_prefix_length,
+        dst,
+        gateway_of(r).cloned(),
+    )
 }
 
 /// `r` as it should stand in a member's table.
@@ -370,6 +483,8 @@ fn mirrored(r: &RouteMessage, member: u32, table: u32) -> RouteMessage {
 pub fn member_table(member: &str) -> u32 {
     const BASE: u32 = 0x4950_0000;
     // FNV-1a, folded to 16 bits.
-    let h = member.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+    let h = member.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
     BASE | ((h ^ (h >> 16)) & 0xffff)
 }

@@ -74,7 +74,10 @@ impl Daemon {
             .arg("--pin-dir")
             .arg(&self.pin_dir)
             // IPMP_TEST_LOG=debug shows ipmpd's timings (the bench reads them).
-            .env("RUST_LOG", std::env::var("IPMP_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("IPMP_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         if let Ok(log) = fs::File::create(&self.log) {
@@ -87,12 +90,19 @@ impl Daemon {
     pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let until = Instant::now() + timeout;
         while Instant::now() < until {
-            if self.ctl(&["stat", "-g"]).map(|o| o.status.success()).unwrap_or(false) {
+            if self
+                .ctl(&["stat", "-g"])
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+            {
                 return Ok(());
             }
             thread::sleep(Duration::from_millis(50));
         }
-        bail!("ipmpd did not answer within {timeout:?}; its log:\n{}", self.log_text())
+        bail!(
+            "ipmpd did not answer within {timeout:?}; its log:\n{}",
+            self.log_text()
+        )
     }
 
     /// Stops ipmpd with SIGTERM and waits for it (the dataplane stays).
@@ -122,14 +132,21 @@ impl Daemon {
     }
 
     pub fn ctl(&self, args: &[&str]) -> Result<Output> {
-        Ok(Command::new(bin("ipmpctl")).arg("--socket").arg(&self.socket).args(args).output()?)
+        Ok(Command::new(bin("ipmpctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()?)
     }
 
     /// `ipmpctl stat MODE --json` as JSON.
     pub fn stat(&self, mode: &str) -> Result<Value> {
         let out = self.ctl(&["stat", mode, "--json"])?;
         if !out.status.success() {
-            bail!("ipmpctl stat {mode} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "ipmpctl stat {mode} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(serde_json::from_slice(&out.stdout)?)
     }
@@ -143,7 +160,12 @@ impl Daemon {
     }
 
     /// Waits until `check` holds, failing with `what` and the log.
-    pub fn wait_for(&self, what: &str, timeout: Duration, check: impl Fn(&Daemon) -> Result<bool>) -> Result<()> {
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&Daemon) -> Result<bool>,
+    ) -> Result<()> {
         let until = Instant::now() + timeout;
         while Instant::now() < until {
             if check(self).unwrap_or(false) {
@@ -151,21 +173,28 @@ impl Daemon {
             }
             thread::sleep(Duration::from_millis(20));
         }
-        bail!("timed out after {timeout:?} waiting for {what}; ipmpd log:\n{}", self.log_text())
+        bail!(
+            "timed out after {timeout:?} waiting for {what}; ipmpd log:\n{}",
+            self.log_text()
+        )
     }
 
     /// Waits until `stat -i` shows `member` with `field` = `value`.
     pub fn wait_member(&self, member: &str, field: &str, value: &str) -> Result<()> {
-        self.wait_for(&format!("{member} {field}={value}"), Duration::from_secs(10), |d| {
-            Ok(d.member(member)?[field] == value)
-        })
+        self.wait_for(
+            &format!("{member} {field}={value}"),
+            Duration::from_secs(10),
+            |d| Ok(d.member(member)?[field] == value),
+        )
     }
 
     /// Waits until `stat -g` shows the first group in `state`.
     pub fn wait_group(&self, state: &str) -> Result<()> {
-        self.wait_for(&format!("group state {state}"), Duration::from_secs(10), |d| {
-            Ok(d.stat("-g")?[0]["state"] == state)
-        })
+        self.wait_for(
+            &format!("group state {state}"),
+            Duration::from_secs(10),
+            |d| Ok(d.stat("-g")?[0]["state"] == state),
+        )
     }
 
     pub fn log_text(&self) -> String {

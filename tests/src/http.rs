@@ -20,10 +20,15 @@ pub fn get(ns: &Netns, addr: &str, path: &str) -> Result<String> {
 pub fn fetch(addr: &str, path: &str) -> Result<String> {
     let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").context("malformed HTTP answer")?;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP answer")?;
     if !head.starts_with("HTTP/1.1 200") {
         bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
     }

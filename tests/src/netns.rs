@@ -14,7 +14,11 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// A unique name: the process id and a counter keep two runs (and two
 /// tests of one run) apart.
 pub fn unique(role: &str) -> String {
-    format!("ipmpt{}x{}{role}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "ipmpt{}x{}{role}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub struct Netns {
@@ -26,7 +30,10 @@ pub struct Netns {
 impl Netns {
     pub fn create(name: &str) -> Result<Netns> {
         run(Command::new("ip").args(["netns", "add", name]))?;
-        let ns = Netns { name: name.to_string(), owned: true };
+        let ns = Netns {
+            name: name.to_string(),
+            owned: true,
+        };
         ns.ip("link set lo up")?;
         Ok(ns)
     }
@@ -42,7 +49,10 @@ impl Netns {
 
     /// `ip -n NS ARGS`.
     pub fn ip(&self, args: &str) -> Result<String> {
-        run(Command::new("ip").arg("-n").arg(&self.name).args(args.split_whitespace()))
+        run(Command::new("ip")
+            .arg("-n")
+            .arg(&self.name)
+            .args(args.split_whitespace()))
     }
 
     /// A command to run inside the namespace. `nsenter --net` keeps the
@@ -50,7 +60,9 @@ impl Netns {
     /// `ip netns exec`).
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.name)).arg("--").arg(program);
+        c.arg(format!("--net=/run/netns/{}", self.name))
+            .arg("--")
+            .arg(program);
         c
     }
 
@@ -64,7 +76,10 @@ impl Netns {
 
     /// Runs `f` on a thread that has entered the namespace: sockets it
     /// opens live there.
-    pub fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    pub fn enter<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         join(self.spawn(f))
     }
 
@@ -100,12 +115,17 @@ impl Drop for Netns {
 pub fn run(cmd: &mut Command) -> Result<String> {
     let out: Output = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Waits for a thread started with [`Netns::spawn`].
 pub fn join<T>(handle: thread::JoinHandle<Result<T>>) -> Result<T> {
-    handle.join().map_err(|_| anyhow::anyhow!("thread in namespace panicked"))?
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("thread in namespace panicked"))?
 }

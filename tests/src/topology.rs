@@ -30,13 +30,16 @@ impl Names {
     pub fn role(&self, role: &str) -> String {
         format!("{}-{role}", self.prefix)
     }
-    pub const ROLES: [&'static str; 6] = ["hivemind", "switchA", "switchB", "router", "peer", "remote"];
+    pub const ROLES: [&'static str; 6] =
+        ["hivemind", "switchA", "switchB", "router", "peer", "remote"];
 }
 
 impl Topology {
     /// Builds the tutorial network under namespaces named `<prefix>-<role>`.
     pub fn build(prefix: &str) -> Result<Topology> {
-        let n = Names { prefix: prefix.to_string() };
+        let n = Names {
+            prefix: prefix.to_string(),
+        };
         let t = Topology {
             host: Netns::create(&n.role("hivemind"))?,
             switch_a: Netns::create(&n.role("switchA"))?,
@@ -54,7 +57,10 @@ impl Topology {
         t.cable(&t.host, "e1000g1", &t.switch_a)?;
         t.cable(&t.host, "rge0", &t.switch_b)?;
         // Cable 4 between the switches.
-        t.switch_a.ip(&format!("link add c4 type veth peer name c4 netns {}", t.switch_b.name))?;
+        t.switch_a.ip(&format!(
+            "link add c4 type veth peer name c4 netns {}",
+            t.switch_b.name
+        ))?;
         for sw in [&t.switch_a, &t.switch_b] {
             sw.ip("link set c4 master br0 up")?;
         }
@@ -62,7 +68,10 @@ impl Topology {
         t.cable(&t.router, "eth0", &t.switch_b)?;
         t.router.ip("addr add 192.0.2.1/24 dev eth0")?;
         t.router.ip("addr add 2001:db8::1/64 dev eth0 nodad")?;
-        t.router.ip(&format!("link add eth1 type veth peer name eth0 netns {}", t.remote.name))?;
+        t.router.ip(&format!(
+            "link add eth1 type veth peer name eth0 netns {}",
+            t.remote.name
+        ))?;
         t.router.ip("addr add 198.51.100.1/24 dev eth1")?;
         t.router.ip("link set eth1 up")?;
         t.router.sysctl("net.ipv4.ip_forward", "1")?;
@@ -81,7 +90,10 @@ impl Topology {
     /// port is named `p-<ifname>` (or `p-<ns role>` for non-host ends).
     fn cable(&self, ns: &Netns, ifname: &str, switch: &Netns) -> Result<()> {
         let port = port_name(ns, ifname, &self.host);
-        ns.ip(&format!("link add {ifname} type veth peer name {port} netns {}", switch.name))?;
+        ns.ip(&format!(
+            "link add {ifname} type veth peer name {port} netns {}",
+            switch.name
+        ))?;
         switch.ip(&format!("link set {port} master br0 up"))?;
         ns.ip(&format!("link set {ifname} up"))?;
         Ok(())
@@ -98,11 +110,15 @@ impl Topology {
 
     /// Pulls a member's cable: the member loses carrier.
     pub fn pull_cable(&self, member: &str) -> Result<()> {
-        self.switch_of(member).ip(&format!("link set p-{member} down")).map(drop)
+        self.switch_of(member)
+            .ip(&format!("link set p-{member} down"))
+            .map(drop)
     }
 
     pub fn plug_cable(&self, member: &str) -> Result<()> {
-        self.switch_of(member).ip(&format!("link set p-{member} up")).map(drop)
+        self.switch_of(member)
+            .ip(&format!("link set p-{member} up"))
+            .map(drop)
     }
 
     /// Adds a member cable to switch A after the fact (a new NIC).
@@ -112,19 +128,32 @@ impl Topology {
 
     pub fn mac(&self, member: &str) -> Result<String> {
         let out = self.host.ip(&format!("-br link show {member}"))?;
-        Ok(out.split_whitespace().nth(2).unwrap_or_default().to_string())
+        Ok(out
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_string())
     }
 
     /// Leaves the namespaces in place (the testbed).
     pub fn persist(self) {
-        for ns in [self.host, self.switch_a, self.switch_b, self.router, self.peer, self.remote] {
+        for ns in [
+            self.host,
+            self.switch_a,
+            self.switch_b,
+            self.router,
+            self.peer,
+            self.remote,
+        ] {
             ns.persist();
         }
     }
 
     /// Namespace names of the topology, for tearing down one left behind.
     pub fn names(prefix: &str) -> Vec<String> {
-        let n = Names { prefix: prefix.to_string() };
+        let n = Names {
+            prefix: prefix.to_string(),
+        };
         Names::ROLES.iter().map(|r| n.role(r)).collect()
     }
 }

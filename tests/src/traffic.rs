@@ -34,7 +34,9 @@ pub fn flows_by_mac(
         ready_tx.send(()).ok();
         sniffer.udp_sources(dst_port, expected, Instant::now() + Duration::from_secs(5))
     });
-    ready_rx.recv_timeout(Duration::from_secs(5)).context("sniffer did not start")?;
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .context("sniffer did not start")?;
     let (src, dst) = (src.to_string(), dst.to_string());
     from.enter(move || {
         for port in ports {
@@ -81,9 +83,15 @@ impl Sniffer {
             )
         };
         if rc < 0 {
-            bail!("binding AF_PACKET socket to {ifname}: {}", std::io::Error::last_os_error());
+            bail!(
+                "binding AF_PACKET socket to {ifname}: {}",
+                std::io::Error::last_os_error()
+            );
         }
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
         // SAFETY: valid timeval option.
         unsafe {
             libc::setsockopt(
@@ -95,6 +103,23 @@ impl Sniffer {
             )
         };
         Ok(sniffer)
+    }
+
+    /// Sends one whole Ethernet frame out of the interface.
+    pub fn send_frame(&self, frame: &[u8]) -> Result<()> {
+        // SAFETY: frame is valid for its length; the socket is bound.
+        let n = unsafe {
+            libc::send(
+                self.fd,
+                frame.as_ptr() as *const libc::c_void,
+                frame.len(),
+                0,
+            )
+        };
+        if n < 0 {
+            bail!("sending a frame: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Next frame, or `None` after the receive timeout.
@@ -121,9 +146,14 @@ impl Sniffer {
         let mut frames = Vec::new();
         let mut buf = [0u8; 2048];
         while Instant::now() < until {
-            let Some(n) = self.next_frame(&mut buf) else { continue };
+            let Some(n) = self.next_frame(&mut buf) else {
+                continue;
+            };
             if udp4_source(&buf[..n], dst_port).is_some() {
-                frames.push((buf[0..6].try_into().unwrap_or_default(), buf[6..12].try_into().unwrap_or_default()));
+                frames.push((
+                    buf[0..6].try_into().unwrap_or_default(),
+                    buf[6..12].try_into().unwrap_or_default(),
+                ));
             }
         }
         frames
@@ -134,7 +164,9 @@ impl Sniffer {
     fn each_udp4(&self, dst_port: u16, until: Instant, mut f: impl FnMut(u16, [u8; 6]) -> bool) {
         let mut buf = [0u8; 2048];
         while Instant::now() < until {
-            let Some(n) = self.next_frame(&mut buf) else { continue };
+            let Some(n) = self.next_frame(&mut buf) else {
+                continue;
+            };
             if let Some((sport, mac)) = udp4_source(&buf[..n], dst_port) {
                 if !f(sport, mac) {
                     return;
@@ -158,7 +190,10 @@ fn udp4_source(frame: &[u8], dst_port: u16) -> Option<(u16, [u8; 6])> {
     }
     let l4 = 14 + ((frame[14] & 0x0f) as usize) * 4;
     let udp = frame.get(l4..l4 + 4)?;
-    let (sport, dport) = (u16::from_be_bytes([udp[0], udp[1]]), u16::from_be_bytes([udp[2], udp[3]]));
+    let (sport, dport) = (
+        u16::from_be_bytes([udp[0], udp[1]]),
+        u16::from_be_bytes([udp[2], udp[3]]),
+    );
     let mut mac = [0u8; 6];
     mac.copy_from_slice(&frame[6..12]);
     (dport == dst_port).then_some((sport, mac))
@@ -177,5 +212,8 @@ pub fn echo_once(bind: SocketAddr, timeout: Duration) -> Result<SocketAddr> {
 
 /// Formats a MAC as `ip link` does.
 pub fn mac_string(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

@@ -13,12 +13,18 @@ fn refused(config: &str, expected: &[&str]) -> Result<()> {
     let mut d = Daemon::spawn(&ns, config)?;
     let code = d.wait_exit(Duration::from_secs(10))?;
     let log = d.log_text();
-    ensure!(code == 1, "ipmpd exited with {code} for a bad config; log:\n{log}");
+    ensure!(
+        code == 1,
+        "ipmpd exited with {code} for a bad config; log:\n{log}"
+    );
     for e in expected {
         ensure!(log.contains(e), "message lacks {e:?}:\n{log}");
     }
     let links = ns.ip("-br link show")?;
-    ensure!(links.lines().count() == 1, "ipmpd changed the namespace's links:\n{links}");
+    ensure!(
+        links.lines().count() == 1,
+        "ipmpd changed the namespace's links:\n{links}"
+    );
     ensure!(!d.pin_dir.exists(), "ipmpd created pins");
     Ok(())
 }
@@ -53,12 +59,23 @@ fn check_accepts_a_valid_file_and_rejects_a_bad_one() -> Result<()> {
     std::fs::write(&good, "[[group]]\nname = \"g0\"\ndata_addresses = [\"192.0.2.200/24\"]\n[[group.member]]\ninterface = \"eth9\"\n")?;
     std::fs::write(&bad, "[[group]]\nname = \"g0\"\n")?;
     let run = |f: &std::path::Path| {
-        std::process::Command::new(ipmp_tests::daemon::bin("ipmpd")).arg("--check").arg("--config").arg(f).output()
+        std::process::Command::new(ipmp_tests::daemon::bin("ipmpd"))
+            .arg("--check")
+            .arg("--config")
+            .arg(f)
+            .output()
     };
     let (ok, ko) = (run(&good)?, run(&bad)?);
     std::fs::remove_dir_all(&dir)?;
-    ensure!(ok.status.code() == Some(0), "valid file refused: {}", String::from_utf8_lossy(&ok.stderr));
+    ensure!(
+        ok.status.code() == Some(0),
+        "valid file refused: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     ensure!(ko.status.code() == Some(1), "invalid file accepted");
-    ensure!(String::from_utf8_lossy(&ko.stderr).contains("bad.toml:"), "no file name in the error");
+    ensure!(
+        String::from_utf8_lossy(&ko.stderr).contains("bad.toml:"),
+        "no file name in the error"
+    );
     Ok(())
 }

@@ -13,9 +13,8 @@ use ipmp_tests::{
 const FLOWS: std::ops::Range<u16> = 20_000..20_200;
 
 fn config(members: &[&str]) -> String {
-    let mut c = String::from(
-        "[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n",
-    );
+    let mut c =
+        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
     for m in members {
         c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
     }
@@ -33,10 +32,15 @@ fn setup() -> Result<(Topology, Daemon)> {
 fn flows_by_member(t: &Topology) -> Result<HashMap<u16, String>> {
     let macs: FlowMacs = flows_by_mac(&t.host, DATA_V4, FLOWS, &t.peer, "eth0", PEER_V4, 9000)?;
     // Members that exist now (a test may have removed one).
-    let names: HashMap<String, &str> = MEMBERS.iter().filter_map(|m| Some((t.mac(m).ok()?, *m))).collect();
+    let names: HashMap<String, &str> = MEMBERS
+        .iter()
+        .filter_map(|m| Some((t.mac(m).ok()?, *m)))
+        .collect();
     macs.iter()
         .map(|(port, mac)| {
-            let member = names.get(&mac_string(mac)).with_context(|| format!("flow {port} came from unknown MAC"))?;
+            let member = names
+                .get(&mac_string(mac))
+                .with_context(|| format!("flow {port} came from unknown MAC"))?;
             Ok((*port, member.to_string()))
         })
         .collect()
@@ -50,10 +54,19 @@ fn count(flows: &HashMap<u16, String>, member: &str) -> usize {
 fn flows_are_spread_over_every_member() -> Result<()> {
     let (t, _d) = setup()?;
     let flows = flows_by_member(&t)?;
-    ensure!(flows.len() == FLOWS.len(), "only {} of {} flows reached the peer", flows.len(), FLOWS.len());
+    ensure!(
+        flows.len() == FLOWS.len(),
+        "only {} of {} flows reached the peer",
+        flows.len(),
+        FLOWS.len()
+    );
     for m in MEMBERS {
         let n = count(&flows, m);
-        ensure!(n * 5 >= FLOWS.len(), "{m} carried {n} of {} flows (< 20%)", FLOWS.len());
+        ensure!(
+            n * 5 >= FLOWS.len(),
+            "{m} carried {n} of {} flows (< 20%)",
+            FLOWS.len()
+        );
     }
     Ok(())
 }
@@ -62,33 +75,63 @@ fn flows_are_spread_over_every_member() -> Result<()> {
 fn carrier_loss_moves_only_the_failed_members_flows() -> Result<()> {
     let (t, d) = setup()?;
     let before = flows_by_member(&t)?;
-    ensure!(before.len() == FLOWS.len(), "not every flow arrived before the failure");
+    ensure!(
+        before.len() == FLOWS.len(),
+        "not every flow arrived before the failure"
+    );
 
     t.pull_cable("e1000g0")?;
     d.wait_member("e1000g0", "state", "failed")?;
     let row = d.member("e1000g0")?;
-    ensure!(row["link"] == "down" && row["active"] == "no", "e1000g0 row: {row}");
+    ensure!(
+        row["link"] == "down" && row["active"] == "no",
+        "e1000g0 row: {row}"
+    );
     d.wait_group("degraded")?;
-    ensure!(d.log_text().contains("The link has gone down on e1000g0"), "no link-down message");
+    ensure!(
+        d.log_text().contains("The link has gone down on e1000g0"),
+        "no link-down message"
+    );
 
     let during = flows_by_member(&t)?;
-    ensure!(during.len() == FLOWS.len(), "{} of {} flows arrived after the failure", during.len(), FLOWS.len());
+    ensure!(
+        during.len() == FLOWS.len(),
+        "{} of {} flows arrived after the failure",
+        during.len(),
+        FLOWS.len()
+    );
     for (port, member) in &before {
         if member != "e1000g0" {
-            ensure!(during[port] == *member, "flow {port} moved from {member} to {}", during[port]);
+            ensure!(
+                during[port] == *member,
+                "flow {port} moved from {member} to {}",
+                during[port]
+            );
         } else {
-            ensure!(during[port] != "e1000g0", "flow {port} still left through the failed member");
+            ensure!(
+                during[port] != "e1000g0",
+                "flow {port} still left through the failed member"
+            );
         }
     }
 
     t.plug_cable("e1000g0")?;
     d.wait_member("e1000g0", "state", "ok")?;
     d.wait_group("ok")?;
-    ensure!(d.log_text().contains("The link has come up on e1000g0"), "no link-up message");
+    ensure!(
+        d.log_text().contains("The link has come up on e1000g0"),
+        "no link-up message"
+    );
     let after = flows_by_member(&t)?;
-    ensure!(after.len() == FLOWS.len(), "not every flow arrived after the repair");
+    ensure!(
+        after.len() == FLOWS.len(),
+        "not every flow arrived after the repair"
+    );
     let back = count(&after, "e1000g0");
-    ensure!(back * 5 >= FLOWS.len(), "e1000g0 carries only {back} flows after its repair");
+    ensure!(
+        back * 5 >= FLOWS.len(),
+        "e1000g0 carries only {back} flows after its repair"
+    );
     Ok(())
 }
 
@@ -100,19 +143,23 @@ fn all_members_down_fails_the_group_and_one_back_makes_it_usable() -> Result<()>
     }
     d.wait_group("failed")?;
     d.wait_for("the all-unusable message", Duration::from_secs(5), |d| {
-        Ok(d.log_text().contains("All IP interfaces in group production0 are now unusable"))
+        Ok(d.log_text()
+            .contains("All IP interfaces in group production0 are now unusable"))
     })?;
     // The group interface has carrier only while a member is active.
-    d.wait_for("production0 without carrier", Duration::from_secs(5), |_| {
-        Ok(t.host.ip("link show production0")?.contains("NO-CARRIER"))
-    })?;
+    d.wait_for(
+        "production0 without carrier",
+        Duration::from_secs(5),
+        |_| Ok(t.host.ip("link show production0")?.contains("NO-CARRIER")),
+    )?;
     t.plug_cable("rge0")?;
     d.wait_group("degraded")?;
     d.wait_for("production0 with carrier", Duration::from_secs(5), |_| {
         Ok(!t.host.ip("link show production0")?.contains("NO-CARRIER"))
     })?;
     d.wait_for("the usable message", Duration::from_secs(5), |d| {
-        Ok(d.log_text().contains("At least 1 IP interface (rge0) in group production0 is now usable"))
+        Ok(d.log_text()
+            .contains("At least 1 IP interface (rge0) in group production0 is now usable"))
     })?;
     Ok(())
 }
@@ -126,10 +173,12 @@ fn first_packet_reaches_on_link_and_routed_destinations() -> Result<()> {
     let t = Topology::build(&unique("lf"))?;
     t.host.sysctl("net.ipv4.conf.all.rp_filter", "1")?;
     for m in MEMBERS {
-        t.host.sysctl(&format!("net.ipv4.conf.{m}.rp_filter"), "1")?;
+        t.host
+            .sysctl(&format!("net.ipv4.conf.{m}.rp_filter"), "1")?;
     }
     let _d = Daemon::start(&t.host, &config(&MEMBERS))?;
-    t.host.ip("route add default via 192.0.2.1 dev production0")?;
+    t.host
+        .ip("route add default via 192.0.2.1 dev production0")?;
     for (ns, dst) in [(&t.peer, PEER_V4), (&t.remote, REMOTE_V4)] {
         t.host.ip("neigh flush all")?;
         let bind: SocketAddr = format!("{dst}:7000").parse()?;
@@ -145,7 +194,10 @@ fn first_packet_reaches_on_link_and_routed_destinations() -> Result<()> {
             Ok(buf[..n].to_vec())
         })?;
         let from = join(server)?;
-        ensure!(from.ip().to_string() == DATA_V4, "datagram arrived from {from}");
+        ensure!(
+            from.ip().to_string() == DATA_V4,
+            "datagram arrived from {from}"
+        );
         ensure!(reply == b"first", "wrong answer");
     }
     Ok(())
@@ -170,7 +222,10 @@ fn member_missing_at_start_is_adopted_when_it_appears() -> Result<()> {
     let t = Topology::build(&unique("lf"))?;
     let d = Daemon::start(&t.host, &config(&["e1000g0", "e1000g1", "rge0", "e1000g2"]))?;
     d.wait_member("e1000g2", "state", "failed")?;
-    ensure!(d.stat("-g")?[0]["state"] == "degraded", "group not degraded with a member missing");
+    ensure!(
+        d.stat("-g")?[0]["state"] == "degraded",
+        "group not degraded with a member missing"
+    );
     t.add_member_cable("e1000g2")?;
     d.wait_member("e1000g2", "state", "ok")?;
     d.wait_member("e1000g2", "active", "yes")?;
@@ -184,12 +239,22 @@ fn the_dataplane_keeps_forwarding_after_sigterm_and_is_adopted() -> Result<()> {
     let before = flows_by_member(&t)?;
     d.stop()?;
     let during = flows_by_member(&t)?;
-    ensure!(during == before, "flows changed member while ipmpd was stopped");
+    ensure!(
+        during == before,
+        "flows changed member while ipmpd was stopped"
+    );
     d = Daemon::start_again(d, &t.host)?;
     d.wait_group("ok")?;
-    ensure!(d.log_text().contains("Adopted the pinned dataplane"), "no adoption: {}", d.log_text());
+    ensure!(
+        d.log_text().contains("Adopted the pinned dataplane"),
+        "no adoption: {}",
+        d.log_text()
+    );
     let after = flows_by_member(&t)?;
-    ensure!(after == before, "flows moved when ipmpd adopted the dataplane");
+    ensure!(
+        after == before,
+        "flows moved when ipmpd adopted the dataplane"
+    );
     Ok(())
 }
 
@@ -202,7 +267,11 @@ fn broadcast_and_multicast_leave_once_through_the_cast_member() -> Result<()> {
     let cast = d
         .stat("-i")?
         .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["flags"].as_str().is_some_and(|f| f.contains("mb"))).cloned())
+        .and_then(|rows| {
+            rows.iter()
+                .find(|r| r["flags"].as_str().is_some_and(|f| f.contains("mb")))
+                .cloned()
+        })
         .context("no member flagged as cast member")?;
     let cast_mac = t.mac(cast["interface"].as_str().unwrap_or_default())?;
     t.host.ip("route add 224.0.0.0/4 dev production0")?;
@@ -221,10 +290,22 @@ fn broadcast_and_multicast_leave_once_through_the_cast_member() -> Result<()> {
             Ok(())
         })?;
         let frames = join(sniff)?;
-        ensure!(frames.len() == 1, "{dst}: the peer saw {} copies", frames.len());
+        ensure!(
+            frames.len() == 1,
+            "{dst}: the peer saw {} copies",
+            frames.len()
+        );
         let (dst_mac, src_mac) = frames[0];
-        ensure!(dst_mac[0] & 1 == 1, "{dst}: destination MAC {} is not group-addressed", mac_string(&dst_mac));
-        ensure!(mac_string(&src_mac) == cast_mac, "{dst}: sent from {} not the cast member {cast_mac}", mac_string(&src_mac));
+        ensure!(
+            dst_mac[0] & 1 == 1,
+            "{dst}: destination MAC {} is not group-addressed",
+            mac_string(&dst_mac)
+        );
+        ensure!(
+            mac_string(&src_mac) == cast_mac,
+            "{dst}: sent from {} not the cast member {cast_mac}",
+            mac_string(&src_mac)
+        );
     }
     Ok(())
 }
@@ -236,12 +317,18 @@ fn member_removed_while_running_fails_and_is_adopted_when_it_returns() -> Result
     d.wait_member("e1000g1", "state", "failed")?;
     d.wait_group("degraded")?;
     let flows = flows_by_member(&t)?;
-    ensure!(flows.len() == FLOWS.len() && count(&flows, "e1000g1") == 0, "flows not moved off the removed member");
+    ensure!(
+        flows.len() == FLOWS.len() && count(&flows, "e1000g1") == 0,
+        "flows not moved off the removed member"
+    );
     t.add_member_cable("e1000g1")?;
     d.wait_member("e1000g1", "state", "ok")?;
     d.wait_group("ok")?;
     let flows = flows_by_member(&t)?;
-    ensure!(count(&flows, "e1000g1") * 5 >= FLOWS.len(), "the returned member carries too few flows");
+    ensure!(
+        count(&flows, "e1000g1") * 5 >= FLOWS.len(),
+        "the returned member carries too few flows"
+    );
     Ok(())
 }
 
@@ -258,20 +345,40 @@ fn teardown_removes_everything_ipmpd_created() -> Result<()> {
     );
     let mut d = Daemon::start(&t.host, &config)?;
     let addr = t.host.ip("addr show dev e1000g0")?;
-    ensure!(addr.contains("192.0.2.201/24") && addr.contains("noprefixroute"), "test address: {addr}");
+    ensure!(
+        addr.contains("192.0.2.201/24") && addr.contains("noprefixroute"),
+        "test address: {addr}"
+    );
     let pins = d.pin_dir.join(t.host.inode()?.to_string());
-    ensure!(pins.join("production0").exists(), "no pins under {}", pins.display());
+    ensure!(
+        pins.join("production0").exists(),
+        "no pins under {}",
+        pins.display()
+    );
 
     let out = d.ctl(&["teardown"])?;
-    ensure!(out.status.success(), "teardown failed: {}", String::from_utf8_lossy(&out.stderr));
-    ensure!(d.wait_exit(Duration::from_secs(10))? == 0, "ipmpd did not exit cleanly");
+    ensure!(
+        out.status.success(),
+        "teardown failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        d.wait_exit(Duration::from_secs(10))? == 0,
+        "ipmpd did not exit cleanly"
+    );
     let links = t.host.ip("-br link show")?;
-    ensure!(!links.contains("production0"), "group interface left: {links}");
+    ensure!(
+        !links.contains("production0"),
+        "group interface left: {links}"
+    );
     for family in ["-4", "-6"] {
         let rules = t.host.ip(&format!("{family} rule show"))?;
         ensure!(!rules.contains("oif"), "member rules left: {rules}");
     }
-    ensure!(!t.host.ip("addr show dev e1000g0")?.contains("192.0.2.201"), "test address left");
+    ensure!(
+        !t.host.ip("addr show dev e1000g0")?.contains("192.0.2.201"),
+        "test address left"
+    );
     ensure!(!pins.exists(), "pins left in {}", pins.display());
     Ok(())
 }
@@ -288,10 +395,20 @@ fn queries_are_open_to_everyone_and_changes_need_root() -> Result<()> {
             .args(args)
             .output()
     };
-    ensure!(as_nobody(&["stat", "-g"])?.status.success(), "a user cannot query");
+    ensure!(
+        as_nobody(&["stat", "-g"])?.status.success(),
+        "a user cannot query"
+    );
     let refused = as_nobody(&["teardown"])?;
-    ensure!(refused.status.code() == Some(1), "teardown as a user: {:?}", refused.status);
-    ensure!(String::from_utf8_lossy(&refused.stderr).contains("permission denied"), "no reason given");
+    ensure!(
+        refused.status.code() == Some(1),
+        "teardown as a user: {:?}",
+        refused.status
+    );
+    ensure!(
+        String::from_utf8_lossy(&refused.stderr).contains("permission denied"),
+        "no reason given"
+    );
     d.wait_group("ok")?;
     Ok(())
 }
@@ -302,6 +419,8 @@ fn ipmpctl_without_ipmpd_exits_3() -> Result<()> {
         .args(["--socket", "/nonexistent/ipmpd.sock", "stat", "-g"])
         .output()?;
     ensure!(out.status.code() == Some(3), "exit status {:?}", out.status);
-    ensure!(String::from_utf8_lossy(&out.stderr).contains("cannot contact ipmpd -- is IPMP in use?"));
+    ensure!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot contact ipmpd -- is IPMP in use?")
+    );
     Ok(())
 }

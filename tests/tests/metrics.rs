@@ -39,7 +39,12 @@ fn scrape(t: &Topology) -> Result<String> {
 fn total(text: &str, family: &str) -> f64 {
     MEMBERS
         .iter()
-        .filter_map(|m| sample(text, &format!("{family}{{group=\"production0\",interface=\"{m}\"}}")))
+        .filter_map(|m| {
+            sample(
+                text,
+                &format!("{family}{{group=\"production0\",interface=\"{m}\"}}"),
+            )
+        })
         .sum()
 }
 
@@ -54,7 +59,10 @@ fn exposition_passes_promtool() -> Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .context("running promtool (Debian package prometheus)")?;
-    std::io::Write::write_all(check.stdin.as_mut().context("promtool stdin")?, text.as_bytes())?;
+    std::io::Write::write_all(
+        check.stdin.as_mut().context("promtool stdin")?,
+        text.as_bytes(),
+    )?;
     let out = check.wait_with_output()?;
     ensure!(
         out.status.success(),
@@ -62,8 +70,16 @@ fn exposition_passes_promtool() -> Result<()> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    for family in ["ipmp_group_state", "ipmp_interface_state", "ipmp_flow_table_buckets", "ipmp_dataplane_dropped_packets_total"] {
-        ensure!(text.contains(&format!("# TYPE {family} ")), "{family} missing");
+    for family in [
+        "ipmp_group_state",
+        "ipmp_interface_state",
+        "ipmp_flow_table_buckets",
+        "ipmp_dataplane_dropped_packets_total",
+    ] {
+        ensure!(
+            text.contains(&format!("# TYPE {family} ")),
+            "{family} missing"
+        );
     }
     Ok(())
 }
@@ -73,10 +89,26 @@ fn transmit_counters_rise_by_what_was_sent() -> Result<()> {
     let (t, _d) = setup()?;
     let before = total(&scrape(&t)?, "ipmp_interface_transmit_packets_total");
     let sent = 300;
-    let seen = flows_by_mac(&t.host, DATA_V4, 30_000..30_000 + sent, &t.peer, "eth0", PEER_V4, 9000)?;
-    ensure!(seen.len() == sent as usize, "only {} datagrams arrived", seen.len());
+    let seen = flows_by_mac(
+        &t.host,
+        DATA_V4,
+        30_000..30_000 + sent,
+        &t.peer,
+        "eth0",
+        PEER_V4,
+        9000,
+    )?;
+    ensure!(
+        seen.len() == sent as usize,
+        "only {} datagrams arrived",
+        seen.len()
+    );
     let after = total(&scrape(&t)?, "ipmp_interface_transmit_packets_total");
-    ensure!(after - before >= sent as f64, "transmit packets rose by {} for {sent} sent", after - before);
+    ensure!(
+        after - before >= sent as f64,
+        "transmit packets rose by {} for {sent} sent",
+        after - before
+    );
     let received = total(&scrape(&t)?, "ipmp_interface_receive_packets_total");
     ensure!(received > 0.0, "no packet counted on receive");
     Ok(())
@@ -85,19 +117,38 @@ fn transmit_counters_rise_by_what_was_sent() -> Result<()> {
 #[test]
 fn a_failure_shows_in_state_and_counter_and_survives_a_restart() -> Result<()> {
     let (t, d) = setup()?;
-    let failed = "ipmp_interface_state{group=\"production0\",interface=\"e1000g0\",state=\"failed\"}";
+    let failed =
+        "ipmp_interface_state{group=\"production0\",interface=\"e1000g0\",state=\"failed\"}";
     let failures = "ipmp_interface_failures_total{group=\"production0\",interface=\"e1000g0\"}";
     let text = scrape(&t)?;
-    ensure!(sample(&text, failed) == Some(0.0) && sample(&text, failures) == Some(0.0), "not ok at start");
+    ensure!(
+        sample(&text, failed) == Some(0.0) && sample(&text, failures) == Some(0.0),
+        "not ok at start"
+    );
 
     t.pull_cable("e1000g0")?;
     d.wait_member("e1000g0", "state", "failed")?;
     let text = scrape(&t)?;
-    ensure!(sample(&text, failed) == Some(1.0), "state failed not 1:\n{text}");
-    ensure!(sample(&text, failures) == Some(1.0), "failures not counted:\n{text}");
-    ensure!(sample(&text, "ipmp_group_state{group=\"production0\",state=\"degraded\"}") == Some(1.0), "group not degraded");
     ensure!(
-        sample(&text, "ipmp_flow_table_buckets{group=\"production0\",interface=\"e1000g0\"}") == Some(0.0),
+        sample(&text, failed) == Some(1.0),
+        "state failed not 1:\n{text}"
+    );
+    ensure!(
+        sample(&text, failures) == Some(1.0),
+        "failures not counted:\n{text}"
+    );
+    ensure!(
+        sample(
+            &text,
+            "ipmp_group_state{group=\"production0\",state=\"degraded\"}"
+        ) == Some(1.0),
+        "group not degraded"
+    );
+    ensure!(
+        sample(
+            &text,
+            "ipmp_flow_table_buckets{group=\"production0\",interface=\"e1000g0\"}"
+        ) == Some(0.0),
         "failed member still owns buckets"
     );
     let tx_before = total(&text, "ipmp_interface_transmit_packets_total");
@@ -106,8 +157,14 @@ fn a_failure_shows_in_state_and_counter_and_survives_a_restart() -> Result<()> {
     let d = Daemon::start_again(d, &t.host)?;
     d.wait_member("e1000g0", "state", "failed")?;
     let text = scrape(&t)?;
-    ensure!(sample(&text, failures) == Some(1.0), "failures reset by the restart:\n{text}");
-    ensure!(total(&text, "ipmp_interface_transmit_packets_total") >= tx_before, "transmit counters went backwards");
+    ensure!(
+        sample(&text, failures) == Some(1.0),
+        "failures reset by the restart:\n{text}"
+    );
+    ensure!(
+        total(&text, "ipmp_interface_transmit_packets_total") >= tx_before,
+        "transmit counters went backwards"
+    );
     Ok(())
 }
 
@@ -140,7 +197,10 @@ fn a_real_prometheus_scrapes_ipmpd() -> Result<()> {
         .host
         .command("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address={listen}"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("prometheus.log"))?)
@@ -151,7 +211,8 @@ fn a_real_prometheus_scrapes_ipmpd() -> Result<()> {
     let query = "/api/v1/query?query=ipmp_interface_active";
     while Instant::now() < until {
         if let Ok(body) = get(&t.host, listen, query) {
-            if body.contains("\"status\":\"success\"") && body.contains("\"interface\":\"e1000g0\"") {
+            if body.contains("\"status\":\"success\"") && body.contains("\"interface\":\"e1000g0\"")
+            {
                 return Ok(());
             }
         }

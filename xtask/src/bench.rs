@@ -3,7 +3,7 @@
 use std::{
     collections::HashSet,
     net::UdpSocket,
-    process::Command,
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
@@ -18,7 +18,11 @@ use ipmp_tests::{
 };
 use serde_json::{json, Value};
 
-use crate::{output, testbed::TUTORIAL_CONFIG, workspace};
+use crate::{
+    output,
+    testbed::{probe_config, TUTORIAL_CONFIG},
+    workspace,
+};
 
 /// The fixed-rate stream across a carrier cut.
 const STREAM_INTERVAL: Duration = Duration::from_micros(100);
@@ -29,25 +33,113 @@ const CUT_AFTER: Duration = Duration::from_millis(300);
 const TRIALS: usize = 5;
 
 pub fn run() -> Result<()> {
-    let programs: Value = serde_json::from_str(&output(&mut Command::new(ipmp_tests::daemon::bin("ipmp-bench")))?)
-        .context("reading ipmp-bench's output")?;
+    let programs: Value = serde_json::from_str(&output(&mut Command::new(
+        ipmp_tests::daemon::bin("ipmp-bench"),
+    ))?)
+    .context("reading ipmp-bench's output")?;
     let failover = failover()?;
     let scrape = json!({ "members_3": scrape_time(3)?, "members_64": scrape_time(64)? });
-    let results = json!({ "programs": programs, "link_failover": failover, "metrics_scrape": scrape });
+    let detection = json!({
+        "fdt_1000_ms": detection_time(1000)?,
+        "fdt_200_ms": detection_time(200)?,
+        "fdt_50_ms": detection_time(50)?,
+    });
+    let soak = false_failures(50)?;
+    let results = json!({
+        "programs": programs,
+        "link_failover": failover,
+        "metrics_scrape": scrape,
+        "probe_detection": detection,
+        "probe_soak": soak,
+    });
 
     let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     let ratio = |a: &str, b: &str| format!("x{:.2} (<= 2)", num(&programs[a]) / num(&programs[b]));
     let rows = [
-        ("empty TC program", num(&programs["empty_tc_ns"]), "ns", String::new()),
-        ("egress program (parse, hash, redirect)", num(&programs["egress_ns"]), "ns", ratio("egress_ns", "empty_tc_ns")),
-        ("empty XDP program", num(&programs["empty_xdp_ns"]), "ns", String::new()),
-        ("member XDP program, passed data packet", num(&programs["member_xdp_pass_ns"]), "ns", ratio("member_xdp_pass_ns", "empty_xdp_ns")),
-        ("ipmpd: carrier event to flipped flow table, worst", num(&failover["worst_event_to_flow_table_us"]) / 1000.0, "ms", "<= 1 ms".into()),
-        ("loss window on carrier cut, worst of 5", num(&failover["worst_loss_ms"]), "ms", "<= 1 ms".into()),
-        ("loss window on carrier cut, median of 5", num(&failover["median_loss_ms"]), "ms", String::new()),
-        ("metrics scrape, 3 members (mean of 50)", num(&scrape["members_3"]["mean_ms"]), "ms", String::new()),
-        ("metrics scrape, 64 members (mean of 50)", num(&scrape["members_64"]["mean_ms"]), "ms", String::new()),
-        ("metrics scrape, 64 members (worst of 50)", num(&scrape["members_64"]["max_ms"]), "ms", "bounded".into()),
+        (
+            "empty TC program",
+            num(&programs["empty_tc_ns"]),
+            "ns",
+            String::new(),
+        ),
+        (
+            "egress program (parse, hash, redirect)",
+            num(&programs["egress_ns"]),
+            "ns",
+            ratio("egress_ns", "empty_tc_ns"),
+        ),
+        (
+            "empty XDP program",
+            num(&programs["empty_xdp_ns"]),
+            "ns",
+            String::new(),
+        ),
+        (
+            "member XDP program, passed data packet",
+            num(&programs["member_xdp_pass_ns"]),
+            "ns",
+            ratio("member_xdp_pass_ns", "empty_xdp_ns"),
+        ),
+        (
+            "ipmpd: carrier event to flipped flow table, worst",
+            num(&failover["worst_event_to_flow_table_us"]) / 1000.0,
+            "ms",
+            "<= 1 ms".into(),
+        ),
+        (
+            "loss window on carrier cut, worst of 5",
+            num(&failover["worst_loss_ms"]),
+            "ms",
+            "<= 1 ms".into(),
+        ),
+        (
+            "loss window on carrier cut, median of 5",
+            num(&failover["median_loss_ms"]),
+            "ms",
+            String::new(),
+        ),
+        (
+            "probes: cut to failure at FDT 1000 ms (worst of 3)",
+            num(&detection["fdt_1000_ms"]["worst_ms"]),
+            "ms",
+            "<= 1100 ms".into(),
+        ),
+        (
+            "probes: cut to failure at FDT 200 ms (worst of 3)",
+            num(&detection["fdt_200_ms"]["worst_ms"]),
+            "ms",
+            "<= 220 ms".into(),
+        ),
+        (
+            "probes: cut to failure at FDT 50 ms (worst of 3)",
+            num(&detection["fdt_50_ms"]["worst_ms"]),
+            "ms",
+            "<= 55 ms".into(),
+        ),
+        (
+            "probes: false failures, FDT 50 ms under load",
+            num(&soak["false_failures"]),
+            "",
+            format!("0 in {} s", soak["seconds"]),
+        ),
+        (
+            "metrics scrape, 3 members (mean of 50)",
+            num(&scrape["members_3"]["mean_ms"]),
+            "ms",
+            String::new(),
+        ),
+        (
+            "metrics scrape, 64 members (mean of 50)",
+            num(&scrape["members_64"]["mean_ms"]),
+            "ms",
+            String::new(),
+        ),
+        (
+            "metrics scrape, 64 members (worst of 50)",
+            num(&scrape["members_64"]["max_ms"]),
+            "ms",
+            "bounded".into(),
+        ),
     ];
     println!("{:<50} {:>12}  goal", "measure", "value");
     for (name, value, unit, goal) in rows {
@@ -59,6 +151,127 @@ pub fn run() -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
     println!("written to {}", path.display());
     Ok(())
+}
+
+const DETECTION_TRIALS: usize = 3;
+
+/// Time from cutting cable 4 to ipmpd's "IP interface failure detected on
+/// e1000g0" (its log's timestamp), at a given FDT.
+fn detection_time(fdt_ms: u64) -> Result<Value> {
+    let t = Topology::build(&unique("detect"))?;
+    let d = Daemon::start(&t.host, &probe_config(fdt_ms, ""))?;
+    t.host
+        .ip("route add default via 192.0.2.1 dev production0")?;
+    let mut times = Vec::new();
+    for _ in 0..DETECTION_TRIALS {
+        for m in MEMBERS {
+            d.wait_for(&format!("{m} probing ok"), Duration::from_secs(60), |d| {
+                Ok(d.member(m)?["probe"] == "ok")
+            })?;
+            d.wait_member(m, "state", "ok")?;
+        }
+        let seen = d
+            .log_text()
+            .matches("IP interface failure detected on e1000g0")
+            .count();
+        let cut = utc_seconds_of_day(std::time::SystemTime::now());
+        t.switch_a.ip("link set c4 down")?;
+        d.wait_for("e1000g0's failure", Duration::from_secs(60), |d| {
+            Ok(d.log_text()
+                .matches("IP interface failure detected on e1000g0")
+                .count()
+                > seen)
+        })?;
+        let log = d.log_text();
+        let line = log
+            .lines()
+            .filter(|l| l.contains("IP interface failure detected on e1000g0"))
+            .nth(seen)
+            .context("failure line vanished")?;
+        let at = log_seconds_of_day(line).context("no timestamp on the failure line")?;
+        times.push((at - cut) * 1000.0);
+        t.switch_a.ip("link set c4 up")?;
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(json!({ "fdt_ms": fdt_ms, "trials_ms": times, "worst_ms": times.last() }))
+}
+
+/// Runs probing at `fdt_ms` for IPMP_BENCH_SOAK_SECS (default 60 s) while
+/// iperf3 loads the group, and counts failures nobody caused.
+fn false_failures(fdt_ms: u64) -> Result<Value> {
+    let seconds: u64 = std::env::var("IPMP_BENCH_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let t = Topology::build(&unique("soak"))?;
+    let d = Daemon::start(&t.host, &probe_config(fdt_ms, ""))?;
+    t.host
+        .ip("route add default via 192.0.2.1 dev production0")?;
+    for m in MEMBERS {
+        d.wait_for(&format!("{m} probing ok"), Duration::from_secs(60), |d| {
+            Ok(d.member(m)?["probe"] == "ok")
+        })?;
+    }
+    let mut server = t
+        .peer
+        .command("iperf3")
+        .args(["-s", "-1", "-B", PEER_V4])
+        .stdout(Stdio::null())
+        .spawn()?;
+    thread::sleep(Duration::from_millis(300));
+    let client = t
+        .host
+        .command("iperf3")
+        .args([
+            "-c",
+            PEER_V4,
+            "-B",
+            DATA_V4,
+            "-P",
+            "4",
+            "-t",
+            &seconds.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status();
+    let _ = server.kill();
+    let _ = server.wait();
+    client?;
+    let failures = d
+        .log_text()
+        .matches("IP interface failure detected")
+        .count()
+        + d.log_text().matches("are now unusable").count();
+    Ok(
+        json!({ "fdt_ms": fdt_ms, "seconds": seconds, "load": "iperf3 -P 4 through the group", "false_failures": failures }),
+    )
+}
+
+/// Seconds since midnight UTC.
+fn utc_seconds_of_day(t: std::time::SystemTime) -> f64 {
+    let since = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    since % 86_400.0
+}
+
+/// The seconds since midnight of a log line's RFC 3339 UTC timestamp
+/// (`2026-11-22T02:47:17.835180Z ...`).
+fn log_seconds_of_day(line: &str) -> Option<f64> {
+    let time = line
+        .split_whitespace()
+        .next()?
+        .split('T')
+        .nth(1)?
+        .trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let (h, m, s): (f64, f64, f64) = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    );
+    Some(h * 3600.0 + m * 60.0 + s)
 }
 
 const SCRAPES: usize = 50;
@@ -116,7 +329,15 @@ fn failover() -> Result<Value> {
         let mac = t.mac(member)?;
         // A flow the member carries: the first candidate port seen with its MAC.
         let candidates = 40_000 + 100 * trial as u16;
-        let seen = flows_by_mac(&t.host, DATA_V4, candidates..candidates + 32, &t.peer, "eth0", PEER_V4, 9000)?;
+        let seen = flows_by_mac(
+            &t.host,
+            DATA_V4,
+            candidates..candidates + 32,
+            &t.peer,
+            "eth0",
+            PEER_V4,
+            9000,
+        )?;
         let sport = *seen
             .iter()
             .filter(|(_, m)| mac_string(m) == mac)

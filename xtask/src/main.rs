@@ -65,9 +65,23 @@ fn test() -> Result<()> {
     build()?;
     // --tests: there are no doc-tests, and an empty doc-test run would be
     // the last word of the output.
-    cmd(cargo().args(["test", "--tests", "--package", "ipmp-common", "--package", "ipmp-user"]))?;
+    cmd(cargo().args([
+        "test",
+        "--tests",
+        "--package",
+        "ipmp-common",
+        "--package",
+        "ipmp-user",
+    ]))?;
     cmd(cargo()
-        .args(["test", "--tests", "--package", "ipmp-tests", "--", "--test-threads=2"])
+        .args([
+            "test",
+            "--tests",
+            "--package",
+            "ipmp-tests",
+            "--",
+            "--test-threads=2",
+        ])
         .env("IPMP_BIN_DIR", bin_dir()))
 }
 

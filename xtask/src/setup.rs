@@ -34,29 +34,54 @@ pub fn setup() -> Result<()> {
 }
 
 fn rust_src() -> Result<()> {
-    let installed = output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"]))
-        .context("the nightly toolchain is needed for the eBPF build (rustup toolchain install nightly)")?;
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        "nightly",
+    ]))
+    .context(
+        "the nightly toolchain is needed for the eBPF build (rustup toolchain install nightly)",
+    )?;
     if !installed.lines().any(|l| l.starts_with("rust-src")) {
         eprintln!("setup: adding rust-src to the nightly toolchain");
-        cmd(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        cmd(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
     Ok(())
 }
 
 fn bpf_linker() -> Result<()> {
-    if Command::new("bpf-linker").arg("--version").output().is_ok_and(|o| o.status.success()) {
+    if Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         return Ok(());
     }
     // bpf-linker links to the nightly toolchain's libLLVM through a folder
     // that must outlive the install (its rpath points there).
-    let sysroot = PathBuf::from(output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?.trim());
+    let sysroot = PathBuf::from(
+        output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?.trim(),
+    );
     let lib = sysroot.join("lib");
     let llvm = std::fs::read_dir(&lib)?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .find(|n| n.starts_with("libLLVM.so."))
         .with_context(|| format!("no libLLVM.so.* in {}", lib.display()))?;
     // libLLVM.so.22.1-rust-... → LLVM 22.
-    let major = llvm.trim_start_matches("libLLVM.so.").split('.').next().unwrap_or_default().to_string();
+    let major = llvm
+        .trim_start_matches("libLLVM.so.")
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let prefix = cargo_home().join("ipmp-llvm");
     let prefix_lib = prefix.join("lib");
     std::fs::create_dir_all(&prefix_lib)?;
@@ -65,9 +90,19 @@ fn bpf_linker() -> Result<()> {
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(lib.join(&llvm), &link)?;
     }
-    eprintln!("setup: installing bpf-linker {BPF_LINKER_VERSION} against LLVM {major} ({})", prefix.display());
+    eprintln!(
+        "setup: installing bpf-linker {BPF_LINKER_VERSION} against LLVM {major} ({})",
+        prefix.display()
+    );
     cmd(Command::new("cargo")
-        .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--no-default-features", "--locked"])
+        .args([
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--no-default-features",
+            "--locked",
+        ])
         .args(["--features", &format!("llvm-{major}")])
         .env("LLVM_PREFIX", &prefix))
 }
@@ -75,22 +110,39 @@ fn bpf_linker() -> Result<()> {
 fn cargo_home() -> PathBuf {
     env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(&env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo"))
+        .unwrap_or_else(|| {
+            Path::new(&env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo")
+        })
 }
 
 fn debian_tools() -> Result<()> {
     let missing: Vec<&str> = TOOLS
         .iter()
-        .filter(|(bin, _)| !Command::new("sh").args(["-c", &format!("command -v {bin}")]).output().is_ok_and(|o| o.status.success()))
+        .filter(|(bin, _)| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {bin}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
         .map(|&(_, pkg)| pkg)
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    if !Command::new("apt-get").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        bail!("missing tools ({}) and no apt-get to install them", missing.join(", "));
+    if !Command::new("apt-get")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        bail!(
+            "missing tools ({}) and no apt-get to install them",
+            missing.join(", ")
+        );
     }
     eprintln!("setup: installing {}", missing.join(" "));
     cmd(Command::new("apt-get").arg("update").arg("-q"))?;
-    cmd(Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+    cmd(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }

@@ -23,6 +23,20 @@ interface = "e1000g1"
 interface = "rge0"
 "#;
 
+/// The tutorial's probe-based configuration: a test address per member.
+/// (The tutorial keeps in.mpathd's default FDT of 10 s; 2 s keeps the demo
+/// short.) The router becomes the probe target through the default route.
+pub fn probe_config(fdt_ms: u64, extra_daemon: &str) -> String {
+    let mut c = format!("[daemon]\nfailure_detection_time_ms = {fdt_ms}\n{extra_daemon}\n[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
+    for (i, m) in ["e1000g0", "e1000g1", "rge0"].iter().enumerate() {
+        c.push_str(&format!(
+            "\n[[group.member]]\ninterface = \"{m}\"\ntest_address = \"192.0.2.{}/24\"\n",
+            201 + i
+        ));
+    }
+    c
+}
+
 pub fn up() -> Result<()> {
     down()?;
     Topology::build(PREFIX)?.persist();
@@ -31,14 +45,20 @@ pub fn up() -> Result<()> {
     let config = dir.join("ipmp.toml");
     std::fs::write(&config, TUTORIAL_CONFIG)?;
     let bin = crate::bin_dir();
-    println!("Testbed up: namespaces {}", Topology::names(PREFIX).join(" "));
+    println!(
+        "Testbed up: namespaces {}",
+        Topology::names(PREFIX).join(" ")
+    );
     println!("Run ipmpd in hivemind (nsenter keeps bpffs visible, unlike ip netns exec):");
     println!(
         "  nsenter --net=/run/netns/{PREFIX}-hivemind {}/ipmpd --config {} --socket /run/ipmp/testbed.sock",
         bin.display(),
         config.display()
     );
-    println!("  {}/ipmpctl --socket /run/ipmp/testbed.sock stat -i", bin.display());
+    println!(
+        "  {}/ipmpctl --socket /run/ipmp/testbed.sock stat -i",
+        bin.display()
+    );
     println!("Pull cable 1: ip -n {PREFIX}-switchA link set p-e1000g0 down");
     println!("Remove it all: cargo xtask testbed down");
     Ok(())

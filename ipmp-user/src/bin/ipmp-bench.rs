@@ -14,7 +14,8 @@ const REPEAT: u32 = 1_000_000;
 const ROUNDS: usize = 5;
 
 fn main() -> Result<()> {
-    let pin_dir = std::path::PathBuf::from(format!("/sys/fs/bpf/ipmp-bench-{}", std::process::id()));
+    let pin_dir =
+        std::path::PathBuf::from(format!("/sys/fs/bpf/ipmp-bench-{}", std::process::id()));
     let result = measure(&pin_dir);
     let _ = std::fs::remove_dir_all(&pin_dir);
     println!("{}", serde_json::to_string(&result?)?);
@@ -25,7 +26,10 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
     dataplane::namespace_pin_dir(pin_dir)?;
     let mut group = GroupDataplane::load(pin_dir)?;
     for slot in 0..3u8 {
-        let mut m = Member { ifindex: 1, ..Member::default() };
+        let mut m = Member {
+            ifindex: 1,
+            ..Member::default()
+        };
         m.name[0] = b'a' + slot;
         group.set_member(slot, &m)?;
     }
@@ -33,7 +37,9 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
     group.load_member("a", 0)?;
     let mut baseline = Ebpf::load(BASELINE).context("loading the baseline programs")?;
     for (name, kind) in [("baseline_tc", "tc"), ("baseline_xdp", "xdp")] {
-        let prog = baseline.program_mut(name).context("baseline program missing")?;
+        let prog = baseline
+            .program_mut(name)
+            .context("baseline program missing")?;
         match kind {
             "tc" => <&mut aya::programs::SchedClassifier>::try_from(prog)?.load()?,
             _ => <&mut aya::programs::Xdp>::try_from(prog)?.load()?,

@@ -1,8 +1,10 @@
 //! ipmpctl: the operator's CLI (ipmpstat and if_mpadm in one). Invoked as
 //! `ipmpstat`, it takes ipmpstat's arguments directly.
 use std::{
+    io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
+    time::Instant,
 };
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
@@ -17,7 +19,10 @@ const EXIT_REFUSED: u8 = 1;
 const EXIT_NO_DAEMON: u8 = 3;
 
 #[derive(Parser)]
-#[command(version, about = "Control and observe IPMP groups (ipmpstat and if_mpadm in one)")]
+#[command(
+    version,
+    about = "Control and observe IPMP groups (ipmpstat and if_mpadm in one)"
+)]
 struct Cli {
     /// ipmpd's control socket.
     #[arg(long, global = true, env = SOCKET_ENV, default_value = DEFAULT_SOCKET)]
@@ -35,7 +40,7 @@ enum Command {
 }
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("mode").required(true).args(["group", "interface"])))]
+#[command(group(ArgGroup::new("mode").required(true).args(["group", "interface", "target", "probe"])))]
 struct StatArgs {
     /// Groups: GROUP, GROUPNAME, STATE, FDT, INTERFACES.
     #[arg(short = 'g')]
@@ -43,6 +48,13 @@ struct StatArgs {
     /// Interfaces: INTERFACE, ACTIVE, GROUP, FLAGS, LINK, PROBE, STATE.
     #[arg(short = 'i')]
     interface: bool,
+    /// Probe targets: INTERFACE, MODE, TESTADDR, TARGETS.
+    #[arg(short = 't')]
+    target: bool,
+    /// Probes as they happen, until interrupted: TIME, INTERFACE, PROBE,
+    /// NETRTT, RTT, RTTAVG, TARGET, RTTDEV.
+    #[arg(short = 'p')]
+    probe: bool,
     /// Numeric output (no name lookups).
     #[arg(short = 'n')]
     numeric: bool,
@@ -70,7 +82,11 @@ struct IpmpstatCli {
 fn main() -> ExitCode {
     let invoked_as = std::env::args_os()
         .next()
-        .and_then(|a| Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
     let (socket, command) = if invoked_as == "ipmpstat" {
         let cli = IpmpstatCli::parse();
@@ -86,10 +102,25 @@ fn main() -> ExitCode {
 }
 
 fn stat(socket: &Path, args: &StatArgs) -> ExitCode {
-    let mode = if args.group { Mode::Group } else { Mode::Interface };
-    let fields = args.output.as_deref().map_or(Fields::Default, Fields::from_arg);
-    let opts = OutputOptions { fields, parseable: args.parseable, json: args.json };
+    let mode = match (args.group, args.interface, args.target) {
+        (true, ..) => Mode::Group,
+        (_, true, _) => Mode::Interface,
+        (_, _, true) => Mode::Target,
+        _ => Mode::Probe,
+    };
+    let fields = args
+        .output
+        .as_deref()
+        .map_or(Fields::Default, Fields::from_arg);
+    let opts = OutputOptions {
+        fields,
+        parseable: args.parseable,
+        json: args.json,
+    };
     let _ = args.numeric; // names are never looked up; -n is accepted for ipmpstat compatibility
+    if mode == Mode::Probe {
+        return probes(socket, &opts);
+    }
     let status = match call(socket, &Request::Status) {
         Ok(Response::Status(s)) => s,
         Ok(other) => return refused(&other),
@@ -110,6 +141,45 @@ fn stat(socket: &Path, args: &StatArgs) -> ExitCode {
     }
 }
 
+/// `stat -p`: prints probes as ipmpd reports them, until interrupted.
+fn probes(socket: &Path, opts: &OutputOptions) -> ExitCode {
+    let started = Instant::now();
+    let mut first = true;
+    let mut status = ExitCode::SUCCESS;
+    let followed = control::follow(socket, &Request::Probes, |response| match response {
+        Response::Done => true,
+        Response::Probe(record) => {
+            match ipmpstat::render_probes(&[(started.elapsed(), record)], opts, first) {
+                Ok(out) => {
+                    first = false;
+                    for w in out.warnings {
+                        eprintln!("ipmpstat: {w}");
+                    }
+                    // A closed pipe (`| head`) ends the stream quietly.
+                    let mut stdout = std::io::stdout().lock();
+                    stdout
+                        .write_all(out.text.as_bytes())
+                        .and_then(|()| stdout.flush())
+                        .is_ok()
+                }
+                Err(e) => {
+                    eprintln!("ipmpstat: {e}");
+                    status = ExitCode::from(2);
+                    false
+                }
+            }
+        }
+        other => {
+            status = refused(&other);
+            false
+        }
+    });
+    match followed {
+        Ok(()) => status,
+        Err(e) => unreachable_daemon(e),
+    }
+}
+
 fn change(socket: &Path, request: Request) -> ExitCode {
     match call(socket, &request) {
         Ok(Response::Done) => ExitCode::SUCCESS,
@@ -119,16 +189,15 @@ fn change(socket: &Path, request: Request) -> ExitCode {
 }
 
 fn call(socket: &Path, request: &Request) -> Result<Response, ExitCode> {
-    control::call(socket, request).map_err(|e| match e {
-        ClientError::Unreachable => {
-            eprintln!("cannot contact ipmpd -- is IPMP in use?");
-            ExitCode::from(EXIT_NO_DAEMON)
-        }
-        ClientError::Other(e) => {
-            eprintln!("ipmpctl: {e:#}");
-            ExitCode::from(EXIT_NO_DAEMON)
-        }
-    })
+    control::call(socket, request).map_err(unreachable_daemon)
+}
+
+fn unreachable_daemon(e: ClientError) -> ExitCode {
+    match e {
+        ClientError::Unreachable => eprintln!("cannot contact ipmpd -- is IPMP in use?"),
+        ClientError::Other(e) => eprintln!("ipmpctl: {e:#}"),
+    }
+    ExitCode::from(EXIT_NO_DAEMON)
 }
 
 fn refused(response: &Response) -> ExitCode {

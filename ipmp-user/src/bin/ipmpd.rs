@@ -51,8 +51,15 @@ fn main() -> ExitCode {
         println!("{}: configuration is valid", args.config.display());
         return ExitCode::SUCCESS;
     }
-    let overrides = Overrides { socket: args.socket, pin_dir: args.pin_dir, metrics: args.metrics };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let overrides = Overrides {
+        socket: args.socket,
+        pin_dir: args.pin_dir,
+        metrics: args.metrics,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ipmpd: cannot start the runtime: {e}");

@@ -3,27 +3,32 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
 use aya::programs::XdpMode as KernelXdpMode;
-use ipmp_common::{FlowTable, Member, MAX_BROADCASTS, MAX_MEMBERS, NO_MEMBER};
+use ipmp_common::{FlowTable, Member, ProbeReply, MAX_BROADCASTS, MAX_MEMBERS, NO_MEMBER};
 use ipnet::IpNet;
+use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
 use crate::{
     config::{DaemonConfig, GroupConfig, XdpMode},
     dataplane::{Attached, GroupDataplane},
     metrics::{GroupSource, MemberSource},
-    model::{GroupStatus, MemberState},
+    model::{GroupStatus, MemberState, ProbeRecord},
     netlink::{member_table, Change, Link, Netlink},
     policy::{
         flow_table::{bucket_counts, next_table},
         group::{Event, GroupPolicy, MemberSpec, Notice},
     },
+    probe::ProberEvent,
     sysctl,
 };
+use rtnetlink::packet_route::route::RouteMessage;
+
+use super::probing::Probing;
 
 struct MemberRuntime {
     name: String,
@@ -48,12 +53,16 @@ pub struct Group {
     peer: String,
     index: u32,
     policy: GroupPolicy,
+    probing: Probing,
     dataplane: GroupDataplane,
     members: Vec<MemberRuntime>,
     xdp_mode: XdpMode,
     /// The flow table as last written.
     table: FlowTable,
-    cast_slot: u8,
+    /// The group-wide dataplane settings as last written.
+    settings: Option<ipmp_common::GroupConfig>,
+    /// This ipmpd's probe cookie: replies without it are not ours.
+    cookie: u64,
     /// The data subnets' IPv4 broadcast addresses, as the dataplane wants them.
     broadcasts: [u32; MAX_BROADCASTS],
     /// Policy notices waiting to be logged.
@@ -64,7 +73,14 @@ pub struct Group {
 }
 
 impl Group {
-    pub async fn start(nl: &Netlink, config: &GroupConfig, daemon: &DaemonConfig, pin_root: &Path) -> Result<Group> {
+    pub async fn start(
+        nl: &Netlink,
+        config: &GroupConfig,
+        daemon: &DaemonConfig,
+        pin_root: &Path,
+        cookie: u64,
+        records: broadcast::Sender<ProbeRecord>,
+    ) -> Result<Group> {
         let name = config.name.clone();
         let peer = config.peer_interface();
         let link = match nl.link(&name).await? {
@@ -72,7 +88,9 @@ impl Group {
             None => {
                 nl.create_veth(&name, &peer).await?;
                 info!("Created group interface {name} (veth, peer {peer})");
-                nl.link(&name).await?.context("group interface vanished after creation")?
+                nl.link(&name)
+                    .await?
+                    .context("group interface vanished after creation")?
             }
         };
         sysctl::quiet_peer(&peer)?;
@@ -91,17 +109,42 @@ impl Group {
 
         let pinned = dataplane.members()?;
         let slots = assign_slots(&pinned, config);
-        let counts = |name: &str| {
+        // Counters a previous ipmpd kept in the pins for this member.
+        let kept = |name: &str| {
             pinned
                 .iter()
-                .find(|(slot, _)| *slot == slots[name])
-                .filter(|(_, m)| member_name(m) == name)
-                .map_or((0, 0), |(_, m)| (m.failures, m.repairs))
+                .find(|(slot, m)| *slot == slots[name] && member_name(m) == name)
+                .map_or_else(Member::default, |(_, m)| *m)
         };
+        let member_slots: Vec<u8> = config.members.iter().map(|m| slots[&m.interface]).collect();
+        let probe_counts: Vec<(u64, u64)> = config
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    kept(&m.interface).probes_sent,
+                    kept(&m.interface).probes_lost,
+                )
+            })
+            .collect();
+        let probing = Probing::new(
+            config,
+            daemon,
+            &member_slots,
+            &probe_counts,
+            cookie,
+            records,
+            Duration::ZERO,
+        );
         let specs = config
             .members
             .iter()
-            .map(|m| MemberSpec { name: m.interface.clone(), standby: m.standby, probing: false })
+            .enumerate()
+            .map(|(i, m)| MemberSpec {
+                name: m.interface.clone(),
+                standby: m.standby,
+                probing: probing.probes(i),
+            })
             .collect();
         let members = config
             .members
@@ -112,8 +155,8 @@ impl Group {
                 test_address: m.test_address.map(IpNet::V4),
                 link: None,
                 reported: false,
-                failures: counts(&m.interface).0,
-                repairs: counts(&m.interface).1,
+                failures: kept(&m.interface).failures,
+                repairs: kept(&m.interface).repairs,
                 table: member_table(&m.interface),
             })
             .collect();
@@ -123,11 +166,13 @@ impl Group {
             peer,
             index: link.index,
             policy: GroupPolicy::new(&config.name, specs, daemon.failback),
+            probing,
             dataplane,
             members,
             xdp_mode: daemon.xdp_mode,
             table,
-            cast_slot: NO_MEMBER,
+            settings: None,
+            cookie,
             broadcasts: broadcasts(&config.data_addresses),
             notices: Vec::new(),
             carrier: None,
@@ -146,6 +191,7 @@ impl Group {
                     );
                     let name = group.members[i].name.clone();
                     group.members[i].reported = true;
+                    group.probing.gone(i, Duration::ZERO);
                     group.event(Event::Removed(name))?;
                     group.publish_member(i)?;
                 }
@@ -157,7 +203,26 @@ impl Group {
     }
 
     pub fn status(&self) -> GroupStatus {
-        self.policy.status()
+        let mut status = self.policy.status();
+        self.probing.fill(&mut status);
+        status
+    }
+
+    /// Whether any member of the group probes.
+    pub fn probes(&self) -> bool {
+        self.probing.any()
+    }
+
+    /// The ring buffer on which the kernel hands over probe replies.
+    pub fn take_probe_replies(&mut self) -> Result<aya::maps::RingBuf<aya::maps::MapData>> {
+        self.dataplane.take_probe_replies()
+    }
+
+    /// A probe reply XDP timed.
+    pub async fn on_probe_reply(&mut self, nl: &Netlink, reply: &ProbeReply) -> Result<()> {
+        let events = self.probing.reply(self.epoch.elapsed(), reply);
+        self.prober_events(events)?;
+        self.apply(nl, Instant::now()).await
     }
 
     /// What the metrics server needs of this group.
@@ -169,10 +234,13 @@ impl Group {
             members: self
                 .members
                 .iter()
-                .map(|m| MemberSource {
+                .enumerate()
+                .map(|(i, m)| MemberSource {
                     slot: m.slot,
                     failures: m.failures,
                     repairs: m.repairs,
+                    probes_sent: self.probing.counts(i).0,
+                    probes_lost: self.probing.counts(i).1,
                     buckets: buckets[m.slot as usize],
                 })
                 .collect(),
@@ -180,16 +248,64 @@ impl Group {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.policy.next_deadline().map(|d| self.epoch + d)
+        let policy = self.policy.next_deadline();
+        let probes = self.probing.next_deadline();
+        policy
+            .into_iter()
+            .chain(probes)
+            .min()
+            .map(|d| self.epoch + d)
     }
 
+    /// Serves the timers that are due: anti-flap holds and probes.
     pub async fn tick(&mut self, nl: &Netlink) -> Result<()> {
-        self.event(Event::Tick)?;
+        let now = self.epoch.elapsed();
+        if self.policy.next_deadline().is_some_and(|d| d <= now) {
+            self.event(Event::Tick)?;
+        }
+        for i in 0..self.members.len() {
+            if let (true, Some(index)) = (
+                self.probing.awaits_link_local(i),
+                self.members[i].link.as_ref().map(|l| l.index),
+            ) {
+                if let Some(ll) = nl.link_local(index).await? {
+                    self.probing.present(i, index, Some(ll));
+                    self.publish_member(i)?;
+                }
+            }
+        }
+        let before: Vec<(u64, u64)> = (0..self.members.len())
+            .map(|i| self.probing.counts(i))
+            .collect();
+        let events = self.probing.poll(now);
+        self.prober_events(events)?;
+        for (i, counts) in before.into_iter().enumerate() {
+            if self.probing.counts(i) != counts {
+                self.publish_member(i)?;
+            }
+        }
         self.apply(nl, Instant::now()).await
     }
 
+    /// The prober's failures and repairs go to the policy.
+    fn prober_events(&mut self, events: Vec<ProberEvent>) -> Result<()> {
+        for e in events {
+            match e {
+                ProberEvent::Failure(m) => self.event(Event::ProbeFailure(m))?,
+                ProberEvent::Repair(m) => self.event(Event::ProbeRepair(m))?,
+                other => Probing::log(&other),
+            }
+        }
+        Ok(())
+    }
+
     /// Handles a kernel change read at `received`.
-    pub async fn on_change(&mut self, nl: &Netlink, change: &Change, received: Instant) -> Result<()> {
+    pub async fn on_change(
+        &mut self,
+        nl: &Netlink,
+        change: &Change,
+        received: Instant,
+    ) -> Result<()> {
         match change {
             Change::Link(link) => {
                 if let Some(i) = self.member_index(&link.name) {
@@ -200,6 +316,7 @@ impl Group {
             Change::LinkGone(link) => {
                 if let Some(i) = self.member_index(&link.name) {
                     if self.members[i].link.take().is_some() {
+                        self.probing.gone(i, self.epoch.elapsed());
                         self.event(Event::Removed(link.name.clone()))?;
                         self.publish_member(i)?;
                         self.apply(nl, received).await?;
@@ -230,14 +347,27 @@ impl Group {
         }
         let was = previous.filter(|_| !appeared);
         if was.as_ref().map(|p| p.admin_up) != Some(link.admin_up) {
-            self.event(if link.admin_up { Event::AdminUp(name.clone()) } else { Event::AdminDown(name.clone()) })?;
+            self.event(if link.admin_up {
+                Event::AdminUp(name.clone())
+            } else {
+                Event::AdminDown(name.clone())
+            })?;
         }
         if was.as_ref().map(|p| p.carrier) != Some(link.carrier) {
-            self.event(if link.carrier { Event::LinkUp(name.clone()) } else { Event::LinkDown(name.clone()) })?;
+            self.event(if link.carrier {
+                Event::LinkUp(name.clone())
+            } else {
+                Event::LinkDown(name.clone())
+            })?;
+        }
+        let up = |l: &Link| l.admin_up && l.carrier;
+        if was.as_ref().map(up) != Some(up(&link)) {
+            self.probing.link(i, up(&link), self.epoch.elapsed());
         }
         if link.admin_up && was.as_ref().is_some_and(|p| !p.admin_up) {
             // Taking a link down flushed its routes: mirror them again.
-            self.mirror_member(nl, i).await?;
+            let routes = nl.routes_through(self.index).await?;
+            self.mirror_member(nl, i, &routes).await?;
         }
         Ok(())
     }
@@ -249,6 +379,8 @@ impl Group {
             nl.add_address(link.index, addr, true).await?;
         }
         nl.ensure_member_rule(&m.name, m.table).await?;
+        let link_local = nl.link_local(link.index).await?;
+        self.probing.present(i, link.index, link_local);
         let (mode, why) = xdp_mode(self.xdp_mode, link);
         match self.dataplane.attach_member(&m.name, m.slot, mode)? {
             Attached::Adopted => info!("Adopted the XDP program on {}", m.name),
@@ -260,7 +392,17 @@ impl Group {
     /// Tells the dataplane where member `i` is (ifindex 0 while missing).
     fn publish_member(&mut self, i: usize) -> Result<()> {
         let m = &self.members[i];
-        let mut entry = Member { failures: m.failures, repairs: m.repairs, ..Member::default() };
+        let (probes_sent, probes_lost) = self.probing.counts(i);
+        let (test_v4, test_v6) = self.probing.test_addresses(i);
+        let mut entry = Member {
+            failures: m.failures,
+            repairs: m.repairs,
+            probes_sent,
+            probes_lost,
+            test_v4: test_v4.map_or(0, |a| u32::from_ne_bytes(a.octets())),
+            test_v6: test_v6.map_or([0; 16], |a| a.octets()),
+            ..Member::default()
+        };
         let n = m.name.len().min(entry.name.len() - 1);
         entry.name[..n].copy_from_slice(&m.name.as_bytes()[..n]);
         if let Some(link) = &m.link {
@@ -303,12 +445,22 @@ impl Group {
     /// after an event read at `since`. The flow table goes first: it is what
     /// moves traffic off a dead member.
     async fn apply(&mut self, nl: &Netlink, since: Instant) -> Result<()> {
-        let mut active: Vec<u8> = self.policy.active_members().iter().map(|&i| self.members[i].slot).collect();
+        let mut active: Vec<u8> = self
+            .policy
+            .active_members()
+            .iter()
+            .map(|&i| self.members[i].slot)
+            .collect();
         active.sort_unstable();
         let next = next_table(&self.table, &active);
         if next.slots != self.table.slots {
             self.dataplane.write_flow_table(&next)?;
-            let moved = next.slots.iter().zip(self.table.slots.iter()).filter(|(a, b)| a != b).count();
+            let moved = next
+                .slots
+                .iter()
+                .zip(self.table.slots.iter())
+                .filter(|(a, b)| a != b)
+                .count();
             self.table = next;
             debug!(
                 "Flow table of group {} rewritten, {moved} buckets moved, {} us after the event",
@@ -319,14 +471,19 @@ impl Group {
         for notice in self.notices.drain(..) {
             info!("{notice}");
         }
-        let cast = self.policy.cast_member().map_or(NO_MEMBER, |i| self.members[i].slot);
-        if cast != self.cast_slot {
-            self.dataplane.set_group(&ipmp_common::GroupConfig {
-                cast_slot_v4: cast as u32,
-                cast_slot_v6: cast as u32,
-                broadcast_v4: self.broadcasts,
-            })?;
-            self.cast_slot = cast;
+        let cast = self
+            .policy
+            .cast_member()
+            .map_or(NO_MEMBER, |i| self.members[i].slot) as u32;
+        let settings = ipmp_common::GroupConfig {
+            cast_slot_v4: cast,
+            cast_slot_v6: cast,
+            broadcast_v4: self.broadcasts,
+            cookie: self.cookie,
+        };
+        if self.settings != Some(settings) {
+            self.dataplane.set_group(&settings)?;
+            self.settings = Some(settings);
         }
         let carrier = !active.is_empty();
         if self.carrier != Some(carrier) {
@@ -334,7 +491,11 @@ impl Group {
             self.carrier = Some(carrier);
         }
         // Solaris: the IPMP interface's MTU is the smallest of its members'.
-        let mtu = self.members.iter().filter_map(|m| m.link.as_ref().map(|l| l.mtu)).min();
+        let mtu = self
+            .members
+            .iter()
+            .filter_map(|m| m.link.as_ref().map(|l| l.mtu))
+            .min();
         if let Some(mtu) = mtu.filter(|&m| m != self.mtu) {
             nl.set_mtu(&self.name, mtu).await?;
             self.mtu = mtu;
@@ -342,18 +503,22 @@ impl Group {
         Ok(())
     }
 
+    /// Mirrors the group interface's routes into every member's table; their
+    /// gateways are the members' routers to probe.
     async fn mirror_routes(&mut self, nl: &Netlink) -> Result<()> {
+        let routes = nl.routes_through(self.index).await?;
         for i in 0..self.members.len() {
-            self.mirror_member(nl, i).await?;
+            self.mirror_member(nl, i, &routes).await?;
         }
+        self.probing
+            .set_gateways(&crate::netlink::gateways(&routes));
         Ok(())
     }
 
-    async fn mirror_member(&self, nl: &Netlink, i: usize) -> Result<()> {
+    async fn mirror_member(&self, nl: &Netlink, i: usize, routes: &[RouteMessage]) -> Result<()> {
         let m = &self.members[i];
         let Some(link) = &m.link else { return Ok(()) };
-        let routes = nl.routes_through(self.index).await?;
-        nl.mirror_routes(&routes, link.index, m.table).await
+        nl.mirror_routes(routes, link.index, m.table).await
     }
 
     /// Removes what ipmpd created for this group.
@@ -387,7 +552,11 @@ fn assign_slots(pinned: &[(u8, Member)], config: &GroupConfig) -> HashMap<String
     let mut free = (0..MAX_MEMBERS as u8).filter(|s| !taken.contains(s));
     for c in &config.members {
         if !slots.contains_key(&c.interface) {
-            slots.insert(c.interface.clone(), free.next().expect("config allows at most MAX_MEMBERS members"));
+            slots.insert(
+                c.interface.clone(),
+                free.next()
+                    .expect("config allows at most MAX_MEMBERS members"),
+            );
         }
     }
     slots
@@ -405,7 +574,9 @@ fn broadcasts(data_addresses: &[IpNet]) -> [u32; MAX_BROADCASTS] {
     let mut found: Vec<u32> = data_addresses
         .iter()
         .filter_map(|a| match a {
-            IpNet::V4(v4) if v4.prefix_len() < 31 => Some(u32::from_ne_bytes(v4.broadcast().octets())),
+            IpNet::V4(v4) if v4.prefix_len() < 31 => {
+                Some(u32::from_ne_bytes(v4.broadcast().octets()))
+            }
             _ => None,
         })
         .collect();

@@ -1,6 +1,7 @@
 //! ipmpd's event loop: kernel changes, control requests, timers and
 //! signals in; each goes to the group it concerns.
 mod group;
+mod probing;
 
 use std::{
     net::SocketAddr,
@@ -11,7 +12,7 @@ use std::{
 use anyhow::{Context, Result};
 use tokio::{
     signal::unix::{signal, SignalKind},
-    sync::{mpsc, oneshot, watch},
+    sync::{broadcast, mpsc, oneshot, watch},
 };
 use tracing::{error, info};
 
@@ -23,6 +24,7 @@ use crate::{
     metrics::{self, Snapshot},
     model::Status,
     netlink::{self, Netlink},
+    probe,
 };
 
 /// Command-line settings that override the configuration file.
@@ -35,8 +37,12 @@ pub struct Overrides {
 
 pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
     check_member_tables(&config)?;
-    let socket = overrides.socket.unwrap_or_else(|| config.daemon.control_socket.clone());
-    let pin_dir = overrides.pin_dir.unwrap_or_else(|| config.daemon.pin_dir.clone());
+    let socket = overrides
+        .socket
+        .unwrap_or_else(|| config.daemon.control_socket.clone());
+    let pin_dir = overrides
+        .pin_dir
+        .unwrap_or_else(|| config.daemon.pin_dir.clone());
     let pin_root = dataplane::namespace_pin_dir(&pin_dir)?;
     // Subscribe before reading any state so no change falls in between.
     let mut changes = netlink::watch()?;
@@ -47,17 +53,34 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
         None => None,
     };
 
+    // Chosen anew at every start: replies to a previous ipmpd's probes are
+    // not taken for ours.
+    let cookie: u64 = rand::random();
+    // Probe outcomes for `ipmpctl stat -p` followers.
+    let (records, _) = broadcast::channel(1024);
     let mut groups = Vec::new();
     for g in &config.groups {
-        let group = Group::start(&nl, g, &config.daemon, &pin_root)
+        let group = Group::start(&nl, g, &config.daemon, &pin_root, cookie, records.clone())
             .await
             .with_context(|| format!("starting group {}", g.name))?;
         groups.push(group);
     }
 
     let (to_daemon, mut requests) = mpsc::channel(16);
-    tokio::spawn(control::serve(listener, to_daemon));
-    let snapshot = |groups: &[Group]| Snapshot { groups: groups.iter().map(Group::metrics_source).collect() };
+    tokio::spawn(control::serve(listener, to_daemon, records));
+    let (reply_tx, mut replies) = mpsc::unbounded_channel();
+    for (i, g) in groups.iter_mut().enumerate() {
+        let ring = g.take_probe_replies()?;
+        let tx = reply_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = probe::replies::forward(ring, i, tx).await {
+                error!("probe replies of group {i}: {e:#}");
+            }
+        });
+    }
+    let snapshot = |groups: &[Group]| Snapshot {
+        groups: groups.iter().map(Group::metrics_source).collect(),
+    };
     let (publish, published) = watch::channel(snapshot(&groups));
     if let Some(listener) = metrics_listener {
         tokio::spawn(async move {
@@ -68,7 +91,11 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
     }
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    info!("ipmpd ready: {} group(s), control socket {}", groups.len(), socket.display());
+    info!(
+        "ipmpd ready: {} group(s), control socket {}",
+        groups.len(),
+        socket.display()
+    );
 
     loop {
         let deadline = groups.iter().filter_map(Group::next_deadline).min();
@@ -78,6 +105,11 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
                     if let Err(e) = g.on_change(&nl, &change, received).await {
                         error!("{e:#}");
                     }
+                }
+            }
+            Some((i, reply)) = replies.recv() => {
+                if let Err(e) = groups[i].on_probe_reply(&nl, &reply).await {
+                    error!("{e:#}");
                 }
             }
             Some(incoming) = requests.recv() => {
@@ -113,16 +145,38 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
 
 /// Answers a request, or returns the reply channels of a teardown, which
 /// the loop carries out and answers itself.
-fn answer(groups: &[Group], incoming: Incoming) -> Option<(oneshot::Sender<Response>, oneshot::Receiver<()>)> {
-    let Incoming { request, uid, reply, written } = incoming;
+fn answer(
+    groups: &[Group],
+    incoming: Incoming,
+) -> Option<(oneshot::Sender<Response>, oneshot::Receiver<()>)> {
+    let Incoming {
+        request,
+        uid,
+        reply,
+        written,
+    } = incoming;
     if request.is_change() && uid != 0 {
-        let _ = reply.send(Response::Refused("permission denied: only root may change IPMP".into()));
+        let _ = reply.send(Response::Refused(
+            "permission denied: only root may change IPMP".into(),
+        ));
         return None;
     }
     match request {
         Request::Status => {
-            let status = Status { groups: groups.iter().map(Group::status).collect() };
+            let status = Status {
+                groups: groups.iter().map(Group::status).collect(),
+            };
             let _ = reply.send(Response::Status(status));
+            None
+        }
+        Request::Probes if groups.iter().any(Group::probes) => {
+            let _ = reply.send(Response::Done);
+            None
+        }
+        Request::Probes => {
+            let _ = reply.send(Response::Refused(
+                "probe-based failure detection is disabled".into(),
+            ));
             None
         }
         Request::Teardown => Some((reply, written)),

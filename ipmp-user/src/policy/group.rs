@@ -489,6 +489,8 @@ impl GroupPolicy {
                         ProbeState::Ok
                     },
                     state,
+                    // The prober fills this in.
+                    probing: Vec::new(),
                 }
             })
             .collect();

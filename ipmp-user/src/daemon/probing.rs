@@ -1,0 +1,347 @@
+//! One group's probing at run time: the pure prober's decisions carried
+//! out with raw sockets, the kernel's timed replies fed back to it, and
+//! what ipmpstat -t/-p and the metrics show of it.
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv6Addr},
+    time::Duration,
+};
+
+use ipmp_common::{probe_identifier, ProbeReply};
+use ipnet::{IpNet, Ipv4Net};
+use tokio::sync::broadcast;
+use tracing::{debug, info, warn};
+
+use crate::{
+    config::{DaemonConfig, GroupConfig},
+    model::{GroupStatus, MemberState, ProbeRecord, ProbeState, ProbingStatus},
+    probe::{
+        socket::{monotonic_ns, ProbeSocket},
+        Family, GroupProber, ProbeKind, ProbeOutcome, ProberEvent,
+    },
+};
+
+struct ProbeMember {
+    name: String,
+    slot: u8,
+    test_v4: Option<Ipv4Net>,
+    families: Vec<Family>,
+    /// The interface's index and link-local address while it exists.
+    ifindex: Option<u32>,
+    link_local: Option<Ipv6Addr>,
+    sockets: HashMap<Family, ProbeSocket>,
+    sent: u64,
+    lost: u64,
+}
+
+pub struct Probing {
+    prober: GroupProber,
+    members: Vec<ProbeMember>,
+    cookie: u64,
+    /// This host's addresses: a discovery reply from one is no target.
+    own: Vec<IpAddr>,
+    /// ipmpd's own RTT of acknowledged probes, until they are reported.
+    rtt_seen: HashMap<(usize, u16), u64>,
+    records: broadcast::Sender<ProbeRecord>,
+}
+
+impl Probing {
+    /// `counts[i]`: member i's probes sent and lost so far (from the pins).
+    pub fn new(
+        config: &GroupConfig,
+        daemon: &DaemonConfig,
+        slots: &[u8],
+        counts: &[(u64, u64)],
+        cookie: u64,
+        records: broadcast::Sender<ProbeRecord>,
+        now: Duration,
+    ) -> Probing {
+        let mut prober = GroupProber::new(
+            &config.name,
+            Duration::from_millis(config.fdt_ms(daemon)),
+            Duration::from_millis(daemon.startup_quiet_ms),
+        );
+        prober.set_explicit_targets(config.targets.clone());
+        // IPv6 probing needs an IPv6 target (it leaves from link-local
+        // addresses, which every member has).
+        let v6 = config.targets.iter().any(IpAddr::is_ipv6);
+        let mut members = Vec::new();
+        for (i, m) in config.members.iter().enumerate() {
+            let mut families = Vec::new();
+            if m.test_address.is_some() {
+                families.push(Family::V4);
+            }
+            if v6 {
+                families.push(Family::V6);
+            }
+            prober.add_member(&m.interface, &families, now, &mut || rand::random());
+            members.push(ProbeMember {
+                name: m.interface.clone(),
+                slot: slots[i],
+                test_v4: m.test_address,
+                families,
+                ifindex: None,
+                link_local: None,
+                sockets: HashMap::new(),
+                sent: counts[i].0,
+                lost: counts[i].1,
+            });
+        }
+        if members.iter().any(|m| !m.families.is_empty()) {
+            for m in members.iter().filter(|m| m.families.is_empty()) {
+                warn!("No test address configured on interface {}; disabling probe-based failure detection on it", m.name);
+            }
+        }
+        let mut own: Vec<IpAddr> = config.data_addresses.iter().map(IpNet::addr).collect();
+        own.extend(
+            members
+                .iter()
+                .filter_map(|m| m.test_v4.map(|t| IpAddr::V4(t.addr()))),
+        );
+        Probing {
+            prober,
+            members,
+            cookie,
+            own,
+            rtt_seen: HashMap::new(),
+            records,
+        }
+    }
+
+    /// Whether member `i` probes at all (in.mpathd: has a test address).
+    pub fn probes(&self, i: usize) -> bool {
+        !self.members[i].families.is_empty()
+    }
+
+    pub fn any(&self) -> bool {
+        self.members.iter().any(|m| !m.families.is_empty())
+    }
+
+    /// Member `i` exists (again) as `ifindex`; sockets are opened afresh.
+    pub fn present(&mut self, i: usize, ifindex: u32, link_local: Option<Ipv6Addr>) {
+        let m = &mut self.members[i];
+        if m.ifindex != Some(ifindex) {
+            m.sockets.clear();
+        }
+        m.ifindex = Some(ifindex);
+        m.link_local = link_local.or(m.link_local);
+        self.own.extend(link_local.map(IpAddr::V6));
+    }
+
+    /// Whether member `i` probes over IPv6 but has no usable link-local
+    /// address yet (it may still be in duplicate address detection).
+    pub fn awaits_link_local(&self, i: usize) -> bool {
+        let m = &self.members[i];
+        m.families.contains(&Family::V6) && m.ifindex.is_some() && m.link_local.is_none()
+    }
+
+    pub fn gone(&mut self, i: usize, now: Duration) {
+        let m = &mut self.members[i];
+        m.ifindex = None;
+        m.sockets.clear();
+        self.prober.link_changed(&m.name, false, now);
+    }
+
+    pub fn link(&mut self, i: usize, up: bool, now: Duration) {
+        self.prober.link_changed(&self.members[i].name, up, now);
+    }
+
+    /// The group's gateways: a member probes those inside its test prefix
+    /// (IPv4) and the link-local ones (IPv6).
+    pub fn set_gateways(&mut self, gateways: &[IpAddr]) {
+        for m in &self.members {
+            for &family in &m.families {
+                let routers = gateways
+                    .iter()
+                    .copied()
+                    .filter(|g| match (family, g) {
+                        (Family::V4, IpAddr::V4(a)) => m.test_v4.is_some_and(|t| t.contains(a)),
+                        (Family::V6, IpAddr::V6(a)) => a.segments()[0] & 0xffc0 == 0xfe80,
+                        _ => false,
+                    })
+                    .collect();
+                self.prober.set_routers(&m.name, family, routers);
+            }
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.prober.next_deadline()
+    }
+
+    /// Sends the probes due at `now`; returns the prober's events.
+    pub fn poll(&mut self, now: Duration) -> Vec<ProberEvent> {
+        let (probes, events) = self.prober.poll(now, &mut || rand::random());
+        for p in probes {
+            let Some(i) = self.members.iter().position(|m| m.name == p.member) else {
+                continue;
+            };
+            let (scope, cookie) = (self.members[i].ifindex.unwrap_or(0), self.cookie);
+            let Some(socket) = self.socket(i, p.family) else {
+                continue;
+            };
+            match socket.send(p.target, scope, p.seq, p.kind.code(), cookie) {
+                Ok(()) => self.members[i].sent += 1,
+                Err(e) => debug!("probe from {} to {} not sent: {e}", p.member, p.target),
+            }
+        }
+        self.report();
+        events
+    }
+
+    /// The member's socket for `family`, opened when first needed (an IPv6
+    /// link-local address may still be in duplicate address detection).
+    fn socket(&mut self, i: usize, family: Family) -> Option<&ProbeSocket> {
+        let m = &mut self.members[i];
+        if !m.sockets.contains_key(&family) {
+            let ident = probe_identifier(m.slot);
+            let opened = match family {
+                Family::V4 => ProbeSocket::v4(&m.name, m.test_v4?.addr(), ident),
+                Family::V6 => ProbeSocket::v6(&m.name, m.ifindex?, m.link_local?, ident),
+            };
+            match opened {
+                Ok(s) => {
+                    m.sockets.insert(family, s);
+                }
+                Err(e) => {
+                    debug!("{e:#}");
+                    return None;
+                }
+            }
+        }
+        m.sockets.get(&family)
+    }
+
+    /// A timed reply from XDP.
+    pub fn reply(&mut self, now: Duration, reply: &ProbeReply) -> Vec<ProberEvent> {
+        let Some(i) = self
+            .members
+            .iter()
+            .position(|m| m.slot as u32 == reply.slot)
+        else {
+            return Vec::new();
+        };
+        let (family, from) = match reply.family {
+            4 => (
+                Family::V4,
+                IpAddr::from([reply.from[0], reply.from[1], reply.from[2], reply.from[3]]),
+            ),
+            _ => (Family::V6, IpAddr::from(reply.from)),
+        };
+        let Some(kind) = ProbeKind::from_code(reply.kind as u32) else {
+            return Vec::new();
+        };
+        if kind == ProbeKind::TargetDiscovery && self.own.contains(&from) {
+            return Vec::new();
+        }
+        self.rtt_seen
+            .insert((i, reply.seq), monotonic_ns().saturating_sub(reply.sent_ns));
+        let name = self.members[i].name.clone();
+        let rtt = Duration::from_nanos(reply.rtt_ns);
+        let events = self
+            .prober
+            .on_reply(now, &name, family, reply.seq, kind, from, rtt);
+        self.report();
+        events
+    }
+
+    /// Hands the prober's per-probe reports to `ipmpctl stat -p` followers
+    /// and counts the lost ones.
+    fn report(&mut self) {
+        for r in self.prober.drain_reports() {
+            let Some(i) = self.members.iter().position(|m| m.name == r.member) else {
+                continue;
+            };
+            let (net_rtt, rtt) = match r.outcome {
+                ProbeOutcome::Acked { rtt } => (
+                    Some(rtt.as_nanos() as u64),
+                    self.rtt_seen.remove(&(i, r.seq)),
+                ),
+                ProbeOutcome::Lost => {
+                    self.members[i].lost += 1;
+                    (None, None)
+                }
+            };
+            let Some(target) = r.target else { continue };
+            let view = self.prober.view(&r.member, r.family);
+            let estimate = view
+                .as_ref()
+                .and_then(|v| v.targets.iter().find(|t| t.address == target));
+            let _ = self.records.send(ProbeRecord {
+                interface: r.member,
+                seq: r.seq,
+                target,
+                net_rtt_ns: net_rtt,
+                rtt_ns: rtt,
+                rtt_avg_ns: estimate
+                    .and_then(|t| t.rtt_avg)
+                    .map(|d| d.as_nanos() as u64),
+                rtt_dev_ns: estimate
+                    .and_then(|t| t.rtt_dev)
+                    .map(|d| d.as_nanos() as u64),
+            });
+        }
+        // A reply the prober did not report (late, duplicate) leaves nothing.
+        self.rtt_seen.clear();
+    }
+
+    /// Probes sent and lost by member `i`, for metrics and the pins.
+    pub fn counts(&self, i: usize) -> (u64, u64) {
+        (self.members[i].sent, self.members[i].lost)
+    }
+
+    /// The addresses XDP matches replies against: (IPv4 test address,
+    /// link-local address), as far as member `i` probes in them.
+    pub fn test_addresses(&self, i: usize) -> (Option<std::net::Ipv4Addr>, Option<Ipv6Addr>) {
+        let m = &self.members[i];
+        let v6 = m
+            .families
+            .contains(&Family::V6)
+            .then_some(m.link_local)
+            .flatten();
+        (m.test_v4.map(|t| t.addr()), v6)
+    }
+
+    /// Adds the probing state to a group's status: FDT, PROBE and -t rows.
+    pub fn fill(&self, status: &mut GroupStatus) {
+        if !self.any() {
+            return;
+        }
+        status.fdt_ms = Some(self.prober.fdt().as_millis() as u64);
+        for (s, m) in status.members.iter_mut().zip(&self.members) {
+            if m.families.is_empty() {
+                continue;
+            }
+            // PROBE shows failed whenever the member is failed (ipmpstat).
+            s.probe = match (s.state, self.prober.probe_state(&m.name)) {
+                (MemberState::Failed, _) => ProbeState::Failed,
+                (_, state) => state,
+            };
+            s.probing = m
+                .families
+                .iter()
+                .filter_map(|&f| {
+                    let view = self.prober.view(&m.name, f)?;
+                    Some(ProbingStatus {
+                        mode: view.mode,
+                        test_address: match f {
+                            Family::V4 => m.test_v4.map(|t| IpAddr::V4(t.addr())),
+                            Family::V6 => m.link_local.map(IpAddr::V6),
+                        },
+                        targets: view.targets.iter().map(|t| t.address).collect(),
+                    })
+                })
+                .collect();
+        }
+    }
+
+    /// Logs what the prober says beyond failures and repairs.
+    pub fn log(event: &ProberEvent) {
+        if matches!(
+            event,
+            ProberEvent::FdtRaised { .. } | ProberEvent::FdtImproved { .. }
+        ) {
+            info!("{event}");
+        }
+    }
+}

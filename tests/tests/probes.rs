@@ -1,0 +1,250 @@
+//! Probe-based failure detection on the tutorial's network: what a link
+//! light cannot see. Probes leave from test addresses; XDP times their
+//! replies.
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use ipmp_tests::{
+    daemon::Daemon,
+    http::{get, sample},
+    netns::unique,
+    topology::{Topology, DATA_V4, MEMBERS, ROUTER_V4},
+};
+
+const METRICS: &str = "127.0.0.1:9477";
+/// Generous: detection itself is measured by the bench.
+const DETECTION: Duration = Duration::from_secs(20);
+
+/// The tutorial's probe-based configuration: a test address per member.
+fn config(fdt_ms: u64, targets: &[&str], v4_test_addresses: bool) -> String {
+    let targets = targets
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut c = format!(
+        "[daemon]\nfailure_detection_time_ms = {fdt_ms}\nmetrics_listen = \"{METRICS}\"\n\n\
+         [[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\ntargets = [{targets}]\n"
+    );
+    for (i, m) in MEMBERS.iter().enumerate() {
+        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
+        if v4_test_addresses {
+            c.push_str(&format!("test_address = \"192.0.2.{}/24\"\n", 201 + i));
+        }
+    }
+    c
+}
+
+fn wait_probe(d: &Daemon, member: &str, probe: &str) -> Result<()> {
+    d.wait_for(&format!("{member} probe {probe}"), DETECTION, |d| {
+        Ok(d.member(member)?["probe"] == probe)
+    })
+}
+
+/// Waits until `member` has had a probe acknowledged: before that, losses
+/// fall in the start-up quiet period and fail nothing (in.mpathd's rule).
+fn wait_acked(t: &Topology, member: &str) -> Result<()> {
+    let series = format!("ipmp_probes_acked_total{{group=\"production0\",interface=\"{member}\"}}");
+    let until = std::time::Instant::now() + DETECTION;
+    while std::time::Instant::now() < until {
+        if sample(&get(&t.host, METRICS, "/metrics")?, &series).is_some_and(|n| n > 0.0) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    anyhow::bail!("no probe of {member} was acknowledged")
+}
+
+fn ping_router(t: &Topology) -> Result<bool> {
+    Ok(t.host
+        .command("ping")
+        .args(["-c", "1", "-W", "2", "-I", DATA_V4, ROUTER_V4])
+        .output()?
+        .status
+        .success())
+}
+
+/// Cutting cable 4 leaves e1000g0 and e1000g1 with their links up and no
+/// way to the router: only probes notice, and traffic moves to rge0.
+#[test]
+fn cutting_the_cable_between_the_switches_fails_the_members_behind_it() -> Result<()> {
+    let t = Topology::build(&unique("pr"))?;
+    let d = Daemon::start(&t.host, &config(1000, &[], true))?;
+    // Solaris administrators name probe targets with routes: the router is
+    // the default route's gateway, inside the test addresses' prefix.
+    t.host
+        .ip("route add default via 192.0.2.1 dev production0")?;
+    for m in MEMBERS {
+        wait_probe(&d, m, "ok")?;
+        wait_acked(&t, m)?;
+    }
+    let targets = d.stat("-t")?;
+    ensure!(
+        targets.to_string().contains("192.0.2.1"),
+        "router not a target: {targets}"
+    );
+    ensure!(
+        targets.to_string().contains("routes"),
+        "mode not routes: {targets}"
+    );
+
+    t.switch_a.ip("link set c4 down")?;
+    for m in ["e1000g0", "e1000g1"] {
+        wait_probe(&d, m, "failed")?;
+        let row = d.member(m)?;
+        ensure!(
+            row["link"] == "up" && row["state"] == "failed" && row["active"] == "no",
+            "{m}: {row}"
+        );
+    }
+    ensure!(d.member("rge0")?["state"] == "ok", "rge0 failed too");
+    d.wait_group("degraded")?;
+    ensure!(
+        d.log_text()
+            .contains("IP interface failure detected on e1000g0 of group production0"),
+        "no failure message"
+    );
+    ensure!(ping_router(&t)?, "the router is unreachable through rge0");
+
+    t.switch_a.ip("link set c4 up")?;
+    for m in ["e1000g0", "e1000g1"] {
+        wait_probe(&d, m, "ok")?;
+        d.wait_member(m, "state", "ok")?;
+    }
+    d.wait_group("ok")?;
+    ensure!(
+        d.log_text()
+            .contains("IP interface repair detected on e1000g1 of group production0"),
+        "no repair message"
+    );
+    Ok(())
+}
+
+/// Without a router, hosts answering an all-hosts echo become targets.
+#[test]
+fn multicast_discovery_finds_host_targets() -> Result<()> {
+    let t = Topology::build(&unique("pr"))?;
+    for ns in [&t.router, &t.peer] {
+        ns.sysctl("net.ipv4.icmp_echo_ignore_broadcasts", "0")?;
+    }
+    let d = Daemon::start(&t.host, &config(1000, &[], true))?;
+    d.wait_for("two discovered targets on rge0", DETECTION, |d| {
+        let rows = d.stat("-t")?;
+        let row = rows
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["interface"] == "rge0").cloned())
+            .unwrap_or_default();
+        let targets = row["targets"].as_str().unwrap_or_default();
+        Ok(row["mode"] == "multicast"
+            && targets.contains("192.0.2.1")
+            && targets.contains("192.0.2.10"))
+    })?;
+    for m in MEMBERS {
+        wait_probe(&d, m, "ok")?;
+    }
+    Ok(())
+}
+
+/// Echo replies with our identifier but a wrong cookie, or from a host that
+/// is not a target, are never acknowledgements.
+#[test]
+fn forged_replies_are_rejected() -> Result<()> {
+    let t = Topology::build(&unique("pr"))?;
+    let d = Daemon::start(&t.host, &config(1000, &["192.0.2.1"], true))?;
+    wait_probe(&d, "e1000g0", "ok")?;
+    wait_acked(&t, "e1000g0")?;
+    let rejected = "ipmp_probe_replies_rejected_total{group=\"production0\",interface=\"e1000g0\"}";
+    let before =
+        sample(&get(&t.host, METRICS, "/metrics")?, rejected).context("no rejected counter")?;
+
+    // The peer forges replies to e1000g0's test address (slot 0) with a
+    // wrong cookie, all the while the real target goes silent. They go
+    // straight to e1000g0's MAC: any member may answer ARP for the test
+    // address until the dataplane answers ARP itself.
+    let mac = t.mac("e1000g0")?;
+    let forger = t
+        .peer
+        .spawn(move || forge_replies(&mac, Duration::from_secs(12)));
+    t.router.ip("link set eth0 down")?;
+    wait_probe(&d, "e1000g0", "failed")?;
+    ipmp_tests::netns::join(forger)?;
+    let after =
+        sample(&get(&t.host, METRICS, "/metrics")?, rejected).context("no rejected counter")?;
+    ensure!(
+        after > before,
+        "rejected replies did not rise ({before} -> {after})"
+    );
+    Ok(())
+}
+
+/// Sends echo replies with e1000g0's probe identifier and a wrong cookie to
+/// its test address and MAC, every 20 ms for `how_long`.
+fn forge_replies(mac: &str, how_long: Duration) -> Result<()> {
+    let dst: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()?;
+    let sniffer = ipmp_tests::traffic::Sniffer::open("eth0")?;
+    let until = std::time::Instant::now() + how_long;
+    let mut seq = 1u16;
+    while std::time::Instant::now() < until {
+        let mut icmp = [0u8; 32];
+        icmp[4..6].copy_from_slice(&ipmp_common::probe_identifier(0).to_be_bytes());
+        icmp[6..8].copy_from_slice(&seq.to_be_bytes());
+        icmp[16..24].copy_from_slice(&0xbad_c0ffeeu64.to_ne_bytes());
+        let sum = internet_checksum(&icmp);
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 1;
+        ip[12..16].copy_from_slice(&[192, 0, 2, 10]);
+        ip[16..20].copy_from_slice(&[192, 0, 2, 201]);
+        let sum = internet_checksum(&ip);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        let mut frame = Vec::with_capacity(14 + 20 + icmp.len());
+        frame.extend_from_slice(&dst);
+        frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x10]);
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&icmp);
+        sniffer.send_frame(&frame)?;
+        seq = seq.wrapping_add(1);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A member without a test address probes over IPv6 from its link-local
+/// address when the group has an IPv6 target.
+#[test]
+fn ipv6_only_probing_uses_the_link_local_address() -> Result<()> {
+    let t = Topology::build(&unique("pr"))?;
+    t.router.ip("addr add fe80::1/64 dev eth0 nodad")?;
+    let d = Daemon::start(&t.host, &config(1000, &["fe80::1"], false))?;
+    for m in MEMBERS {
+        wait_probe(&d, m, "ok")?;
+        wait_acked(&t, m)?;
+    }
+    let rows = d.stat("-t")?;
+    ensure!(
+        rows.to_string().contains("fe80::1"),
+        "fe80::1 not a target: {rows}"
+    );
+    t.switch_a.ip("link set c4 down")?;
+    wait_probe(&d, "e1000g0", "failed")?;
+    ensure!(d.member("rge0")?["probe"] == "ok", "rge0 failed over IPv6");
+    Ok(())
+}
