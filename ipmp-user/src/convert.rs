@@ -242,20 +242,20 @@ struct Logical {
     /// Set by a prefix length or an explicit netmask; otherwise classful.
     prefix: Option<u8>,
     /// `netmask +` applied (it reads /etc/netmasks, which we cannot).
-    netmask_plus: bool,
+    netmask_plus: Option<PlusFrom>,
     /// `-failover`: a test address.
     nofailover: bool,
     deprecated: bool,
     up: bool,
     broadcast: Option<(Ipv4Addr, Loc, String)>,
-    /// `hostname.IF:N` files name their logical interface.
-    file_unit: Option<u32>,
 }
 
 struct Addr {
     ip: Ipv4Addr,
     /// The host name it was written as, if any.
     name: Option<String>,
+    /// As written, for the messages.
+    written: String,
     loc: Loc,
     /// Which command (logical line) of which file set it.
     command: (String, usize),
@@ -381,20 +381,13 @@ fn read_hostname_files(
         iface.files.push(file.clone());
         let start = match unit {
             None => 0,
-            Some(unit) => {
-                iface.logicals.push(Logical {
-                    file_unit: Some(unit),
-                    ..Logical::default()
-                });
+            // hostname.IF:N configures a logical interface of its own.
+            Some(_) => {
+                iface.logicals.push(Logical::default());
                 iface.logicals.len() - 1
             }
         };
-        Parser {
-            hosts,
-            file,
-            iface,
-        }
-        .file(text, start);
+        Parser { hosts, file, iface }.file(text, start);
     }
     for iface in &mut interfaces {
         finish_interface(iface);
@@ -464,7 +457,10 @@ enum Kw {
     /// Starts DHCP; the rest of the command is its options.
     Dhcp,
     /// Harmless here; noted. `arg`: takes an argument.
-    Ignored { arg: bool, why: &'static str },
+    Ignored {
+        arg: bool,
+        why: &'static str,
+    },
     /// Changes the meaning; refused.
     Refused {
         arg: Arg,
@@ -484,7 +480,8 @@ enum Arg {
 const NO_EQUIVALENT: &str = "ipmp has no equivalent for it";
 const REMOVE_IT: &str = "remove it, and set it up by other means on Linux if it is still needed";
 const TUNNEL: &str = "it is a tunnel setting, and a tunnel cannot be an IPMP member";
-const IPV6_ONLY: &str = "it is an IPv6 setting, and hostname.IF files are IPv4 (Solaris refuses it too)";
+const IPV6_ONLY: &str =
+    "it is an IPv6 setting, and hostname.IF files are IPv4 (Solaris refuses it too)";
 
 fn keyword(word: &str) -> Option<Kw> {
     use Kw::*;
@@ -615,12 +612,30 @@ fn keyword(word: &str) -> Option<Kw> {
     })
 }
 
+/// Where a `netmask +` came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PlusFrom {
+    Written,
+    /// Appended to a one-line file.
+    OneLineRule,
+}
+
+impl PlusFrom {
+    fn of(tok: &Tok) -> PlusFrom {
+        if tok.implied {
+            PlusFrom::OneLineRule
+        } else {
+            PlusFrom::Written
+        }
+    }
+}
+
 /// The last `netmask` of a command, which ifconfig applies to the
 /// addresses the command sets (its "netmask hack").
 #[derive(Clone, Copy)]
 enum Pending {
     None,
-    Plus,
+    Plus(PlusFrom),
     Mask(u8),
 }
 
@@ -681,7 +696,7 @@ impl Parser<'_> {
         for pair in toks.windows(2) {
             if pair[0].text == "netmask" {
                 match pair[1].text.as_str() {
-                    "+" => pending = Pending::Plus,
+                    "+" => pending = Pending::Plus(PlusFrom::of(&pair[1])),
                     mask => {
                         if let Some(prefix) = parse_netmask(mask) {
                             pending = Pending::Mask(prefix);
@@ -770,8 +785,11 @@ impl Parser<'_> {
                 }
                 Kw::Netmask => match arg.map(|a| a.text.as_str()) {
                     Some("+") => {
-                        if logical.prefix.is_none() {
-                            logical.netmask_plus = true;
+                        let from = arg.map_or(PlusFrom::Written, PlusFrom::of);
+                        if logical.prefix.is_none()
+                            && logical.netmask_plus != Some(PlusFrom::Written)
+                        {
+                            logical.netmask_plus = Some(from);
                         }
                     }
                     Some(mask) => match parse_netmask(mask) {
@@ -786,13 +804,14 @@ impl Parser<'_> {
                     None => {}
                 },
                 Kw::Broadcast => match arg.map(|a| a.text.as_str()) {
-                    Some("+") => self.ignore(
-                        tok,
-                        shown,
-                        "the broadcast address follows from the prefix",
-                    ),
+                    Some("+") => {
+                        self.ignore(tok, shown, "the broadcast address follows from the prefix")
+                    }
                     Some(addr) => match addr.parse::<Ipv4Addr>() {
-                        Ok(ip) => logical.broadcast = Some((ip, self.loc(tok), shown)),
+                        Ok(ip) => {
+                            let loc = self.loc(tok);
+                            self.iface.logicals[current].broadcast = Some((ip, loc, shown));
+                        }
                         Err(_) => self.error(
                             tok,
                             shown,
@@ -912,11 +931,12 @@ impl Parser<'_> {
         logical.addr = Some(Addr {
             ip,
             name,
+            written: tok.text.clone(),
             loc,
             command: (file, command),
         });
         logical.prefix = None;
-        logical.netmask_plus = false;
+        logical.netmask_plus = None;
         match (prefix, *pending) {
             (Some(prefix), _) => {
                 logical.prefix = Some(prefix);
@@ -924,10 +944,10 @@ impl Parser<'_> {
                 *pending = Pending::None;
             }
             (None, Pending::Mask(prefix)) => logical.prefix = Some(prefix),
-            (None, Pending::Plus) => {
+            (None, Pending::Plus(from)) => {
                 // No /etc/netmasks here: the lookup finds nothing, and
                 // Solaris leaves the classful netmask.
-                logical.netmask_plus = true;
+                logical.netmask_plus = Some(from);
                 *pending = Pending::None;
             }
             (None, Pending::None) => {}
@@ -935,8 +955,27 @@ impl Parser<'_> {
     }
 
     /// An address or host name, with an optional `/N`.
-    fn resolve(&mut self, tok: &Tok, shown: &str) -> Option<(Ipv4Addr, Option<u8>, Option<String>)> {
+    fn resolve(
+        &mut self,
+        tok: &Tok,
+        shown: &str,
+    ) -> Option<(Ipv4Addr, Option<u8>, Option<String>)> {
         let word = tok.text.as_str();
+        if word
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .parse::<Ipv6Addr>()
+            .is_ok()
+        {
+            self.error(
+                tok,
+                shown.to_owned(),
+                "an IPv6 address in a hostname.IF file (Solaris keeps IPv6 in hostname6.IF)",
+                "remove it, and add IPv6 data addresses to data_addresses by hand (IPv6 probes use the link-local addresses)",
+            );
+            return None;
+        }
         let (host, prefix) = match word.split_once('/') {
             None => (word, None),
             Some((host, len)) => match len.parse::<u8>() {
@@ -954,15 +993,6 @@ impl Parser<'_> {
         };
         if let Ok(ip) = host.parse::<Ipv4Addr>() {
             return Some((ip, prefix, None));
-        }
-        if host.parse::<Ipv6Addr>().is_ok() {
-            self.error(
-                tok,
-                shown.to_owned(),
-                "an IPv6 address in a hostname.IF file (Solaris keeps IPv6 in hostname6.IF)",
-                "remove it, and add IPv6 data addresses to data_addresses by hand (IPv6 probes use the link-local addresses)",
-            );
-            return None;
         }
         match self.hosts.names.get(&host.to_ascii_lowercase()) {
             Some(HostEntry { v4: Some(ip), .. }) => Some((*ip, prefix, Some(host.to_owned()))),
@@ -1145,7 +1175,7 @@ fn read_mpathd(text: &str, out: &mut Output) -> Daemon {
                         out.notes.push(format!(
                             "{loc}: in.mpathd raises FAILURE_DETECTION_TIME={value} to its minimum of {SOLARIS_MIN_FDT_MS} ms, and so was it here (ipmpd accepts down to 10 ms: lower failure_detection_time_ms if that is what you want)"
                         ));
-                        comment.push_str(&format!(", raised to in.mpathd's minimum"));
+                        comment.push_str(", raised to in.mpathd's minimum");
                         SOLARIS_MIN_FDT_MS
                     } else {
                         ms
@@ -1426,7 +1456,7 @@ fn build_group(
             if test.is_some() {
                 out.problems.push(problem(
                     &addr.loc,
-                    Some(addr.name.clone().unwrap_or_else(|| addr.ip.to_string())),
+                    Some(addr.written.clone()),
                     format!(
                         "{} has a second test address; ipmp probes from one IPv4 test address per member",
                         iface.name
@@ -1472,7 +1502,13 @@ fn build_group(
             "give the hostname files of its underlying interfaces too".into(),
         ));
     }
-    if data.is_empty() {
+    // An address refused already is reported once, not again as missing.
+    let refused_before = g
+        .ipmp
+        .iter()
+        .chain(&g.members)
+        .any(|&i| !interfaces[i].problems.is_empty());
+    if data.is_empty() && !refused_before {
         let fix = if g.ipmp.is_some() {
             format!("give the IPMP interface {name} an address in hostname.{name}")
         } else {
@@ -1492,8 +1528,10 @@ fn build_group(
         let addresses: Vec<String> = data.iter().map(|a| a.ip.to_string()).collect();
         let member_names: Vec<&str> = members.iter().map(|m| m.interface.as_str()).collect();
         out.notes.push(format!(
-            "group {name} is classic IPMP (no IPMP interface): ipmpd creates the group interface {name}, and its data addresses {} stay there instead of moving between {}",
+            "group {name} is classic IPMP (no IPMP interface): ipmpd creates the group interface {name}, and its data {} {} {} there instead of moving between {}",
+            if addresses.len() == 1 { "address" } else { "addresses" },
             addresses.join(", "),
+            if addresses.len() == 1 { "stays" } else { "stay" },
             member_names.join(", ")
         ));
     }
@@ -1503,8 +1541,10 @@ fn build_group(
         ));
     } else if !link_only.is_empty() {
         out.notes.push(format!(
-            "{} in group {name} have no test address: failure detection on them is link-based only, as on Solaris",
-            link_only.join(", ")
+            "{} in group {name} {} no test address: failure detection on {} is link-based only, as on Solaris",
+            link_only.join(", "),
+            if link_only.len() == 1 { "has" } else { "have" },
+            if link_only.len() == 1 { "it" } else { "them" }
         ));
     }
 
@@ -1561,7 +1601,10 @@ fn check_group_name(g: &Gathered, name: &str, interfaces: &[Interface], out: &mu
 }
 
 fn data_address(logical: &Logical, out: &mut Output, classful: &mut Vec<String>) -> OutAddr {
-    let addr = logical.addr.as_ref().expect("data addresses have an address");
+    let addr = logical
+        .addr
+        .as_ref()
+        .expect("data addresses have an address");
     if logical.deprecated {
         out.problems.push(problem(
             &addr.loc,
@@ -1599,10 +1642,12 @@ fn classful_how(logical: &Logical) -> Option<String> {
         return None;
     }
     let prefix = logical.prefix_len();
-    Some(if logical.netmask_plus {
-        format!("classful /{prefix} for netmask +")
-    } else {
-        format!("classful /{prefix}, no netmask given")
+    Some(match logical.netmask_plus {
+        Some(PlusFrom::Written) => format!("classful /{prefix} for netmask +"),
+        Some(PlusFrom::OneLineRule) => {
+            format!("classful /{prefix} for the netmask + of one-line files")
+        }
+        None => format!("classful /{prefix}, no netmask given"),
     })
 }
 
@@ -1620,10 +1665,11 @@ fn addresses_unique(groups: &[Group], interfaces: &[Interface], out: &mut Output
     let used: Vec<Ipv4Addr> = groups
         .iter()
         .flat_map(|g| {
-            g.data
-                .iter()
-                .map(|a| a.ip)
-                .chain(g.members.iter().filter_map(|m| m.test.as_ref().map(|t| t.ip)))
+            g.data.iter().map(|a| a.ip).chain(
+                g.members
+                    .iter()
+                    .filter_map(|m| m.test.as_ref().map(|t| t.ip)),
+            )
         })
         .collect();
     let addrs = interfaces
@@ -1634,7 +1680,7 @@ fn addresses_unique(groups: &[Group], interfaces: &[Interface], out: &mut Output
         match first.get(&addr.ip) {
             Some(loc) => out.problems.push(problem(
                 &addr.loc,
-                Some(addr.name.clone().unwrap_or_else(|| addr.ip.to_string())),
+                Some(addr.written.clone()),
                 format!("{} is already configured in {loc}", addr.ip),
                 "configure each address once".into(),
             )),
@@ -1659,7 +1705,10 @@ fn notes_for_ignored(interfaces: &[Interface], out: &mut Output) {
             order.push(key);
             Vec::new()
         });
-        list.push(ignored.loc.to_string());
+        let place = ignored.loc.to_string();
+        if !list.contains(&place) {
+            list.push(place);
+        }
     }
     for key in order {
         out.notes.push(format!(
@@ -1704,7 +1753,10 @@ fn render(daemon: Option<&Daemon>, groups: &[Group]) -> String {
         s.push_str("data_addresses = [\n");
         for addr in &group.data {
             let value = toml_string(&format!("{}/{}", addr.ip, addr.prefix));
-            s.push_str(&format!("    {value},  # {}\n", comment_text(&addr.comment)));
+            s.push_str(&format!(
+                "    {value},  # {}\n",
+                comment_text(&addr.comment)
+            ));
         }
         s.push_str("]\n");
         for member in &group.members {
@@ -1865,8 +1917,14 @@ mod tests {
                 ],
             )]
         );
-        has_note(&notes, "group production0 has no test address: failure detection is link-based only");
-        has_note(&notes, "192.168.178.200/24 (hivemind-prod, hostname.production0 line 1)");
+        has_note(
+            &notes,
+            "group production0 has no test address: failure detection is link-based only",
+        );
+        has_note(
+            &notes,
+            "192.168.178.200/24 (hivemind-prod, hostname.production0 line 1)",
+        );
         has_note(&notes, "`up` (hostname.e1000g0 line 1, hostname.e1000g1 line 1, hostname.production0 line 1, hostname.rge0 line 1) ignored");
         has_note(&notes, "keep their Solaris names (e1000g0, e1000g1, rge0)");
     }
@@ -1907,8 +1965,14 @@ mod tests {
                 ],
             )]
         );
-        has_note(&notes, "group unrealgrp1 is classic IPMP (no IPMP interface)");
-        has_note(&notes, "`broadcast +` (hostname.hme0 line 1, hostname.hme1 line 1) ignored");
+        has_note(
+            &notes,
+            "group unrealgrp1 is classic IPMP (no IPMP interface)",
+        );
+        has_note(
+            &notes,
+            "`broadcast +` (hostname.hme0 line 1, hostname.hme1 line 1) ignored",
+        );
     }
 
     /// Tutorial 1.7.4: the same, with the data address on a continued line.
@@ -1938,7 +2002,10 @@ mod tests {
             [group(
                 "production0",
                 &["192.168.178.200/24"],
-                vec![member("e1000g0", None, false), member("e1000g1", None, false)],
+                vec![
+                    member("e1000g0", None, false),
+                    member("e1000g1", None, false)
+                ],
             )]
         );
         has_note(&notes, "link-based only");
@@ -2052,7 +2119,10 @@ mod tests {
         );
         // 13 is fine.
         let input = files(
-            &[("hme0", "192.0.2.5 group abcdefghijklm up"), ("hme1", "group abcdefghijklm up")],
+            &[
+                ("hme0", "192.0.2.5 group abcdefghijklm up"),
+                ("hme1", "group abcdefghijklm up"),
+            ],
             None,
         );
         assert_eq!(config_of(&input).0.groups[0].name, "abcdefghijklm");
@@ -2068,12 +2138,17 @@ mod tests {
             ],
             Some(HOSTS),
         );
-        let errors = errors(&input);
-        assert_eq!(errors.len(), 4, "{errors:#?}");
-        assert!(errors[0].starts_with("hostname.ipmp0:1: `nosuchhost`: unknown host name"));
-        assert!(errors[1].starts_with("hostname.eth0:1: `down`: "));
-        assert!(errors[2].starts_with("hostname.eth1:1: `dhcp`: "));
-        assert!(errors[3].starts_with("hostname.ipmp0:1: group ipmp0 has no data address"));
+        let found = errors(&input);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("hostname.ipmp0:1: `nosuchhost`: unknown host name"));
+        assert!(found[1].starts_with("hostname.eth0:1: `down`: "));
+        assert!(found[2].starts_with("hostname.eth1:1: `dhcp`: "));
+        // Without the refused address, the group has none.
+        let input = files(&[("ipmp0", "ipmp up"), ("eth0", "group ipmp0 up")], None);
+        assert_eq!(
+            errors(&input),
+            ["hostname.ipmp0:1: group ipmp0 has no data address; give the IPMP interface ipmp0 an address in hostname.ipmp0"]
+        );
     }
 
     #[test]
@@ -2096,7 +2171,7 @@ mod tests {
             .collect();
         assert_eq!(
             data,
-            ["10.1.2.3/24", "172.16.1.128/25".replace("128/25", "1/25").as_str(), "192.0.2.7/28", "10.9.9.9/8"]
+            ["10.1.2.3/24", "172.16.1.1/25", "192.0.2.7/28", "10.9.9.9/8"]
         );
         assert_eq!(
             config.groups[0].members[0].test_address,
@@ -2109,7 +2184,10 @@ mod tests {
         );
         // Non-contiguous and malformed netmasks are refused.
         let input = files(
-            &[("eth0", "192.0.2.5 netmask 255.0.255.0 group g up"), ("eth1", "group g up")],
+            &[
+                ("eth0", "192.0.2.5 netmask 255.0.255.0 group g up"),
+                ("eth1", "group g up"),
+            ],
             None,
         );
         assert_eq!(
@@ -2135,7 +2213,10 @@ mod tests {
             config.groups[0].data_addresses,
             ["192.0.2.5/24".parse().unwrap()]
         );
-        has_note(&notes, "hostname.eth1 line 2: 192.0.2.6 is never brought `up`");
+        has_note(
+            &notes,
+            "hostname.eth1 line 2: 192.0.2.6 is never brought `up`",
+        );
         assert!(!notes.iter().any(|n| n.contains("192.0.2.5 is never")));
     }
 
@@ -2145,7 +2226,10 @@ mod tests {
             &[
                 ("hme0", "hme0-test deprecated -failover group g up"),
                 ("hme0:1", "192.0.2.200/24 up"),
-                ("hme1", "192.0.2.202 deprecated -failover group g standby up"),
+                (
+                    "hme1",
+                    "192.0.2.202 deprecated -failover group g standby up",
+                ),
             ],
             Some("192.0.2.201 hme0-test\n"),
         );
@@ -2229,7 +2313,10 @@ mod tests {
             &[
                 ("eth0", "192.0.2.5/24 group g up\ngroup h"),
                 ("eth1", "192.0.2.5/24 group g up"),
-                ("eth2", "192.0.2.6/24 192.0.2.7 group g broadcast 192.0.2.127 up"),
+                (
+                    "eth2",
+                    "192.0.2.6/24 192.0.2.7 group g broadcast 192.0.2.127 up",
+                ),
             ],
             None,
         );
@@ -2249,7 +2336,10 @@ mod tests {
         let input = files(
             &[
                 ("ipmp0", "ipmp 192.0.2.200/24 deprecated up"),
-                ("eth0", "192.0.2.201/24 -failover group ipmp0 up addif 192.0.2.211/24 -failover up"),
+                (
+                    "eth0",
+                    "192.0.2.201/24 -failover group ipmp0 up addif 192.0.2.211/24 -failover up",
+                ),
             ],
             None,
         );
@@ -2257,7 +2347,7 @@ mod tests {
             errors(&input),
             [
                 "hostname.ipmp0:1: `deprecated`: 192.0.2.200 is deprecated but fails over (no -failover): a data address that is never a source address, which ipmp cannot express; remove `deprecated` to make it a data address, or add `-failover` to make it a test address",
-                "hostname.eth0:1: `192.0.2.211`: eth0 has a second test address; ipmp probes from one IPv4 test address per member; keep one `-failover` address on the interface",
+                "hostname.eth0:1: `192.0.2.211/24`: eth0 has a second test address; ipmp probes from one IPv4 test address per member; keep one `-failover` address on the interface",
             ]
         );
     }
@@ -2272,13 +2362,18 @@ mod tests {
         let config = Config::parse(&converted.toml, Path::new(CONFIG_PATH)).unwrap();
         assert_eq!(config.daemon.failure_detection_time_ms, 100);
         assert!(!config.daemon.failback);
-        has_note(&converted.notes, "raises FAILURE_DETECTION_TIME=50 to its minimum of 100 ms");
+        has_note(
+            &converted.notes,
+            "raises FAILURE_DETECTION_TIME=50 to its minimum of 100 ms",
+        );
         has_note(&converted.notes, "FAILBACK is already set on line 3");
         has_note(&converted.notes, "SOMETHING ignored");
 
         input.mpathd = Some("FAILURE_DETECTION_TIME=010000\n".into());
         let converted = convert(&input).unwrap();
-        assert!(converted.toml.contains("failure_detection_time_ms = 4096  #"));
+        assert!(converted
+            .toml
+            .contains("failure_detection_time_ms = 4096  #"));
         has_note(&converted.notes, "is read as 4096 ms");
 
         input.mpathd = Some("FAILURE_DETECTION_TIME=ten\nFAILBACK=sometimes\n".into());
@@ -2293,16 +2388,59 @@ mod tests {
 
     #[test]
     fn hosts_lookup_is_case_insensitive_and_first_wins() {
-        let hosts = "# comment\n::1 localhost\n192.0.2.10 Prod prod-alias # trailing\n192.0.2.11 prod\n2001:db8::1 v6only\n";
+        let hosts = "# comment\n::1 localhost\n192.0.2.10 Prod prod-alias # trailing\n\
+                     192.0.2.11 prod\n192.0.2.20 Test\n2001:db8::1 v6only\n";
         let input = files(
-            &[("eth0", "PROD group g up"), ("eth1", "prod-alias/25 -failover group g up")],
+            &[
+                ("eth0", "PROD group g up"),
+                ("eth1", "test/25 -failover group g up"),
+            ],
             Some(hosts),
         );
         let (config, _) = config_of(&input);
-        assert_eq!(config.groups[0].data_addresses, ["192.0.2.10/24".parse().unwrap()]);
+        assert_eq!(
+            config.groups[0].data_addresses,
+            ["192.0.2.10/24".parse().unwrap()]
+        );
         assert_eq!(
             config.groups[0].members[1].test_address,
-            Some("192.0.2.10/25".parse().unwrap())
+            Some("192.0.2.20/25".parse().unwrap())
+        );
+        let input = files(&[("eth0", "v6only group g up")], Some(hosts));
+        assert_eq!(
+            errors(&input),
+            ["hostname.eth0:1: `v6only`: host name \"v6only\" has only an IPv6 address in /etc/hosts; give it its IPv4 address in --hosts FILE, or write the address"]
+        );
+    }
+
+    #[test]
+    fn ipv6_and_unspecified_addresses() {
+        let input = files(
+            &[
+                ("ipmp0", "ipmp 192.0.2.200/24 up\naddif 2001:db8::1/64 up"),
+                ("eth0", "0.0.0.0 group ipmp0 up"),
+                ("eth1", "192.0.2.201/24 -failover group ipmp0 up"),
+            ],
+            None,
+        );
+        assert_eq!(
+            errors(&input),
+            ["hostname.ipmp0:2: `addif 2001:db8::1/64`: an IPv6 address in a hostname.IF file (Solaris keeps IPv6 in hostname6.IF); remove it, and add IPv6 data addresses to data_addresses by hand (IPv6 probes use the link-local addresses)"]
+        );
+        let input = files(
+            &[
+                ("ipmp0", "ipmp 192.0.2.200/24 up"),
+                ("eth0", "0.0.0.0 group ipmp0 up"),
+                ("eth1", "192.0.2.201/24 -failover group ipmp0 up"),
+            ],
+            None,
+        );
+        let (config, notes) = config_of(&input);
+        assert_eq!(config.groups[0].members[0], member("eth0", None, false));
+        has_note(&notes, "0.0.0.0 means no address");
+        has_note(
+            &notes,
+            "eth0 in group ipmp0 has no test address: failure detection on it is link-based only",
         );
     }
 

@@ -1,5 +1,6 @@
 pub mod config;
 pub mod control;
+pub mod convert;
 pub mod daemon;
 pub mod dataplane;
 pub mod ipmpstat;

@@ -197,6 +197,25 @@ impl Daemon {
         )
     }
 
+    /// Waits until `member` of group production0 has had a probe
+    /// acknowledged (read from the metrics at `metrics`, inside `ns`):
+    /// before that, losses fall in the start-up quiet period and fail
+    /// nothing (in.mpathd's rule).
+    pub fn wait_acked(&self, ns: &Netns, metrics: &str, member: &str) -> Result<()> {
+        let series =
+            format!("ipmp_probes_acked_total{{group=\"production0\",interface=\"{member}\"}}");
+        self.wait_for(
+            &format!("an acknowledged probe of {member}"),
+            Duration::from_secs(30),
+            |_| {
+                Ok(
+                    crate::http::sample(&crate::http::get(ns, metrics, "/metrics")?, &series)
+                        .is_some_and(|n| n > 0.0),
+                )
+            },
+        )
+    }
+
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }

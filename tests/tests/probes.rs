@@ -41,20 +41,6 @@ fn wait_probe(d: &Daemon, member: &str, probe: &str) -> Result<()> {
     })
 }
 
-/// Waits until `member` has had a probe acknowledged: before that, losses
-/// fall in the start-up quiet period and fail nothing (in.mpathd's rule).
-fn wait_acked(t: &Topology, member: &str) -> Result<()> {
-    let series = format!("ipmp_probes_acked_total{{group=\"production0\",interface=\"{member}\"}}");
-    let until = std::time::Instant::now() + DETECTION;
-    while std::time::Instant::now() < until {
-        if sample(&get(&t.host, METRICS, "/metrics")?, &series).is_some_and(|n| n > 0.0) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    anyhow::bail!("no probe of {member} was acknowledged")
-}
-
 fn ping_router(t: &Topology) -> Result<bool> {
     Ok(t.host
         .command("ping")
@@ -76,7 +62,7 @@ fn cutting_the_cable_between_the_switches_fails_the_members_behind_it() -> Resul
         .ip("route add default via 192.0.2.1 dev production0")?;
     for m in MEMBERS {
         wait_probe(&d, m, "ok")?;
-        wait_acked(&t, m)?;
+        d.wait_acked(&t.host, METRICS, m)?;
     }
     let targets = d.stat("-t")?;
     ensure!(
@@ -152,7 +138,7 @@ fn forged_replies_are_rejected() -> Result<()> {
     let t = Topology::build(&unique("pr"))?;
     let d = Daemon::start(&t.host, &config(1000, &["192.0.2.1"], true))?;
     wait_probe(&d, "e1000g0", "ok")?;
-    wait_acked(&t, "e1000g0")?;
+    d.wait_acked(&t.host, METRICS, "e1000g0")?;
     let rejected = "ipmp_probe_replies_rejected_total{group=\"production0\",interface=\"e1000g0\"}";
     let before =
         sample(&get(&t.host, METRICS, "/metrics")?, rejected).context("no rejected counter")?;
@@ -236,7 +222,7 @@ fn ipv6_only_probing_uses_the_link_local_address() -> Result<()> {
     let d = Daemon::start(&t.host, &config(1000, &["fe80::1"], false))?;
     for m in MEMBERS {
         wait_probe(&d, m, "ok")?;
-        wait_acked(&t, m)?;
+        d.wait_acked(&t.host, METRICS, m)?;
     }
     let rows = d.stat("-t")?;
     ensure!(

@@ -154,12 +154,16 @@ pub fn run() -> Result<()> {
 }
 
 const DETECTION_TRIALS: usize = 3;
+const METRICS: &str = "127.0.0.1:9477";
 
 /// Time from cutting cable 4 to ipmpd's "IP interface failure detected on
 /// e1000g0" (its log's timestamp), at a given FDT.
 fn detection_time(fdt_ms: u64) -> Result<Value> {
     let t = Topology::build(&unique("detect"))?;
-    let d = Daemon::start(&t.host, &probe_config(fdt_ms, ""))?;
+    let d = Daemon::start(
+        &t.host,
+        &probe_config(fdt_ms, &format!("metrics_listen = \"{METRICS}\"\n")),
+    )?;
     t.host
         .ip("route add default via 192.0.2.1 dev production0")?;
     let mut times = Vec::new();

@@ -10,6 +10,7 @@ use std::{
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use ipmp::{
     control::{self, ClientError, Request, Response, DEFAULT_SOCKET, SOCKET_ENV},
+    convert::{self, SolarisFiles},
     ipmpstat::{self, Fields, Mode, OutputOptions},
 };
 
@@ -37,6 +38,19 @@ enum Command {
     Stat(StatArgs),
     /// Remove every group interface, program, pin and address ipmpd created; ipmpd exits.
     Teardown,
+    /// Turn Solaris /etc/hostname.* files (and /etc/default/mpathd) into
+    /// ipmp's TOML configuration, printed on standard output.
+    Convert {
+        /// /etc/hosts, for the host names the files use.
+        #[arg(long, value_name = "FILE")]
+        hosts: Option<PathBuf>,
+        /// /etc/default/mpathd (FAILURE_DETECTION_TIME, FAILBACK).
+        #[arg(long, value_name = "FILE")]
+        mpathd: Option<PathBuf>,
+        /// hostname.IF files; the interface name comes from the file name.
+        #[arg(required = true, value_name = "hostname.IF")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -98,6 +112,57 @@ fn main() -> ExitCode {
     match command {
         Command::Stat(args) => stat(&socket, &args),
         Command::Teardown => change(&socket, Request::Teardown),
+        Command::Convert {
+            hosts,
+            mpathd,
+            files,
+        } => convert(hosts, mpathd, files),
+    }
+}
+
+fn convert(hosts: Option<PathBuf>, mpathd: Option<PathBuf>, files: Vec<PathBuf>) -> ExitCode {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map_err(|e| eprintln!("ipmpctl convert: cannot read {}: {e}", path.display()))
+    };
+    let mut hostname_files = Vec::new();
+    for path in &files {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(interface) = name.strip_prefix("hostname.") else {
+            eprintln!(
+                "ipmpctl convert: {} is not a hostname.IF file",
+                path.display()
+            );
+            return ExitCode::from(2);
+        };
+        let Ok(text) = read(path) else {
+            return ExitCode::from(EXIT_REFUSED);
+        };
+        hostname_files.push((interface.to_string(), text));
+    }
+    let optional = |p: Option<PathBuf>| p.map(|p| read(&p)).transpose();
+    let (Ok(hosts), Ok(mpathd)) = (optional(hosts), optional(mpathd)) else {
+        return ExitCode::from(EXIT_REFUSED);
+    };
+    match convert::convert(&SolarisFiles {
+        hostname_files,
+        hosts,
+        mpathd,
+    }) {
+        Ok(converted) => {
+            for note in converted.notes {
+                eprintln!("ipmpctl convert: note: {note}");
+            }
+            print!("{}", converted.toml);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_REFUSED)
+        }
     }
 }
 
