@@ -28,6 +28,14 @@ pub enum Request {
     /// Follow probes as they happen (`ipmpctl stat -p`): one
     /// [`Response::Probe`] line per probe until the caller hangs up.
     Probes,
+    /// Take a member offline (if_mpadm -d): it carries nothing, is not probed.
+    Offline {
+        interface: String,
+    },
+    /// Bring an offline member back (if_mpadm -r), through the repair path.
+    Online {
+        interface: String,
+    },
     /// Remove every group interface, program, pin and address ipmpd created, then exit.
     Teardown,
 }

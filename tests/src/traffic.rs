@@ -217,3 +217,86 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
         .collect::<Vec<_>>()
         .join(":")
 }
+
+/// A fixed-rate stream of numbered UDP datagrams, for counting loss.
+pub struct Stream {
+    sender: std::thread::JoinHandle<Result<()>>,
+    receiver: std::thread::JoinHandle<Result<u32>>,
+    count: u32,
+}
+
+impl Stream {
+    /// Starts `count` datagrams, one every `interval`, from `src:sport` in
+    /// `from` to `dst:dport` in `to`.
+    pub fn start(
+        from: &Netns,
+        (src, sport): (&str, u16),
+        to: &Netns,
+        (dst, dport): (&str, u16),
+        interval: Duration,
+        count: u32,
+    ) -> Result<Stream> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let bind = format!("{dst}:{dport}");
+        let receiver = to.spawn(move || {
+            let sock = UdpSocket::bind(&bind)?;
+            sock.set_read_timeout(Some(Duration::from_millis(500)))?;
+            ready_tx.send(()).ok();
+            let mut seqs = std::collections::HashSet::new();
+            let mut buf = [0u8; 64];
+            while let Ok(n) = sock.recv(&mut buf) {
+                if n >= 4 {
+                    seqs.insert(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
+                }
+            }
+            Ok(seqs.len() as u32)
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .context("receiver did not start")?;
+        let (src, to_addr) = (format!("{src}:{sport}"), format!("{dst}:{dport}"));
+        let sender = from.spawn(move || {
+            let sock = UdpSocket::bind(&src)?;
+            sock.connect(&to_addr)?;
+            let start = Instant::now();
+            for seq in 0..count {
+                // Yield rather than spin: on two cores a spinning sender
+                // would compete with ipmpd and measure the scheduler.
+                while start.elapsed() < interval * seq {
+                    std::thread::yield_now();
+                }
+                let _ = sock.send(&seq.to_be_bytes());
+            }
+            Ok(())
+        });
+        Ok(Stream {
+            sender,
+            receiver,
+            count,
+        })
+    }
+
+    /// Waits for the stream to end; returns how many datagrams were lost.
+    pub fn lost(self) -> Result<u32> {
+        join(self.sender)?;
+        Ok(self.count.saturating_sub(join(self.receiver)?))
+    }
+}
+
+/// A UDP source port (from `candidates`) whose flow from `src` to
+/// `dst:dport` leaves through the member with MAC `mac`, as `to` sees it.
+pub fn port_through(
+    from: &Netns,
+    src: &str,
+    candidates: std::ops::Range<u16>,
+    to: &Netns,
+    (dst, dport): (&str, u16),
+    mac: &str,
+) -> Result<u16> {
+    let seen = flows_by_mac(from, src, candidates, to, "eth0", dst, dport)?;
+    seen.iter()
+        .filter(|(_, m)| mac_string(m) == mac)
+        .map(|(p, _)| *p)
+        .min()
+        .with_context(|| format!("no candidate flow went through {mac}"))
+}

@@ -1,8 +1,6 @@
 //! `cargo xtask bench`: the numbers of SPEC section 10 that this build can
 //! reach, as a table and as target/bench/results.json.
 use std::{
-    collections::HashSet,
-    net::UdpSocket,
     process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -12,9 +10,9 @@ use anyhow::{Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
     http::fetch,
-    netns::{join, unique, Netns},
+    netns::{unique, Netns},
     topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
-    traffic::{flows_by_mac, mac_string},
+    traffic::{port_through, Stream},
 };
 use serde_json::{json, Value};
 
@@ -330,56 +328,26 @@ fn failover() -> Result<Value> {
     let mut losses = Vec::new();
     for trial in 0..TRIALS {
         let member = MEMBERS[trial % MEMBERS.len()];
-        let mac = t.mac(member)?;
-        // A flow the member carries: the first candidate port seen with its MAC.
         let candidates = 40_000 + 100 * trial as u16;
-        let seen = flows_by_mac(
+        let sport = port_through(
             &t.host,
             DATA_V4,
             candidates..candidates + 32,
             &t.peer,
-            "eth0",
-            PEER_V4,
-            9000,
+            (PEER_V4, 9000),
+            &t.mac(member)?,
         )?;
-        let sport = *seen
-            .iter()
-            .filter(|(_, m)| mac_string(m) == mac)
-            .map(|(p, _)| p)
-            .min()
-            .with_context(|| format!("trial {trial}: none of 32 flows went through {member}"))?;
-        let received = t.peer.spawn(move || {
-            let sock = UdpSocket::bind(format!("{PEER_V4}:9000"))?;
-            sock.set_read_timeout(Some(Duration::from_millis(500)))?;
-            let mut seqs = HashSet::new();
-            let mut buf = [0u8; 64];
-            while let Ok(n) = sock.recv(&mut buf) {
-                if n >= 4 {
-                    seqs.insert(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
-                }
-            }
-            Ok(seqs.len() as u32)
-        });
-        thread::sleep(Duration::from_millis(50));
-        let sender = t.host.spawn(move || {
-            let sock = UdpSocket::bind(format!("{DATA_V4}:{sport}"))?;
-            sock.connect(format!("{PEER_V4}:9000"))?;
-            let start = Instant::now();
-            for seq in 0..STREAM_PACKETS {
-                // Yield rather than spin: on two cores a spinning sender
-                // would compete with ipmpd and measure the scheduler.
-                while start.elapsed() < STREAM_INTERVAL * seq {
-                    thread::yield_now();
-                }
-                let _ = sock.send(&seq.to_be_bytes());
-            }
-            Ok(())
-        });
+        let stream = Stream::start(
+            &t.host,
+            (DATA_V4, sport),
+            &t.peer,
+            (PEER_V4, 9000),
+            STREAM_INTERVAL,
+            STREAM_PACKETS,
+        )?;
         thread::sleep(CUT_AFTER);
         t.pull_cable(member)?;
-        join(sender)?;
-        let got = join(received)?;
-        let lost = STREAM_PACKETS.saturating_sub(got);
+        let lost = stream.lost()?;
         losses.push(lost as f64 * STREAM_INTERVAL.as_secs_f64() * 1000.0);
         t.plug_cable(member)?;
         d.wait_member(member, "state", "ok")?;

@@ -36,6 +36,11 @@ struct Cli {
 enum Command {
     /// Show groups, interfaces (members) and their state, like ipmpstat.
     Stat(StatArgs),
+    /// Take a member offline (if_mpadm -d): its traffic moves to the others.
+    /// Refused unless another member of its group is usable.
+    Offline { interface: String },
+    /// Bring an offline member back online (if_mpadm -r).
+    Online { interface: String },
     /// Remove every group interface, program, pin and address ipmpd created; ipmpd exits.
     Teardown,
     /// Turn Solaris /etc/hostname.* files (and /etc/default/mpathd) into
@@ -83,6 +88,25 @@ struct StatArgs {
     json: bool,
 }
 
+/// `if_mpadm -d IF` / `if_mpadm -r IF` are `ipmpctl offline|online IF`.
+#[derive(Parser)]
+#[command(
+    name = "if_mpadm",
+    version,
+    about = "Take IPMP member interfaces offline and bring them back"
+)]
+#[command(group(ArgGroup::new("action").required(true).args(["offline", "online"])))]
+struct IfMpadmCli {
+    #[arg(long, env = SOCKET_ENV, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Take INTERFACE offline.
+    #[arg(short = 'd', value_name = "INTERFACE")]
+    offline: Option<String>,
+    /// Bring INTERFACE back online.
+    #[arg(short = 'r', value_name = "INTERFACE")]
+    online: Option<String>,
+}
+
 /// `ipmpstat` is `ipmpctl stat`.
 #[derive(Parser)]
 #[command(name = "ipmpstat", version, about = "Show IPMP groups and interfaces")]
@@ -105,12 +129,22 @@ fn main() -> ExitCode {
     let (socket, command) = if invoked_as == "ipmpstat" {
         let cli = IpmpstatCli::parse();
         (cli.socket, Command::Stat(cli.stat))
+    } else if invoked_as == "if_mpadm" {
+        let cli = IfMpadmCli::parse();
+        let command = match (cli.offline, cli.online) {
+            (Some(interface), _) => Command::Offline { interface },
+            (_, Some(interface)) => Command::Online { interface },
+            _ => unreachable!("clap requires -d or -r"),
+        };
+        (cli.socket, command)
     } else {
         let cli = Cli::parse();
         (cli.socket, cli.command)
     };
     match command {
         Command::Stat(args) => stat(&socket, &args),
+        Command::Offline { interface } => change(&socket, Request::Offline { interface }),
+        Command::Online { interface } => change(&socket, Request::Online { interface }),
         Command::Teardown => change(&socket, Request::Teardown),
         Command::Convert {
             hosts,

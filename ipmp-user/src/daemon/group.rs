@@ -21,7 +21,7 @@ use crate::{
     netlink::{member_table, Change, Link, Netlink},
     policy::{
         flow_table::{bucket_counts, next_table},
-        group::{Event, GroupPolicy, MemberSpec, Notice},
+        group::{Event, GroupPolicy, MemberSpec, Notice, PolicyError},
     },
     probe::ProberEvent,
     sysctl,
@@ -206,6 +206,42 @@ impl Group {
         let mut status = self.policy.status();
         self.probing.fill(&mut status);
         status
+    }
+
+    /// Whether `interface` is a member of this group.
+    pub fn has_member(&self, interface: &str) -> bool {
+        self.member_index(interface).is_some()
+    }
+
+    /// Takes member `interface` offline or brings it online; `Ok(Some(reason))`
+    /// when the policy refuses (the last usable member cannot go offline).
+    pub async fn set_offline(
+        &mut self,
+        nl: &Netlink,
+        interface: &str,
+        offline: bool,
+    ) -> Result<Option<String>> {
+        let Some(i) = self.member_index(interface) else {
+            return Ok(Some(format!(
+                "{interface} is not a member of group {}",
+                self.name
+            )));
+        };
+        let name = interface.to_string();
+        let event = if offline {
+            Event::Offline(name)
+        } else {
+            Event::Online(name)
+        };
+        if let Err(e) = self.event(event) {
+            return match e.downcast_ref::<PolicyError>() {
+                Some(refusal @ PolicyError::OfflineRefused { .. }) => Ok(Some(refusal.to_string())),
+                _ => Err(e),
+            };
+        }
+        self.probing.set_offline(i, offline, self.epoch.elapsed());
+        self.apply(nl, Instant::now()).await?;
+        Ok(None)
     }
 
     /// Whether any member of the group probes.

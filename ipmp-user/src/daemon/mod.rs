@@ -113,6 +113,18 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
                 }
             }
             Some(incoming) = requests.recv() => {
+                if incoming.request.is_change() && incoming.uid != 0 {
+                    let _ = incoming.reply.send(Response::Refused("permission denied: only root may change IPMP".into()));
+                    continue;
+                }
+                let incoming = match offline_request(&nl, &mut groups, incoming).await {
+                    Ok(Some(incoming)) => incoming,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        error!("{e:#}");
+                        continue;
+                    }
+                };
                 if let Some((teardown, written)) = answer(&groups, incoming) {
                     for g in groups {
                         g.teardown(&nl).await?;
@@ -141,6 +153,30 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
     let _ = std::fs::remove_file(&socket);
     info!("Exiting; the pinned dataplane keeps forwarding");
     Ok(())
+}
+
+/// Carries out an offline or online request, or hands any other request
+/// back.
+async fn offline_request(
+    nl: &Netlink,
+    groups: &mut [Group],
+    incoming: Incoming,
+) -> Result<Option<Incoming>> {
+    let (interface, offline) = match &incoming.request {
+        Request::Offline { interface } => (interface.clone(), true),
+        Request::Online { interface } => (interface.clone(), false),
+        _ => return Ok(Some(incoming)),
+    };
+    let response = if let Some(g) = groups.iter_mut().find(|g| g.has_member(&interface)) {
+        match g.set_offline(nl, &interface, offline).await? {
+            Some(reason) => Response::Refused(reason),
+            None => Response::Done,
+        }
+    } else {
+        Response::Refused(format!("{interface} is not a member of any IPMP group"))
+    };
+    let _ = incoming.reply.send(response);
+    Ok(None)
 }
 
 /// Answers a request, or returns the reply channels of a teardown, which
@@ -180,6 +216,8 @@ fn answer(
             None
         }
         Request::Teardown => Some((reply, written)),
+        // Carried out by offline_request.
+        Request::Offline { .. } | Request::Online { .. } => None,
     }
 }
 

@@ -142,6 +142,11 @@ impl Probing {
         self.prober.link_changed(&m.name, false, now);
     }
 
+    /// An offline member is not probed (if_mpadm -d).
+    pub fn set_offline(&mut self, i: usize, offline: bool, now: Duration) {
+        self.prober.set_offline(&self.members[i].name, offline, now);
+    }
+
     pub fn link(&mut self, i: usize, up: bool, now: Duration) {
         self.prober.link_changed(&self.members[i].name, up, now);
     }

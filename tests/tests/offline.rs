@@ -1,0 +1,117 @@
+//! if_mpadm's maintenance workflow: take a member offline while traffic
+//! runs, bring it back, and the rule that the last usable member stays.
+use std::{process::Command, time::Duration};
+
+use anyhow::{ensure, Result};
+use ipmp_tests::{
+    daemon::{bin, Daemon},
+    netns::unique,
+    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
+    traffic::{port_through, Stream},
+};
+
+fn setup() -> Result<(Topology, Daemon)> {
+    let t = Topology::build(&unique("off"))?;
+    let mut config =
+        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
+    for m in MEMBERS {
+        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
+    }
+    let d = Daemon::start(&t.host, &config)?;
+    d.wait_group("ok")?;
+    Ok((t, d))
+}
+
+#[test]
+fn offline_and_online_lose_no_packet_of_a_running_stream() -> Result<()> {
+    let (t, d) = setup()?;
+    let sport = port_through(
+        &t.host,
+        DATA_V4,
+        41_000..41_032,
+        &t.peer,
+        (PEER_V4, 9000),
+        &t.mac("e1000g0")?,
+    )?;
+    let stream = Stream::start(
+        &t.host,
+        (DATA_V4, sport),
+        &t.peer,
+        (PEER_V4, 9000),
+        Duration::from_micros(200),
+        10_000,
+    )?;
+    std::thread::sleep(Duration::from_millis(500));
+    let out = d.ctl(&["offline", "e1000g0"])?;
+    ensure!(
+        out.status.success(),
+        "offline refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_member("e1000g0", "state", "offline")?;
+    ensure!(
+        d.member("e1000g0")?["active"] == "no",
+        "an offline member is active"
+    );
+    d.wait_group("degraded")?;
+    std::thread::sleep(Duration::from_millis(500));
+    // if_mpadm -r, through the binary's other name.
+    let if_mpadm = std::env::temp_dir().join(unique("bin")).join("if_mpadm");
+    std::fs::create_dir_all(if_mpadm.parent().unwrap_or(&if_mpadm))?;
+    std::os::unix::fs::symlink(bin("ipmpctl"), &if_mpadm)?;
+    let out = Command::new(&if_mpadm)
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["-r", "e1000g0"])
+        .output()?;
+    std::fs::remove_dir_all(if_mpadm.parent().unwrap_or(&if_mpadm))?;
+    ensure!(
+        out.status.success(),
+        "if_mpadm -r failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_member("e1000g0", "state", "ok")?;
+    d.wait_member("e1000g0", "active", "yes")?;
+    let lost = stream.lost()?;
+    ensure!(lost == 0, "{lost} datagrams of the stream were lost");
+    let log = d.log_text();
+    ensure!(
+        log.contains("Interface e1000g0 taken offline")
+            && log.contains("Interface e1000g0 brought online"),
+        "{log}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_last_usable_member_cannot_go_offline() -> Result<()> {
+    let (_t, d) = setup()?;
+    for m in ["e1000g0", "e1000g1"] {
+        ensure!(
+            d.ctl(&["offline", m])?.status.success(),
+            "offline {m} refused"
+        );
+    }
+    let out = d.ctl(&["offline", "rge0"])?;
+    ensure!(
+        out.status.code() == Some(1),
+        "offline of the last member: {:?}",
+        out.status
+    );
+    let reason = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        reason.contains("no other functioning interfaces are in its IPMP group"),
+        "reason: {reason}"
+    );
+    ensure!(
+        d.member("rge0")?["state"] == "ok",
+        "rge0 went offline anyway"
+    );
+    let out = d.ctl(&["offline", "eth7"])?;
+    ensure!(
+        out.status.code() == Some(1),
+        "offline of a non-member: {:?}",
+        out.status
+    );
+    Ok(())
+}
