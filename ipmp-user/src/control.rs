@@ -15,7 +15,7 @@ use tokio::{
     sync::{broadcast, mpsc, oneshot},
 };
 
-use crate::model::{ProbeRecord, Status};
+use crate::model::{EventRecord, ProbeRecord, Status};
 
 pub const DEFAULT_SOCKET: &str = "/run/ipmp/ipmpd.sock";
 /// Environment variable naming the socket, for ipmpctl.
@@ -28,6 +28,9 @@ pub enum Request {
     /// Follow probes as they happen (`ipmpctl stat -p`): one
     /// [`Response::Probe`] line per probe until the caller hangs up.
     Probes,
+    /// Follow state changes as they happen (`ipmpctl events`): one
+    /// [`Response::Event`] line each until the caller hangs up.
+    Events,
     /// Take a member offline (if_mpadm -d): it carries nothing, is not probed.
     Offline {
         interface: String,
@@ -43,7 +46,7 @@ pub enum Request {
 impl Request {
     /// Whether the request changes the system (root only).
     pub fn is_change(&self) -> bool {
-        !matches!(self, Request::Status | Request::Probes)
+        !matches!(self, Request::Status | Request::Probes | Request::Events)
     }
 }
 
@@ -52,6 +55,7 @@ impl Request {
 pub enum Response {
     Status(Status),
     Probe(ProbeRecord),
+    Event(EventRecord),
     Done,
     /// The request was understood and refused; the reason is for the operator.
     Refused(String),
@@ -86,21 +90,25 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
-/// Accepts connections and hands their requests to the event loop; probe
-/// followers get `probes` (what the event loop publishes) streamed.
-pub async fn serve(
-    listener: UnixListener,
-    to_daemon: mpsc::Sender<Incoming>,
-    probes: broadcast::Sender<ProbeRecord>,
-) {
+/// What the event loop publishes for followers of probes and events.
+#[derive(Clone)]
+pub struct Feeds {
+    pub probes: broadcast::Sender<ProbeRecord>,
+    pub events: broadcast::Sender<EventRecord>,
+}
+
+/// Accepts connections and hands their requests to the event loop;
+/// followers get the `feeds` streamed.
+pub async fn serve(listener: UnixListener, to_daemon: mpsc::Sender<Incoming>, feeds: Feeds) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let to_daemon = to_daemon.clone();
-        let probes = probes.subscribe();
+        // Subscribed before the request is read, so nothing falls between.
+        let (probes, events) = (feeds.probes.subscribe(), feeds.events.subscribe());
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, to_daemon, probes).await {
+            if let Err(e) = answer(stream, to_daemon, probes, events).await {
                 tracing::debug!("control connection: {e:#}");
             }
         });
@@ -110,7 +118,8 @@ pub async fn serve(
 async fn answer(
     stream: UnixStream,
     to_daemon: mpsc::Sender<Incoming>,
-    mut probes: broadcast::Receiver<ProbeRecord>,
+    probes: broadcast::Receiver<ProbeRecord>,
+    events: broadcast::Receiver<EventRecord>,
 ) -> Result<()> {
     let uid = stream.peer_cred()?.uid();
     let (read, mut write) = stream.into_split();
@@ -129,17 +138,13 @@ async fn answer(
                 })
                 .await?;
             let response = answer.await?;
-            let follow = request == Request::Probes && response == Response::Done;
             write_response(&mut write, &response).await?;
             let _ = done.send(());
-            if follow {
-                loop {
-                    match probes.recv().await {
-                        Ok(record) => write_response(&mut write, &Response::Probe(record)).await?,
-                        // A slow reader misses probes rather than holding ipmpd up.
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    }
+            if response == Response::Done {
+                match request {
+                    Request::Probes => follow_feed(&mut write, probes, Response::Probe).await?,
+                    Request::Events => follow_feed(&mut write, events, Response::Event).await?,
+                    _ => {}
                 }
             }
             return Ok(());
@@ -147,6 +152,22 @@ async fn answer(
         Err(e) => Response::Refused(format!("malformed request: {e}")),
     };
     write_response(&mut write, &response).await
+}
+
+/// Writes every record of `feed` until the reader hangs up.
+async fn follow_feed<T: Clone>(
+    write: &mut (impl AsyncWriteExt + Unpin),
+    mut feed: broadcast::Receiver<T>,
+    wrap: fn(T) -> Response,
+) -> Result<()> {
+    loop {
+        match feed.recv().await {
+            Ok(record) => write_response(write, &wrap(record)).await?,
+            // A slow reader misses records rather than holding ipmpd up.
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        }
+    }
 }
 
 async fn write_response(

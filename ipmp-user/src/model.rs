@@ -145,3 +145,16 @@ pub struct ProbeRecord {
     pub rtt_avg_ns: Option<u64>,
     pub rtt_dev_ns: Option<u64>,
 }
+
+/// A state change as ipmpd logs it, for `ipmpctl events`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    pub group: String,
+    pub interface: Option<String>,
+    /// A short name for scripts: link_down, interface_failure, offline, ...
+    pub event: String,
+    /// The log line, in in.mpathd's words.
+    pub message: String,
+}

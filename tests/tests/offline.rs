@@ -115,3 +115,71 @@ fn the_last_usable_member_cannot_go_offline() -> Result<()> {
     );
     Ok(())
 }
+
+/// `ipmpctl events` follows state changes as they happen, for scripts.
+#[test]
+fn events_follow_a_failover_live() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let (t, d) = setup()?;
+    let mut follower = Command::new(bin("ipmpctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["events", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // Following from the moment it says so on stderr.
+    let mut said = String::new();
+    BufReader::new(
+        follower
+            .stderr
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stderr"))?,
+    )
+    .read_line(&mut said)?;
+    ensure!(
+        said.contains("following ipmpd's events"),
+        "ipmpctl events said: {said}"
+    );
+    let stdout = follower
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    t.pull_cable("e1000g1")?;
+    let mut seen = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let Ok(line) = rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
+        else {
+            break false;
+        };
+        let event: serde_json::Value = serde_json::from_str(&line)?;
+        seen.push(line);
+        if event["event"] == "interface_failure" && event["interface"] == "e1000g1" {
+            ensure!(
+                event["message"] == "IP interface failure detected on e1000g1 of group production0",
+                "{event}"
+            );
+            break true;
+        }
+    };
+    let _ = follower.kill();
+    let _ = follower.wait();
+    ensure!(
+        found,
+        "no interface_failure event for e1000g1; saw {seen:?}"
+    );
+    ensure!(
+        seen.iter().any(|l| l.contains("\"link_down\"")),
+        "no link_down event before it: {seen:?}"
+    );
+    Ok(())
+}

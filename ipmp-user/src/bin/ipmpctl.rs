@@ -36,6 +36,12 @@ struct Cli {
 enum Command {
     /// Show groups, interfaces (members) and their state, like ipmpstat.
     Stat(StatArgs),
+    /// Follow state changes live, one line each (the events ipmpd logs).
+    Events {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Take a member offline (if_mpadm -d): its traffic moves to the others.
     /// Refused unless another member of its group is usable.
     Offline { interface: String },
@@ -143,6 +149,7 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Stat(args) => stat(&socket, &args),
+        Command::Events { json } => events(&socket, json),
         Command::Offline { interface } => change(&socket, Request::Offline { interface }),
         Command::Online { interface } => change(&socket, Request::Online { interface }),
         Command::Teardown => change(&socket, Request::Teardown),
@@ -277,6 +284,49 @@ fn probes(socket: &Path, opts: &OutputOptions) -> ExitCode {
         Ok(()) => status,
         Err(e) => unreachable_daemon(e),
     }
+}
+
+/// `events`: prints state changes as ipmpd reports them, until interrupted.
+fn events(socket: &Path, json: bool) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    let followed = control::follow(socket, &Request::Events, |response| match response {
+        Response::Done => {
+            // ipmpd subscribed this connection before answering.
+            eprintln!("ipmpctl: following ipmpd's events; interrupt to stop");
+            true
+        }
+        Response::Event(e) => {
+            let line = if json {
+                serde_json::to_string(&e).unwrap_or_default()
+            } else {
+                format!("{} {} {}", utc_time_of_day(e.time), e.group, e.message)
+            };
+            // A closed pipe ends the stream quietly.
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{line}")
+                .and_then(|()| stdout.flush())
+                .is_ok()
+        }
+        other => {
+            status = refused(&other);
+            false
+        }
+    });
+    match followed {
+        Ok(()) => status,
+        Err(e) => unreachable_daemon(e),
+    }
+}
+
+/// `HH:MM:SS.mmmZ` of a Unix time.
+fn utc_time_of_day(unix: f64) -> String {
+    let day = unix.rem_euclid(86_400.0);
+    let (h, m, s) = (
+        (day / 3600.0) as u32,
+        ((day % 3600.0) / 60.0) as u32,
+        day % 60.0,
+    );
+    format!("{h:02}:{m:02}:{s:06.3}Z")
 }
 
 fn change(socket: &Path, request: Request) -> ExitCode {

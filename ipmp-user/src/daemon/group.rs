@@ -8,22 +8,23 @@ use std::{
 
 use anyhow::{Context, Result};
 use aya::programs::XdpMode as KernelXdpMode;
-use ipmp_common::{FlowTable, Member, ProbeReply, MAX_BROADCASTS, MAX_MEMBERS, NO_MEMBER};
+use ipmp_common::{FlowTable, Member, MAX_BROADCASTS, MAX_MEMBERS, NO_MEMBER};
 use ipnet::IpNet;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
 use crate::{
     config::{DaemonConfig, GroupConfig, XdpMode},
+    control::Feeds,
     dataplane::{Attached, GroupDataplane},
     metrics::{GroupSource, MemberSource},
-    model::{GroupStatus, MemberState, ProbeRecord},
+    model::{EventRecord, GroupStatus, MemberState},
     netlink::{member_table, Change, Link, Netlink},
     policy::{
         flow_table::{bucket_counts, next_table},
         group::{Event, GroupPolicy, MemberSpec, Notice, PolicyError},
     },
-    probe::ProberEvent,
+    probe::{replies::Replies, socket::monotonic_ns, ProberEvent},
     sysctl,
 };
 use rtnetlink::packet_route::route::RouteMessage;
@@ -54,6 +55,10 @@ pub struct Group {
     index: u32,
     policy: GroupPolicy,
     probing: Probing,
+    /// Probe replies the kernel timed, per group.
+    replies: Replies,
+    /// State changes for `ipmpctl events` followers.
+    events: broadcast::Sender<EventRecord>,
     dataplane: GroupDataplane,
     members: Vec<MemberRuntime>,
     xdp_mode: XdpMode,
@@ -79,7 +84,7 @@ impl Group {
         daemon: &DaemonConfig,
         pin_root: &Path,
         cookie: u64,
-        records: broadcast::Sender<ProbeRecord>,
+        feeds: Feeds,
     ) -> Result<Group> {
         let name = config.name.clone();
         let peer = config.peer_interface();
@@ -106,7 +111,10 @@ impl Group {
             Attached::New => info!("Attached the egress program to {name}"),
         }
         let table = dataplane.flow_table()?;
+        let replies = Replies::new(dataplane.take_probe_replies()?)?;
 
+        // Time zero of the policy and the prober, on both clocks.
+        let (epoch, epoch_ns) = (Instant::now(), monotonic_ns());
         let pinned = dataplane.members()?;
         let slots = assign_slots(&pinned, config);
         // Counters a previous ipmpd kept in the pins for this member.
@@ -133,8 +141,8 @@ impl Group {
             &member_slots,
             &probe_counts,
             cookie,
-            records,
-            Duration::ZERO,
+            feeds.probes,
+            epoch_ns,
         );
         let specs = config
             .members
@@ -167,6 +175,8 @@ impl Group {
             index: link.index,
             policy: GroupPolicy::new(&config.name, specs, daemon.failback),
             probing,
+            replies,
+            events: feeds.events,
             dataplane,
             members,
             xdp_mode: daemon.xdp_mode,
@@ -177,7 +187,7 @@ impl Group {
             notices: Vec::new(),
             carrier: None,
             mtu: 0,
-            epoch: Instant::now(),
+            epoch,
         };
         group.clear_unused_slots()?;
         let links = nl.links().await?;
@@ -249,16 +259,23 @@ impl Group {
         self.probing.any()
     }
 
-    /// The ring buffer on which the kernel hands over probe replies.
-    pub fn take_probe_replies(&mut self) -> Result<aya::maps::RingBuf<aya::maps::MapData>> {
-        self.dataplane.take_probe_replies()
+    /// Resolves when the kernel may have probe replies for this group.
+    pub async fn replies_ready(&self) -> Result<()> {
+        self.replies.ready().await
     }
 
-    /// A probe reply XDP timed.
-    pub async fn on_probe_reply(&mut self, nl: &Netlink, reply: &ProbeReply) -> Result<()> {
-        let events = self.probing.reply(self.epoch.elapsed(), reply);
-        self.prober_events(events)?;
+    /// Feeds the probe replies the kernel has timed to the prober.
+    pub async fn on_probe_replies(&mut self, nl: &Netlink) -> Result<()> {
+        self.take_replies()?;
         self.apply(nl, Instant::now()).await
+    }
+
+    fn take_replies(&mut self) -> Result<()> {
+        for reply in self.replies.drain() {
+            let events = self.probing.reply(&reply);
+            self.prober_events(events)?;
+        }
+        Ok(())
     }
 
     /// What the metrics server needs of this group.
@@ -329,7 +346,12 @@ impl Group {
             match e {
                 ProberEvent::Failure(m) => self.event(Event::ProbeFailure(m))?,
                 ProberEvent::Repair(m) => self.event(Event::ProbeRepair(m))?,
-                other => Probing::log(&other),
+                ProberEvent::FdtRaised { ref member, .. } => {
+                    self.announce("fdt_raised", Some(member), &e.to_string())
+                }
+                ProberEvent::FdtImproved { ref member, .. } => {
+                    self.announce("fdt_improved", Some(member), &e.to_string())
+                }
             }
         }
         Ok(())
@@ -458,6 +480,21 @@ impl Group {
         Ok(())
     }
 
+    /// Logs a state change in in.mpathd's words and tells event followers.
+    fn announce(&self, event: &str, interface: Option<&str>, message: &str) {
+        info!("{message}");
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let _ = self.events.send(EventRecord {
+            time: time.as_secs_f64(),
+            group: self.name.clone(),
+            interface: interface.map(str::to_string),
+            event: event.to_string(),
+            message: message.to_string(),
+        });
+    }
+
     /// Feeds the policy; its notices are logged by [`Self::apply`], after
     /// the flow table moved traffic (logging first would delay failover).
     fn event(&mut self, event: Event) -> Result<()> {
@@ -504,8 +541,8 @@ impl Group {
                 since.elapsed().as_micros()
             );
         }
-        for notice in self.notices.drain(..) {
-            info!("{notice}");
+        for notice in std::mem::take(&mut self.notices) {
+            self.announce(notice.kind(), notice.member(), &notice.to_string());
         }
         let cast = self
             .policy

@@ -19,12 +19,11 @@ use tracing::{error, info};
 use self::group::Group;
 use crate::{
     config::Config,
-    control::{self, Incoming, Request, Response},
+    control::{self, Feeds, Incoming, Request, Response},
     dataplane,
     metrics::{self, Snapshot},
     model::Status,
     netlink::{self, Netlink},
-    probe,
 };
 
 /// Command-line settings that override the configuration file.
@@ -56,28 +55,21 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
     // Chosen anew at every start: replies to a previous ipmpd's probes are
     // not taken for ours.
     let cookie: u64 = rand::random();
-    // Probe outcomes for `ipmpctl stat -p` followers.
-    let (records, _) = broadcast::channel(1024);
+    // Probes and events for `ipmpctl stat -p` and `ipmpctl events`.
+    let feeds = Feeds {
+        probes: broadcast::channel(1024).0,
+        events: broadcast::channel(1024).0,
+    };
     let mut groups = Vec::new();
     for g in &config.groups {
-        let group = Group::start(&nl, g, &config.daemon, &pin_root, cookie, records.clone())
+        let group = Group::start(&nl, g, &config.daemon, &pin_root, cookie, feeds.clone())
             .await
             .with_context(|| format!("starting group {}", g.name))?;
         groups.push(group);
     }
 
     let (to_daemon, mut requests) = mpsc::channel(16);
-    tokio::spawn(control::serve(listener, to_daemon, records));
-    let (reply_tx, mut replies) = mpsc::unbounded_channel();
-    for (i, g) in groups.iter_mut().enumerate() {
-        let ring = g.take_probe_replies()?;
-        let tx = reply_tx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = probe::replies::forward(ring, i, tx).await {
-                error!("probe replies of group {i}: {e:#}");
-            }
-        });
-    }
+    tokio::spawn(control::serve(listener, to_daemon, feeds));
     let snapshot = |groups: &[Group]| Snapshot {
         groups: groups.iter().map(Group::metrics_source).collect(),
     };
@@ -107,8 +99,8 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
                     }
                 }
             }
-            Some((i, reply)) = replies.recv() => {
-                if let Err(e) = groups[i].on_probe_reply(&nl, &reply).await {
+            i = replies_ready(&groups) => {
+                if let Err(e) = groups[i].on_probe_replies(&nl).await {
                     error!("{e:#}");
                 }
             }
@@ -205,6 +197,10 @@ fn answer(
             let _ = reply.send(Response::Status(status));
             None
         }
+        Request::Events => {
+            let _ = reply.send(Response::Done);
+            None
+        }
         Request::Probes if groups.iter().any(Group::probes) => {
             let _ = reply.send(Response::Done);
             None
@@ -235,6 +231,24 @@ fn check_member_tables(config: &Config) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The index of a group whose probe replies are ready.
+async fn replies_ready(groups: &[Group]) -> usize {
+    let waits = groups.iter().enumerate().map(|(i, g)| {
+        Box::pin(async move {
+            if let Err(e) = g.replies_ready().await {
+                error!("probe replies of group {i}: {e:#}");
+                std::future::pending::<()>().await;
+            }
+            i
+        })
+    });
+    if groups.is_empty() {
+        std::future::pending::<usize>().await
+    } else {
+        futures::future::select_all(waits).await.0
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

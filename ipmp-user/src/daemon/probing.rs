@@ -10,7 +10,7 @@ use std::{
 use ipmp_common::{probe_identifier, ProbeReply};
 use ipnet::{IpNet, Ipv4Net};
 use tokio::sync::broadcast;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::{
     config::{DaemonConfig, GroupConfig},
@@ -43,7 +43,15 @@ pub struct Probing {
     /// ipmpd's own RTT of acknowledged probes, until they are reported.
     rtt_seen: HashMap<(usize, u16), u64>,
     records: broadcast::Sender<ProbeRecord>,
+    /// CLOCK_MONOTONIC (ns) at the prober's time zero.
+    epoch_ns: u64,
+    /// When the prober sent each recent probe, by (member, family, seq):
+    /// a reply counts as of that time plus the kernel's RTT.
+    sent_at: HashMap<(usize, Family, u16), Duration>,
 }
+
+/// Probes whose send time is remembered (far more than can be in flight).
+const SENT_REMEMBERED: usize = 4096;
 
 impl Probing {
     /// `counts[i]`: member i's probes sent and lost so far (from the pins).
@@ -54,8 +62,9 @@ impl Probing {
         counts: &[(u64, u64)],
         cookie: u64,
         records: broadcast::Sender<ProbeRecord>,
-        now: Duration,
+        epoch_ns: u64,
     ) -> Probing {
+        let now = Duration::ZERO;
         let mut prober = GroupProber::new(
             &config.name,
             Duration::from_millis(config.fdt_ms(daemon)),
@@ -105,6 +114,8 @@ impl Probing {
             own,
             rtt_seen: HashMap::new(),
             records,
+            epoch_ns,
+            sent_at: HashMap::new(),
         }
     }
 
@@ -186,7 +197,13 @@ impl Probing {
                 continue;
             };
             match socket.send(p.target, scope, p.seq, p.kind.code(), cookie) {
-                Ok(()) => self.members[i].sent += 1,
+                Ok(()) => {
+                    self.members[i].sent += 1;
+                    if self.sent_at.len() >= SENT_REMEMBERED {
+                        self.sent_at.clear();
+                    }
+                    self.sent_at.insert((i, p.family, p.seq), now);
+                }
                 Err(e) => debug!("probe from {} to {} not sent: {e}", p.member, p.target),
             }
         }
@@ -217,8 +234,10 @@ impl Probing {
         m.sockets.get(&family)
     }
 
-    /// A timed reply from XDP.
-    pub fn reply(&mut self, now: Duration, reply: &ProbeReply) -> Vec<ProberEvent> {
+    /// A timed reply from XDP. It counts as of its arrival in the kernel,
+    /// not of when ipmpd got to it: a probe answered in time is never lost
+    /// to ipmpd's own latency.
+    pub fn reply(&mut self, reply: &ProbeReply) -> Vec<ProberEvent> {
         let Some(i) = self
             .members
             .iter()
@@ -233,6 +252,15 @@ impl Probing {
             ),
             _ => (Family::V6, IpAddr::from(reply.from)),
         };
+        let rtt = Duration::from_nanos(reply.rtt_ns);
+        // The prober's own send time plus the kernel's RTT, or else the
+        // arrival by the payload's timestamp.
+        let now = match self.sent_at.remove(&(i, family, reply.seq)) {
+            Some(sent) => sent + rtt,
+            None => {
+                Duration::from_nanos((reply.sent_ns + reply.rtt_ns).saturating_sub(self.epoch_ns))
+            }
+        };
         let Some(kind) = ProbeKind::from_code(reply.kind as u32) else {
             return Vec::new();
         };
@@ -242,7 +270,6 @@ impl Probing {
         self.rtt_seen
             .insert((i, reply.seq), monotonic_ns().saturating_sub(reply.sent_ns));
         let name = self.members[i].name.clone();
-        let rtt = Duration::from_nanos(reply.rtt_ns);
         let events = self
             .prober
             .on_reply(now, &name, family, reply.seq, kind, from, rtt);
@@ -337,16 +364,6 @@ impl Probing {
                     })
                 })
                 .collect();
-        }
-    }
-
-    /// Logs what the prober says beyond failures and repairs.
-    pub fn log(event: &ProberEvent) {
-        if matches!(
-            event,
-            ProberEvent::FdtRaised { .. } | ProberEvent::FdtImproved { .. }
-        ) {
-            info!("{event}");
         }
     }
 }

@@ -166,6 +166,38 @@ impl fmt::Display for Notice {
     }
 }
 
+impl Notice {
+    /// A short name of the notice, for scripts (`ipmpctl events --json`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Notice::LinkDown { .. } => "link_down",
+            Notice::LinkUp { .. } => "link_up",
+            Notice::LinkFlapping { .. } => "link_flapping",
+            Notice::InterfaceFailure { .. } => "interface_failure",
+            Notice::InterfaceRepair { .. } => "interface_repair",
+            Notice::GroupFailure { .. } => "group_failure",
+            Notice::GroupRepair { .. } => "group_repair",
+            Notice::TakenOffline { .. } => "offline",
+            Notice::BroughtOnline { .. } => "online",
+        }
+    }
+
+    /// The member the notice is about, if it is about one.
+    pub fn member(&self) -> Option<&str> {
+        match self {
+            Notice::GroupFailure { .. } => None,
+            Notice::LinkDown { member, .. }
+            | Notice::LinkUp { member, .. }
+            | Notice::LinkFlapping { member, .. }
+            | Notice::InterfaceFailure { member, .. }
+            | Notice::InterfaceRepair { member, .. }
+            | Notice::GroupRepair { member, .. }
+            | Notice::TakenOffline { member, .. }
+            | Notice::BroughtOnline { member, .. } => Some(member),
+        }
+    }
+}
+
 /// Why an event or request was refused; nothing changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PolicyError {

@@ -77,8 +77,8 @@ use std::time::Duration;
 use super::targets::{SampleKind, SetAside, TargetList};
 use super::{
     Family, FDT_SETTLING_TIME, LOWER_FDT_TRIGGER, MAX_OUTSTANDING, MAX_RANDOM_FACTOR,
-    MIN_RANDOM_FACTOR, NEXT_FDT_MULTIPLE, NUM_PROBE_FAILS, NUM_PROBE_REPAIRS, PROBES_PER_FDT,
-    PROBE_HISTORY,
+    MIN_LOSS_WAIT, MIN_RANDOM_FACTOR, NEXT_FDT_MULTIPLE, NUM_PROBE_FAILS, NUM_PROBE_REPAIRS,
+    PROBES_PER_FDT, PROBE_HISTORY,
 };
 pub use crate::model::ProbeMode;
 use crate::model::ProbeState;
@@ -295,13 +295,14 @@ impl Instance {
     }
 
     /// When a pending probe is lost: its target's CRTT after sending, or the
-    /// group's interval while there is no estimate.
+    /// group's interval while there is no estimate; never sooner than
+    /// [`MIN_LOSS_WAIT`].
     fn deadline(&self, sent: &Sent, interval: Duration) -> Duration {
         let crtt = sent
             .target
             .and_then(|a| self.targets.get(a))
             .and_then(|t| t.rtt.crtt());
-        sent.at + crtt.unwrap_or(interval)
+        sent.at + crtt.unwrap_or(interval).max(MIN_LOSS_WAIT)
     }
 
     /// Settled probes, newest first (pending ones are neither success nor
@@ -1521,6 +1522,38 @@ mod tests {
                 vec![(p.target, RTT)]
             }
         })
+    }
+
+    /// With XDP's µs-exact RTTs the CRTT is tiny; a reply a little later
+    /// than that, but within MIN_LOSS_WAIT, is still no loss.
+    #[test]
+    fn replies_within_the_minimum_wait_are_never_losses() {
+        // 100 µs, steady; the probes sent in [31 s, 33 s) answered in 0.6 ms.
+        let net: Net = Box::new(move |t, p| {
+            let late = t >= secs(31) && t < secs(33);
+            let rtt = if late {
+                MIN_LOSS_WAIT * 6 / 10
+            } else {
+                Duration::from_micros(100)
+            };
+            match p.kind {
+                ProbeKind::TargetDiscovery => vec![],
+                _ => vec![(p.target, rtt)],
+            }
+        });
+        let mut sim = pair(cycle(vec![0.5, 0.9, 0.2]), net);
+        sim.run_until(secs(30));
+        let crtt = sim.crtt("a", Family::V4, v4(1));
+        assert!(crtt < MIN_LOSS_WAIT / 2, "CRTT {crtt:?} is not tiny");
+        sim.run_until(secs(40));
+        let lost = sim
+            .p
+            .drain_reports()
+            .iter()
+            .filter(|r| r.outcome == ProbeOutcome::Lost)
+            .count();
+        assert_eq!(lost, 0);
+        assert!(sim.events.is_empty(), "{:?}", sim.events);
     }
 
     #[test]

@@ -58,6 +58,12 @@ pub const MAX_RANDOM_FACTOR: f64 = 1.0;
 /// Failure-detection probes awaiting a reply at once: the older one is
 /// given up as lost before a third is sent (in.mpathd's timer).
 pub const MAX_OUTSTANDING: usize = 2;
+/// The least a probe is waited for before it counts as lost. XDP times
+/// replies to a few µs, which makes CRTTs on a LAN a tenth of a millisecond
+/// with µs of deviation; ipmpd's own jitter between deciding to send a probe
+/// and the packet leaving is of that order too, and must not count as loss
+/// (in.mpathd's timers have millisecond granularity anyway).
+pub const MIN_LOSS_WAIT: Duration = Duration::from_millis(1);
 /// A dead or slow target steps back towards active after this long
 /// (*Solaris* MIN_RECOVERY_TIME).
 pub const TARGET_RECOVERY_TIME: Duration = Duration::from_secs(60);

@@ -1,35 +1,43 @@
 //! Probe replies from the kernel: XDP times our replies and writes them to
-//! the group's ring buffer; this reads them as they come.
+//! the group's ring buffer. ipmpd drains it whenever it becomes readable
+//! and, crucially, just before deciding that a probe was lost: a reply the
+//! kernel already has must never count as a loss.
 use anyhow::{anyhow, Result};
 use aya::maps::{MapData, RingBuf};
 use ipmp_common::ProbeReply;
-use tokio::{
-    io::{unix::AsyncFd, Interest},
-    sync::mpsc,
-};
+use tokio::io::{unix::AsyncFd, Interest};
 
-/// Forwards every reply of `ring` to `to`, tagged with `group`, until the
-/// receiver goes away.
-pub async fn forward(
-    ring: RingBuf<MapData>,
-    group: usize,
-    to: mpsc::UnboundedSender<(usize, ProbeReply)>,
-) -> Result<()> {
-    // SAFETY: the ring buffer owns its fd for as long as the AsyncFd lives.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-        .map_err(|e| anyhow!("watching the probe reply ring buffer: {e}"))?;
-    loop {
-        let mut ready = ring.readable_mut().await?;
-        let buffer = ready.get_inner_mut();
-        while let Some(item) = buffer.next() {
+pub struct Replies {
+    ring: AsyncFd<RingBuf<MapData>>,
+}
+
+impl Replies {
+    /// Watches `ring` (on the current tokio runtime).
+    pub fn new(ring: RingBuf<MapData>) -> Result<Replies> {
+        // SAFETY: the ring buffer owns its fd for as long as the AsyncFd lives.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| anyhow!("watching the probe reply ring buffer: {e}"))?;
+        Ok(Replies { ring })
+    }
+
+    /// Resolves when replies may be waiting; [`Self::drain`] them next.
+    pub async fn ready(&self) -> Result<()> {
+        let mut guard = self.ring.readable().await?;
+        // Cleared before draining: a reply that lands in between wakes us again.
+        guard.clear_ready();
+        Ok(())
+    }
+
+    /// Every reply the kernel has handed over so far.
+    pub fn drain(&mut self) -> Vec<ProbeReply> {
+        let ring = self.ring.get_mut();
+        let mut replies = Vec::new();
+        while let Some(item) = ring.next() {
             if item.len() >= std::mem::size_of::<ProbeReply>() {
                 // SAFETY: XDP wrote a ProbeReply here; read it unaligned.
-                let reply = unsafe { (item.as_ptr() as *const ProbeReply).read_unaligned() };
-                if to.send((group, reply)).is_err() {
-                    return Ok(());
-                }
+                replies.push(unsafe { (item.as_ptr() as *const ProbeReply).read_unaligned() });
             }
         }
-        ready.clear_ready();
+        replies
     }
 }
