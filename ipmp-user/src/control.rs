@@ -39,6 +39,8 @@ pub enum Request {
     Online {
         interface: String,
     },
+    /// Read the configuration file again and apply the difference.
+    Reload,
     /// Remove every group interface, program, pin and address ipmpd created, then exit.
     Teardown,
 }

@@ -124,6 +124,14 @@ impl GroupDataplane {
         )
     }
 
+    /// Detaches `member`'s XDP program (the member left the group).
+    pub fn detach_member(&mut self, member: &str) -> Result<()> {
+        remove_pin(&self.member_link_pin(member))?;
+        // Dropping the instance drops its link: the program detaches.
+        self.members.remove(member);
+        Ok(())
+    }
+
     fn member_link_pin(&self, member: &str) -> PathBuf {
         self.pin_dir.join(format!("link_xdp_{member}"))
     }

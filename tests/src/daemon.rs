@@ -105,13 +105,19 @@ impl Daemon {
         )
     }
 
+    /// Sends ipmpd a signal (nsenter execs ipmpd, so the child is ipmpd).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let child = self.child.as_ref().context("ipmpd not running")?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)?;
+        Ok(())
+    }
+
     /// Stops ipmpd with SIGTERM and waits for it (the dataplane stays).
     pub fn stop(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            self.signal(nix::sys::signal::Signal::SIGTERM)?;
+        }
         if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
             child.wait()?;
         }
         Ok(())

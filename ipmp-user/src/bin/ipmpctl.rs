@@ -47,6 +47,9 @@ enum Command {
     Offline { interface: String },
     /// Bring an offline member back online (if_mpadm -r).
     Online { interface: String },
+    /// Make ipmpd read its configuration again (as SIGHUP does); an invalid
+    /// file is refused with its problems and the running one stays.
+    Reload,
     /// Remove every group interface, program, pin and address ipmpd created; ipmpd exits.
     Teardown,
     /// Turn Solaris /etc/hostname.* files (and /etc/default/mpathd) into
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
         Command::Events { json } => events(&socket, json),
         Command::Offline { interface } => change(&socket, Request::Offline { interface }),
         Command::Online { interface } => change(&socket, Request::Online { interface }),
+        Command::Reload => change(&socket, Request::Reload),
         Command::Teardown => change(&socket, Request::Teardown),
         Command::Convert {
             hosts,

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(daemon::run(config, overrides)) {
+    match runtime.block_on(daemon::run(&args.config, config, overrides)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ipmpd: {e:#}");

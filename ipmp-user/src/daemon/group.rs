@@ -3,7 +3,7 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use anyhow::{Context, Result};
@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
 use crate::{
-    config::{DaemonConfig, GroupConfig, XdpMode},
+    config::{DaemonConfig, GroupConfig, MemberConfig, XdpMode},
     control::Feeds,
     dataplane::{Attached, GroupDataplane},
     metrics::{GroupSource, MemberSource},
@@ -48,6 +48,8 @@ struct MemberRuntime {
 
 pub struct Group {
     name: String,
+    /// The configuration this group runs with (reload diffs against it).
+    config: GroupConfig,
     pin_dir: PathBuf,
     /// The veth peer of the group interface: its admin state is the group
     /// interface's carrier.
@@ -124,61 +126,18 @@ impl Group {
                 .find(|(slot, m)| *slot == slots[name] && member_name(m) == name)
                 .map_or_else(Member::default, |(_, m)| *m)
         };
-        let member_slots: Vec<u8> = config.members.iter().map(|m| slots[&m.interface]).collect();
-        let probe_counts: Vec<(u64, u64)> = config
-            .members
-            .iter()
-            .map(|m| {
-                (
-                    kept(&m.interface).probes_sent,
-                    kept(&m.interface).probes_lost,
-                )
-            })
-            .collect();
-        let probing = Probing::new(
-            config,
-            daemon,
-            &member_slots,
-            &probe_counts,
-            cookie,
-            feeds.probes,
-            epoch_ns,
-        );
-        let specs = config
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| MemberSpec {
-                name: m.interface.clone(),
-                standby: m.standby,
-                probing: probing.probes(i),
-            })
-            .collect();
-        let members = config
-            .members
-            .iter()
-            .map(|m| MemberRuntime {
-                name: m.interface.clone(),
-                slot: slots[&m.interface],
-                test_address: m.test_address.map(IpNet::V4),
-                link: None,
-                reported: false,
-                failures: kept(&m.interface).failures,
-                repairs: kept(&m.interface).repairs,
-                table: member_table(&m.interface),
-            })
-            .collect();
         let mut group = Group {
             name,
+            config: config.clone(),
             pin_dir,
             peer,
             index: link.index,
-            policy: GroupPolicy::new(&config.name, specs, daemon.failback),
-            probing,
+            policy: GroupPolicy::new(&config.name, Vec::new(), daemon.failback),
+            probing: Probing::new(config, daemon, cookie, feeds.probes, epoch_ns),
             replies,
             events: feeds.events,
             dataplane,
-            members,
+            members: Vec::new(),
             xdp_mode: daemon.xdp_mode,
             table,
             settings: None,
@@ -189,33 +148,145 @@ impl Group {
             mtu: 0,
             epoch,
         };
-        group.clear_unused_slots()?;
-        let links = nl.links().await?;
-        for i in 0..group.members.len() {
-            match links.iter().find(|l| l.name == group.members[i].name) {
-                Some(l) => group.member_link(nl, i, l.clone()).await?,
-                None => {
-                    warn!(
-                        "Interface {} of group {} does not exist; it will be adopted when it appears",
-                        group.members[i].name, group.name
-                    );
-                    let name = group.members[i].name.clone();
-                    group.members[i].reported = true;
-                    group.probing.gone(i, Duration::ZERO);
-                    group.event(Event::Removed(name))?;
-                    group.publish_member(i)?;
-                }
-            }
+        for m in &config.members {
+            group
+                .add_member(nl, m, slots[&m.interface], kept(&m.interface))
+                .await?;
         }
+        group.probing.warn_untested();
+        group.clear_unused_slots()?;
         group.apply(nl, Instant::now()).await?;
         group.mirror_routes(nl).await?;
         Ok(group)
+    }
+
+    /// Adds member `m` in `slot`, with the counters `kept` in the pins, and
+    /// takes its interface in hand if it exists.
+    async fn add_member(
+        &mut self,
+        nl: &Netlink,
+        m: &MemberConfig,
+        slot: u8,
+        kept: Member,
+    ) -> Result<()> {
+        let probing = self.probing.add_member(
+            m,
+            slot,
+            (kept.probes_sent, kept.probes_lost),
+            self.epoch.elapsed(),
+        );
+        self.policy.add_member(MemberSpec {
+            name: m.interface.clone(),
+            standby: m.standby,
+            probing,
+        })?;
+        self.members.push(MemberRuntime {
+            name: m.interface.clone(),
+            slot,
+            test_address: m.test_address.map(IpNet::V4),
+            link: None,
+            reported: false,
+            failures: kept.failures,
+            repairs: kept.repairs,
+            table: member_table(&m.interface),
+        });
+        let i = self.members.len() - 1;
+        match nl.link(&m.interface).await? {
+            Some(link) => self.member_link(nl, i, link).await,
+            None => {
+                warn!(
+                    "Interface {} of group {} does not exist; it will be adopted when it appears",
+                    m.interface, self.name
+                );
+                self.members[i].reported = true;
+                self.probing.gone(i, self.epoch.elapsed());
+                self.event(Event::Removed(m.interface.clone()))?;
+                self.publish_member(i)
+            }
+        }
+    }
+
+    /// Takes member `i` out of the group: what ipmpd set up on its interface
+    /// goes, its slot is freed, its traffic moves to the others.
+    async fn remove_member(&mut self, nl: &Netlink, i: usize) -> Result<()> {
+        let m = self.members.remove(i);
+        self.probing.remove_member(i);
+        self.notices.extend(self.policy.remove_member(&m.name)?);
+        self.dataplane.detach_member(&m.name)?;
+        self.dataplane.set_member(m.slot, &Member::default())?;
+        nl.remove_member_routing(&m.name, m.table).await?;
+        if let (Some(link), Some(addr)) = (&m.link, m.test_address) {
+            nl.delete_address(link.index, addr).await?;
+        }
+        info!("Interface {} removed from group {}", m.name, self.name);
+        Ok(())
+    }
+
+    /// Applies a changed configuration of this group as a difference:
+    /// members, data addresses, targets, FDT and failback; what did not
+    /// change keeps its slot, flows and probe state.
+    pub async fn reconfigure(
+        &mut self,
+        nl: &Netlink,
+        new: &GroupConfig,
+        daemon: &DaemonConfig,
+    ) -> Result<()> {
+        // Members that left, or changed (they come back below).
+        while let Some(i) = self
+            .config
+            .members
+            .iter()
+            .position(|m| !new.members.contains(m))
+        {
+            let old = self.config.members.remove(i);
+            if let Some(j) = self.member_index(&old.interface) {
+                self.remove_member(nl, j).await?;
+            }
+        }
+        for addr in self
+            .config
+            .data_addresses
+            .iter()
+            .filter(|a| !new.data_addresses.contains(a))
+        {
+            nl.delete_address(self.index, *addr).await?;
+        }
+        for addr in new
+            .data_addresses
+            .iter()
+            .filter(|a| !self.config.data_addresses.contains(a))
+        {
+            nl.add_address(self.index, *addr, false).await?;
+        }
+        self.broadcasts = broadcasts(&new.data_addresses);
+        self.probing.configure(new, daemon);
+        self.policy.set_failback(daemon.failback);
+        let added: Vec<MemberConfig> = new
+            .members
+            .iter()
+            .filter(|m| !self.config.members.contains(m))
+            .cloned()
+            .collect();
+        for m in &added {
+            let taken: Vec<u8> = self.members.iter().map(|m| m.slot).collect();
+            let slot = (0..MAX_MEMBERS as u8)
+                .find(|s| !taken.contains(s))
+                .context("no free member slot")?;
+            self.add_member(nl, m, slot, Member::default()).await?;
+        }
+        self.config = new.clone();
+        self.apply(nl, Instant::now()).await?;
+        self.mirror_routes(nl).await
     }
 
     pub fn status(&self) -> GroupStatus {
         let mut status = self.policy.status();
         self.probing.fill(&mut status);
         status
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Whether `interface` is a member of this group.

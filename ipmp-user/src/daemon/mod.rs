@@ -14,7 +14,7 @@ use tokio::{
     signal::unix::{signal, SignalKind},
     sync::{broadcast, mpsc, oneshot, watch},
 };
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use self::group::Group;
 use crate::{
@@ -34,7 +34,7 @@ pub struct Overrides {
     pub metrics: Option<SocketAddr>,
 }
 
-pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
+pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -> Result<()> {
     check_member_tables(&config)?;
     let socket = overrides
         .socket
@@ -69,7 +69,7 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
     }
 
     let (to_daemon, mut requests) = mpsc::channel(16);
-    tokio::spawn(control::serve(listener, to_daemon, feeds));
+    tokio::spawn(control::serve(listener, to_daemon, feeds.clone()));
     let snapshot = |groups: &[Group]| Snapshot {
         groups: groups.iter().map(Group::metrics_source).collect(),
     };
@@ -83,6 +83,12 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
     }
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let started = Started {
+        pin_root: pin_root.clone(),
+        cookie,
+        feeds: feeds.clone(),
+    };
     info!(
         "ipmpd ready: {} group(s), control socket {}",
         groups.len(),
@@ -107,6 +113,14 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
             Some(incoming) = requests.recv() => {
                 if incoming.request.is_change() && incoming.uid != 0 {
                     let _ = incoming.reply.send(Response::Refused("permission denied: only root may change IPMP".into()));
+                    continue;
+                }
+                if incoming.request == Request::Reload {
+                    let response = match reload(config_path, &mut config, &mut groups, &nl, &started).await {
+                        Ok(()) => Response::Done,
+                        Err(problems) => Response::Refused(problems),
+                    };
+                    let _ = incoming.reply.send(response);
                     continue;
                 }
                 let incoming = match offline_request(&nl, &mut groups, incoming).await {
@@ -137,6 +151,10 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
                     }
                 }
             }
+            _ = sighup.recv() => {
+                // The errors are logged by reload; the running config stays.
+                let _ = reload(config_path, &mut config, &mut groups, &nl, &started).await;
+            }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
@@ -144,6 +162,81 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<()> {
     }
     let _ = std::fs::remove_file(&socket);
     info!("Exiting; the pinned dataplane keeps forwarding");
+    Ok(())
+}
+
+/// What a group needs from the daemon's start, again for groups a reload adds.
+struct Started {
+    pin_root: PathBuf,
+    cookie: u64,
+    feeds: Feeds,
+}
+
+/// Reads the configuration again; an invalid one is refused with its
+/// problems and changes nothing. A valid one is applied as a difference:
+/// groups that went are torn down, new ones started, the others
+/// reconfigured in place.
+async fn reload(
+    path: &Path,
+    config: &mut Config,
+    groups: &mut Vec<Group>,
+    nl: &Netlink,
+    started: &Started,
+) -> Result<(), String> {
+    let refuse = |problems: String| {
+        error!(
+            "Reload of {} refused; the running configuration stays:\n{problems}",
+            path.display()
+        );
+        problems
+    };
+    let new = Config::load(path).map_err(|e| refuse(e.to_string()))?;
+    check_member_tables(&new).map_err(|e| refuse(format!("{e:#}")))?;
+    let d = (&config.daemon, &new.daemon);
+    for (setting, changed) in [
+        ("control_socket", d.0.control_socket != d.1.control_socket),
+        ("pin_dir", d.0.pin_dir != d.1.pin_dir),
+        ("metrics_listen", d.0.metrics_listen != d.1.metrics_listen),
+        ("xdp_mode", d.0.xdp_mode != d.1.xdp_mode),
+    ] {
+        if changed {
+            warn!("{setting} changed: it takes effect when ipmpd restarts");
+        }
+    }
+    let applied: Result<()> = async {
+        let mut i = 0;
+        while i < groups.len() {
+            match new.groups.iter().find(|g| g.name == groups[i].name()) {
+                Some(g) => {
+                    groups[i].reconfigure(nl, g, &new.daemon).await?;
+                    i += 1;
+                }
+                None => groups.remove(i).teardown(nl).await?,
+            }
+        }
+        let added: Vec<_> = new
+            .groups
+            .iter()
+            .filter(|g| !groups.iter().any(|r| r.name() == g.name))
+            .collect();
+        for g in added {
+            let group = Group::start(
+                nl,
+                g,
+                &new.daemon,
+                &started.pin_root,
+                started.cookie,
+                started.feeds.clone(),
+            )
+            .await?;
+            groups.push(group);
+        }
+        Ok(())
+    }
+    .await;
+    *config = new;
+    applied.map_err(|e| refuse(format!("{e:#}")))?;
+    info!("Reloaded {}", path.display());
     Ok(())
 }
 
@@ -212,8 +305,8 @@ fn answer(
             None
         }
         Request::Teardown => Some((reply, written)),
-        // Carried out by offline_request.
-        Request::Offline { .. } | Request::Online { .. } => None,
+        // Carried out in the event loop.
+        Request::Offline { .. } | Request::Online { .. } | Request::Reload => None,
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
 use crate::{
-    config::{DaemonConfig, GroupConfig},
+    config::{DaemonConfig, GroupConfig, MemberConfig},
     model::{GroupStatus, MemberState, ProbeRecord, ProbeState, ProbingStatus},
     probe::{
         socket::{monotonic_ns, ProbeSocket},
@@ -40,6 +40,8 @@ pub struct Probing {
     cookie: u64,
     /// This host's addresses: a discovery reply from one is no target.
     own: Vec<IpAddr>,
+    /// The group has an IPv6 target: members probe over IPv6 too.
+    v6: bool,
     /// ipmpd's own RTT of acknowledged probes, until they are reported.
     rtt_seen: HashMap<(usize, u16), u64>,
     records: broadcast::Sender<ProbeRecord>,
@@ -55,67 +57,102 @@ const SENT_REMEMBERED: usize = 4096;
 
 impl Probing {
     /// `counts[i]`: member i's probes sent and lost so far (from the pins).
+    /// The group's prober, without members yet ([`Self::add_member`]).
     pub fn new(
         config: &GroupConfig,
         daemon: &DaemonConfig,
-        slots: &[u8],
-        counts: &[(u64, u64)],
         cookie: u64,
         records: broadcast::Sender<ProbeRecord>,
         epoch_ns: u64,
     ) -> Probing {
-        let now = Duration::ZERO;
-        let mut prober = GroupProber::new(
+        let prober = GroupProber::new(
             &config.name,
             Duration::from_millis(config.fdt_ms(daemon)),
             Duration::from_millis(daemon.startup_quiet_ms),
         );
-        prober.set_explicit_targets(config.targets.clone());
-        // IPv6 probing needs an IPv6 target (it leaves from link-local
-        // addresses, which every member has).
-        let v6 = config.targets.iter().any(IpAddr::is_ipv6);
-        let mut members = Vec::new();
-        for (i, m) in config.members.iter().enumerate() {
-            let mut families = Vec::new();
-            if m.test_address.is_some() {
-                families.push(Family::V4);
-            }
-            if v6 {
-                families.push(Family::V6);
-            }
-            prober.add_member(&m.interface, &families, now, &mut || rand::random());
-            members.push(ProbeMember {
-                name: m.interface.clone(),
-                slot: slots[i],
-                test_v4: m.test_address,
-                families,
-                ifindex: None,
-                link_local: None,
-                sockets: HashMap::new(),
-                sent: counts[i].0,
-                lost: counts[i].1,
-            });
-        }
-        if members.iter().any(|m| !m.families.is_empty()) {
-            for m in members.iter().filter(|m| m.families.is_empty()) {
-                warn!("No test address configured on interface {}; disabling probe-based failure detection on it", m.name);
-            }
-        }
-        let mut own: Vec<IpAddr> = config.data_addresses.iter().map(IpNet::addr).collect();
-        own.extend(
-            members
-                .iter()
-                .filter_map(|m| m.test_v4.map(|t| IpAddr::V4(t.addr()))),
-        );
-        Probing {
+        let mut probing = Probing {
             prober,
-            members,
+            members: Vec::new(),
             cookie,
-            own,
+            own: Vec::new(),
+            v6: false,
             rtt_seen: HashMap::new(),
             records,
             epoch_ns,
             sent_at: HashMap::new(),
+        };
+        probing.configure(config, daemon);
+        probing
+    }
+
+    /// The group-wide settings a reload may change: targets, FDT, the data
+    /// addresses (never targets).
+    pub fn configure(&mut self, config: &GroupConfig, daemon: &DaemonConfig) {
+        self.prober.set_explicit_targets(config.targets.clone());
+        self.prober
+            .set_configured_fdt(Duration::from_millis(config.fdt_ms(daemon)));
+        // IPv6 probing needs an IPv6 target (it leaves from link-local
+        // addresses, which every member has).
+        self.v6 = config.targets.iter().any(IpAddr::is_ipv6);
+        self.own = config.data_addresses.iter().map(IpNet::addr).collect();
+        self.own.extend(
+            self.members
+                .iter()
+                .filter_map(|m| m.test_v4.map(|t| IpAddr::V4(t.addr()))),
+        );
+        self.own.extend(
+            self.members
+                .iter()
+                .filter_map(|m| m.link_local.map(IpAddr::V6)),
+        );
+    }
+
+    /// Adds a member at the end; `counts` are its probes sent and lost so
+    /// far (from the pins). Returns whether it probes.
+    pub fn add_member(
+        &mut self,
+        m: &MemberConfig,
+        slot: u8,
+        counts: (u64, u64),
+        now: Duration,
+    ) -> bool {
+        let mut families = Vec::new();
+        if m.test_address.is_some() {
+            families.push(Family::V4);
+        }
+        if self.v6 {
+            families.push(Family::V6);
+        }
+        self.prober
+            .add_member(&m.interface, &families, now, &mut || rand::random());
+        self.own
+            .extend(m.test_address.map(|t| IpAddr::V4(t.addr())));
+        self.members.push(ProbeMember {
+            name: m.interface.clone(),
+            slot,
+            test_v4: m.test_address,
+            families,
+            ifindex: None,
+            link_local: None,
+            sockets: HashMap::new(),
+            sent: counts.0,
+            lost: counts.1,
+        });
+        self.probes(self.members.len() - 1)
+    }
+
+    pub fn remove_member(&mut self, i: usize) {
+        let m = self.members.remove(i);
+        self.prober.remove_member(&m.name);
+    }
+
+    /// in.mpathd's warning for members left out of probe-based detection
+    /// in a group that probes.
+    pub fn warn_untested(&self) {
+        if self.any() {
+            for m in self.members.iter().filter(|m| m.families.is_empty()) {
+                warn!("No test address configured on interface {}; disabling probe-based failure detection on it", m.name);
+            }
         }
     }
 

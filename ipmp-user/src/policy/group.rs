@@ -535,6 +535,11 @@ impl GroupPolicy {
     }
 
     /// Adds a member (configuration reload) at the end, not yet reported.
+    /// Changes the failback setting (reload); it applies to later repairs.
+    pub fn set_failback(&mut self, failback: bool) {
+        self.failback = failback;
+    }
+
     pub fn add_member(&mut self, spec: MemberSpec) -> Result<(), PolicyError> {
         if self.index(&spec.name).is_ok() {
             return Err(PolicyError::DuplicateMember {
