@@ -4,7 +4,8 @@
 use std::{fmt, time::Duration};
 
 use crate::model::{
-    GroupStatus, MemberState, MemberStatus, ProbeMode, ProbeRecord, ProbingStatus, Status,
+    AddressStatus, GroupStatus, MemberState, MemberStatus, ProbeMode, ProbeRecord, ProbingStatus,
+    Status,
 };
 
 /// An ipmpstat output mode.
@@ -14,6 +15,8 @@ pub enum Mode {
     Group,
     /// `-i`: one row per member.
     Interface,
+    /// `-a`: one row per data address.
+    Address,
     /// `-t`: one row per member and probing address family.
     Target,
     /// `-p`: one row per probe, as they happen.
@@ -25,6 +28,7 @@ impl Mode {
         match self {
             Mode::Group => "-g",
             Mode::Interface => "-i",
+            Mode::Address => "-a",
             Mode::Target => "-t",
             Mode::Probe => "-p",
         }
@@ -136,6 +140,7 @@ fn field_names(mode: Mode) -> String {
     }
     match mode {
         Mode::Group => names(GROUP_FIELDS),
+        Mode::Address => names(ADDRESS_FIELDS),
         Mode::Target => names(TARGET_FIELDS),
         Mode::Probe => names(PROBE_FIELDS),
         Mode::Interface => names(INTERFACE_FIELDS),
@@ -177,6 +182,28 @@ const INTERFACE_FIELDS: &[Field<InterfaceValue>] = &[
     field("LINK", 10, |_, m| m.link.to_string()),
     field("PROBE", 10, |_, m| m.probe.to_string()),
     field("STATE", 10, |_, m| m.state.to_string()),
+];
+
+type AddressValue = fn(&GroupStatus, &AddressStatus) -> String;
+
+/// ipmpstat -a, in table order.
+const ADDRESS_FIELDS: &[Field<AddressValue>] = &[
+    field("ADDRESS", 26, |_, a| a.address.to_string()),
+    field("STATE", 7, |_, a| {
+        if a.up { "up" } else { "down" }.to_owned()
+    }),
+    field("GROUP", 12, |g, _| g.name.clone()),
+    field("INBOUND", 12, |_, a| a.inbound.clone().unwrap_or_default()),
+    // The group's active members; none while the address is down.
+    field("OUTBOUND", 23, |g, a| {
+        let active: Vec<&str> = g
+            .members
+            .iter()
+            .filter(|m| a.up && m.active)
+            .map(|m| m.name.as_str())
+            .collect();
+        active.join(" ")
+    }),
 ];
 
 type TargetValue = fn(&MemberStatus, Option<&ProbingStatus>) -> String;
@@ -310,6 +337,16 @@ pub fn render(status: &Status, mode: Mode, opts: &OutputOptions) -> Result<Rende
                 .iter()
                 .flat_map(|g| g.members.iter().map(move |m| (g, m)))
                 .map(|(g, m)| fields.iter().map(|f| (f.value)(g, m)).collect())
+                .collect();
+            (table(&fields, rows), warnings)
+        }
+        Mode::Address => {
+            let (fields, warnings) = select(mode, ADDRESS_FIELDS, opts)?;
+            let rows = status
+                .groups
+                .iter()
+                .flat_map(|g| g.addresses.iter().map(move |a| (g, a)))
+                .map(|(g, a)| fields.iter().map(|f| (f.value)(g, a)).collect())
                 .collect();
             (table(&fields, rows), warnings)
         }
@@ -595,6 +632,7 @@ mod tests {
                         MemberState::Failed,
                     ),
                 ],
+                addresses: Vec::new(),
             }],
         }
     }
@@ -680,12 +718,14 @@ mod tests {
                             MemberState::Unknown,
                         ),
                     ],
+                    addresses: Vec::new(),
                 },
                 GroupStatus {
                     name: "test0".into(),
                     state: GroupState::Failed,
                     fdt_ms: Some(2500),
                     members: vec![],
+                    addresses: Vec::new(),
                 },
             ],
         };
@@ -976,6 +1016,30 @@ mod tests {
         assert_eq!(
             render_probes(&lost, &json, true).unwrap().text,
             "{\"probe\":\"8\",\"rttdev\":\"0.05ms\"}\n"
+        );
+    }
+
+    #[test]
+    fn addresses_with_their_outbound_members() {
+        let mut status = cable_pulled();
+        status.groups[0].addresses = vec![
+            AddressStatus {
+                address: "192.0.2.200".parse().unwrap(),
+                up: true,
+                inbound: None,
+            },
+            AddressStatus {
+                address: "2001:db8::200".parse().unwrap(),
+                up: false,
+                inbound: Some("rge0".into()),
+            },
+        ];
+        let out = render(&status, Mode::Address, &OutputOptions::default()).unwrap();
+        assert_eq!(
+            out.text,
+            "ADDRESS                   STATE  GROUP       INBOUND     OUTBOUND\n\
+             192.0.2.200               up     production0 --          rge0 e1000g1\n\
+             2001:db8::200             down   production0 rge0        --\n"
         );
     }
 }

@@ -331,6 +331,7 @@ mod tests {
                     member("e1000g0", false, LinkState::Down, MemberState::Failed),
                     member("rge0", true, LinkState::Up, MemberState::Ok),
                 ],
+                addresses: Vec::new(),
             },
             pin_dir: PathBuf::new(),
             members: vec![

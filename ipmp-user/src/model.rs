@@ -106,6 +106,19 @@ pub struct GroupStatus {
     pub fdt_ms: Option<u64>,
     /// Members in configuration order.
     pub members: Vec<MemberStatus>,
+    /// The data addresses, in configuration order (ipmpstat -a).
+    #[serde(default)]
+    pub addresses: Vec<AddressStatus>,
+}
+
+/// A data address of a group (ipmpstat -a).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AddressStatus {
+    pub address: IpAddr,
+    /// Up while the group has an active member to carry it.
+    pub up: bool,
+    /// The member bound to receive for it; `None` until inbound binding.
+    pub inbound: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -138,6 +138,13 @@ fn carrier_loss_moves_only_the_failed_members_flows() -> Result<()> {
 #[test]
 fn all_members_down_fails_the_group_and_one_back_makes_it_usable() -> Result<()> {
     let (t, d) = setup()?;
+    let address = &d.stat("-a")?[0];
+    ensure!(
+        address["address"] == "192.0.2.200"
+            && address["state"] == "up"
+            && address["outbound"] == "e1000g0 e1000g1 rge0",
+        "stat -a: {address}"
+    );
     for m in MEMBERS {
         t.pull_cable(m)?;
     }

@@ -68,7 +68,7 @@ enum Command {
 }
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("mode").required(true).args(["group", "interface", "target", "probe"])))]
+#[command(group(ArgGroup::new("mode").required(true).args(["group", "interface", "address", "target", "probe"])))]
 struct StatArgs {
     /// Groups: GROUP, GROUPNAME, STATE, FDT, INTERFACES.
     #[arg(short = 'g')]
@@ -76,6 +76,9 @@ struct StatArgs {
     /// Interfaces: INTERFACE, ACTIVE, GROUP, FLAGS, LINK, PROBE, STATE.
     #[arg(short = 'i')]
     interface: bool,
+    /// Data addresses: ADDRESS, STATE, GROUP, INBOUND, OUTBOUND.
+    #[arg(short = 'a')]
+    address: bool,
     /// Probe targets: INTERFACE, MODE, TESTADDR, TARGETS.
     #[arg(short = 't')]
     target: bool,
@@ -212,10 +215,11 @@ fn convert(hosts: Option<PathBuf>, mpathd: Option<PathBuf>, files: Vec<PathBuf>)
 }
 
 fn stat(socket: &Path, args: &StatArgs) -> ExitCode {
-    let mode = match (args.group, args.interface, args.target) {
+    let mode = match (args.group, args.interface, args.address, args.target) {
         (true, ..) => Mode::Group,
-        (_, true, _) => Mode::Interface,
-        (_, _, true) => Mode::Target,
+        (_, true, ..) => Mode::Interface,
+        (_, _, true, _) => Mode::Address,
+        (.., true) => Mode::Target,
         _ => Mode::Probe,
     };
     let fields = args

@@ -18,7 +18,7 @@ use crate::{
     control::Feeds,
     dataplane::{Attached, GroupDataplane},
     metrics::{GroupSource, MemberSource},
-    model::{EventRecord, GroupStatus, MemberState},
+    model::{AddressStatus, EventRecord, GroupStatus, MemberState},
     netlink::{member_table, Change, Link, Netlink},
     policy::{
         flow_table::{bucket_counts, next_table},
@@ -282,6 +282,17 @@ impl Group {
     pub fn status(&self) -> GroupStatus {
         let mut status = self.policy.status();
         self.probing.fill(&mut status);
+        let up = status.members.iter().any(|m| m.active);
+        status.addresses = self
+            .config
+            .data_addresses
+            .iter()
+            .map(|a| AddressStatus {
+                address: a.addr(),
+                up,
+                inbound: None,
+            })
+            .collect();
         status
     }
 

@@ -531,6 +531,7 @@ impl GroupPolicy {
             state: self.state(),
             fdt_ms: None,
             members,
+            addresses: Vec::new(),
         }
     }
 
