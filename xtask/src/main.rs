@@ -2,6 +2,7 @@
 //! command that needs it, so a fresh machine needs nothing by hand.
 mod bench;
 mod demo;
+mod package;
 mod setup;
 mod testbed;
 
@@ -33,6 +34,9 @@ enum Task {
     Demo,
     /// Measure the dataplane and failover; writes target/bench/results.json.
     Bench,
+    /// Release binaries, systemd unit, example config, man pages and
+    /// completions in target/package, for installing on a host.
+    Package,
 }
 
 fn main() -> Result<()> {
@@ -45,6 +49,11 @@ fn main() -> Result<()> {
         Task::Demo => {
             build()?;
             demo::run()
+        }
+        Task::Package => {
+            setup::setup()?;
+            cmd(cargo().args(["build", "--release", "--package", "ipmp-user", "--bins"]))?;
+            package::run()
         }
         Task::Bench => {
             // Timing a debug ipmpd would measure the compiler, not ipmp.

@@ -7,7 +7,7 @@ use std::{
     time::Instant,
 };
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand};
 use ipmp::{
     control::{self, ClientError, Request, Response, DEFAULT_SOCKET, SOCKET_ENV},
     convert::{self, SolarisFiles},
@@ -21,6 +21,7 @@ const EXIT_NO_DAEMON: u8 = 3;
 
 #[derive(Parser)]
 #[command(
+    name = "ipmpctl",
     version,
     about = "Control and observe IPMP groups (ipmpstat and if_mpadm in one)"
 )]
@@ -52,6 +53,11 @@ enum Command {
     Reload,
     /// Remove every group interface, program, pin and address ipmpd created; ipmpd exits.
     Teardown,
+    /// Print shell completions for ipmpctl.
+    Completions { shell: clap_complete::Shell },
+    /// Print the ipmpctl(8) man page (roff).
+    #[command(hide = true)]
+    Manpage,
     /// Turn Solaris /etc/hostname.* files (and /etc/default/mpathd) into
     /// ipmp's TOML configuration, printed on standard output.
     Convert {
@@ -165,6 +171,21 @@ fn main() -> ExitCode {
             mpathd,
             files,
         } => convert(hosts, mpathd, files),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ipmpctl", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Manpage => manpage(Cli::command()),
+    }
+}
+
+fn manpage(command: clap::Command) -> ExitCode {
+    match clap_mangen::Man::new(command).section("8").render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipmpctl: {e}");
+            ExitCode::from(EXIT_REFUSED)
+        }
     }
 }
 

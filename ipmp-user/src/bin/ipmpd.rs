@@ -1,7 +1,7 @@
 //! ipmpd: the IPMP daemon.
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use ipmp::{
     config::{Config, DEFAULT_CONFIG_PATH},
     daemon::{self, Overrides},
@@ -10,7 +10,7 @@ use ipmp::{
 /// IP multipathing daemon: watches the members of each IPMP group and keeps
 /// the eBPF dataplane sending through the working ones.
 #[derive(Parser)]
-#[command(version)]
+#[command(name = "ipmpd", version)]
 struct Args {
     /// Configuration file.
     #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
@@ -27,10 +27,22 @@ struct Args {
     /// Validate the configuration and exit: 0 valid, 1 invalid.
     #[arg(long)]
     check: bool,
+    /// Print the ipmpd(8) man page (roff) and exit.
+    #[arg(long, hide = true)]
+    manpage: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.manpage {
+        return match clap_mangen::Man::new(Args::command()).section("8").render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ipmpd: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
