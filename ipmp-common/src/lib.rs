@@ -74,9 +74,18 @@ pub struct Member {
     pub repairs: u64,
     /// The IPv6 link-local address (the IPv6 test address), zero when none.
     pub test_v6: [u8; 16],
-    /// Probes sent and lost, counted by ipmpd and kept here like `failures`.
-    pub probes_sent: u64,
-    pub probes_lost: u64,
+    /// Probes counted by ipmpd, kept here like `failures`.
+    pub probes: ProbeCounts,
+}
+
+/// A member's failure-detection probes as ipmpd counts them: sent, and of
+/// those acknowledged (by the prober's rules) or lost.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeCounts {
+    pub sent: u64,
+    pub acked: u64,
+    pub lost: u64,
 }
 
 /// IPv4 subnet broadcast addresses a group can hold.
@@ -116,12 +125,11 @@ pub struct MemberCounters {
     pub tx_bytes: u64,
     pub rx_packets: u64,
     pub rx_bytes: u64,
-    /// Our probes' replies, timed and handed to ipmpd.
-    pub probe_replies_accepted: u64,
     /// Echo replies to a test address that were not ours (identifier,
     /// cookie or length wrong): passed to the kernel.
     pub probe_replies_rejected: u64,
-    /// Probe round-trip times: counts per bucket of [`RTT_BUCKET_BOUNDS_NS`]
+    /// Round-trip times of our probes' replies, which XDP timed and handed
+    /// to ipmpd: counts per bucket of [`RTT_BUCKET_BOUNDS_NS`]
     /// (not cumulative; the last bucket is everything above), and their sum.
     pub rtt_buckets: [u64; RTT_BUCKETS],
     pub rtt_sum_ns: u64,
@@ -151,7 +159,6 @@ impl MemberCounters {
         self.tx_bytes += other.tx_bytes;
         self.rx_packets += other.rx_packets;
         self.rx_bytes += other.rx_bytes;
-        self.probe_replies_accepted += other.probe_replies_accepted;
         self.probe_replies_rejected += other.probe_replies_rejected;
         for (b, o) in self.rtt_buckets.iter_mut().zip(other.rtt_buckets) {
             *b += o;

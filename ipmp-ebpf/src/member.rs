@@ -25,7 +25,6 @@ pub fn ipmp_member(ctx: XdpContext) -> u32 {
     };
     match probe::check(&ctx, slot, member, group.cookie) {
         Reply::Ours(rtt_ns) => {
-            stats.probe_replies_accepted += 1;
             stats.rtt_sum_ns += rtt_ns;
             let mut bucket = RTT_BUCKET_BOUNDS_NS.len();
             for (i, bound) in RTT_BUCKET_BOUNDS_NS.iter().enumerate() {

@@ -5,7 +5,9 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::{Context, Result};
-use ipmp_common::{MemberCounters, DROP_REASONS, DROP_REASON_NAMES, RTT_BUCKET_BOUNDS_NS};
+use ipmp_common::{
+    MemberCounters, ProbeCounts, DROP_REASONS, DROP_REASON_NAMES, RTT_BUCKET_BOUNDS_NS,
+};
 use prometheus::{
     proto::{Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType},
     Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -37,8 +39,8 @@ pub struct MemberSource {
     pub slot: u8,
     pub failures: u64,
     pub repairs: u64,
-    pub probes_sent: u64,
-    pub probes_lost: u64,
+    /// The member's probes as ipmpd counted them.
+    pub probes: ProbeCounts,
     /// Flow-table buckets the member owns.
     pub buckets: u32,
 }
@@ -166,7 +168,7 @@ pub fn encode(groups: &[GroupReading]) -> Result<String> {
     let sent = counter("ipmp_probes_sent_total", "Probes sent from the member.", gi)?;
     let acked = counter(
         "ipmp_probes_acked_total",
-        "Replies to the member's probes, timed in the kernel.",
+        "The member's probes acknowledged in time by their target.",
         gi,
     )?;
     let lost = counter(
@@ -221,9 +223,9 @@ pub fn encode(groups: &[GroupReading]) -> Result<String> {
             rx_bytes.with_label_values(&l).inc_by(c.rx_bytes);
             failures.with_label_values(&l).inc_by(src.failures);
             repairs.with_label_values(&l).inc_by(src.repairs);
-            sent.with_label_values(&l).inc_by(src.probes_sent);
-            acked.with_label_values(&l).inc_by(c.probe_replies_accepted);
-            lost.with_label_values(&l).inc_by(src.probes_lost);
+            sent.with_label_values(&l).inc_by(src.probes.sent);
+            acked.with_label_values(&l).inc_by(src.probes.acked);
+            lost.with_label_values(&l).inc_by(src.probes.lost);
             rejected
                 .with_label_values(&l)
                 .inc_by(c.probe_replies_rejected);
@@ -340,8 +342,11 @@ mod tests {
                     failures: 2,
                     repairs: 1,
                     buckets: 0,
-                    probes_sent: 9,
-                    probes_lost: 4,
+                    probes: ProbeCounts {
+                        sent: 9,
+                        acked: 5,
+                        lost: 4,
+                    },
                 },
                 MemberSource {
                     slot: 1,
@@ -356,7 +361,6 @@ mod tests {
                 tx_bytes: 500,
                 rx_packets: 7,
                 rx_bytes: 700,
-                probe_replies_accepted: 5,
                 rtt_buckets: [1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
                 rtt_sum_ns: 600_000,
                 ..MemberCounters::default()

@@ -8,8 +8,16 @@ use ipmp_tests::daemon::bin;
 #[test]
 fn the_example_configuration_passes_check() -> Result<()> {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/ipmp.toml");
-    let out = Command::new(bin("ipmpd")).arg("--check").arg("--config").arg(&example).output()?;
-    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin("ipmpd"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&example)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 
@@ -17,22 +25,42 @@ fn the_example_configuration_passes_check() -> Result<()> {
 fn man_pages_and_completions_are_generated() -> Result<()> {
     let run = |program: &str, args: &[&str]| -> Result<String> {
         let out = Command::new(bin(program)).args(args).output()?;
-        ensure!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        ensure!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok(String::from_utf8(out.stdout)?)
     };
-    ensure!(run("ipmpd", &["--manpage"])?.contains(".TH ipmpd 8"), "no ipmpd(8)");
+    ensure!(
+        run("ipmpd", &["--manpage"])?.contains(".TH ipmpd 8"),
+        "no ipmpd(8)"
+    );
     let ipmpctl = run("ipmpctl", &["manpage"])?;
-    ensure!(ipmpctl.contains(".TH ipmpctl 8") && ipmpctl.contains("offline"), "no ipmpctl(8)");
+    ensure!(
+        ipmpctl.contains(".TH ipmpctl 8") && ipmpctl.contains("offline"),
+        "no ipmpctl(8)"
+    );
     for shell in ["bash", "zsh", "fish"] {
-        ensure!(run("ipmpctl", &["completions", shell])?.contains("teardown"), "{shell} completions lack teardown");
+        ensure!(
+            run("ipmpctl", &["completions", shell])?.contains("teardown"),
+            "{shell} completions lack teardown"
+        );
     }
     Ok(())
 }
 
 #[test]
 fn the_systemd_unit_reloads_with_hup_and_checks_first() -> Result<()> {
-    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/ipmpd.service"))?;
-    for line in ["ExecReload=/bin/kill -HUP $MAINPID", "ExecStartPre=/usr/local/sbin/ipmpd --check", "CAP_NET_RAW", "CAP_BPF"] {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/ipmpd.service"),
+    )?;
+    for line in [
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecStartPre=/usr/local/sbin/ipmpd --check",
+        "CAP_NET_RAW",
+        "CAP_BPF",
+    ] {
         ensure!(unit.contains(line), "unit lacks {line}");
     }
     Ok(())

@@ -172,7 +172,12 @@ fn main() -> ExitCode {
             files,
         } => convert(hosts, mpathd, files),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "ipmpctl", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ipmpctl",
+                &mut std::io::stdout(),
+            );
             ExitCode::SUCCESS
         }
         Command::Manpage => manpage(Cli::command()),
@@ -180,7 +185,10 @@ fn main() -> ExitCode {
 }
 
 fn manpage(command: clap::Command) -> ExitCode {
-    match clap_mangen::Man::new(command).section("8").render(&mut std::io::stdout()) {
+    match clap_mangen::Man::new(command)
+        .section("8")
+        .render(&mut std::io::stdout())
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ipmpctl: {e}");

@@ -35,7 +35,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.manpage {
-        return match clap_mangen::Man::new(Args::command()).section("8").render(&mut std::io::stdout()) {
+        return match clap_mangen::Man::new(Args::command())
+            .section("8")
+            .render(&mut std::io::stdout())
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ipmpd: {e}");

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use aya::programs::XdpMode as KernelXdpMode;
-use ipmp_common::{FlowTable, Member, MAX_BROADCASTS, MAX_MEMBERS, NO_MEMBER};
+use ipmp_common::{FlowTable, Member, ProbeCounts, MAX_BROADCASTS, MAX_MEMBERS, NO_MEMBER};
 use ipnet::IpNet;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
@@ -169,12 +169,9 @@ impl Group {
         slot: u8,
         kept: Member,
     ) -> Result<()> {
-        let probing = self.probing.add_member(
-            m,
-            slot,
-            (kept.probes_sent, kept.probes_lost),
-            self.epoch.elapsed(),
-        );
+        let probing = self
+            .probing
+            .add_member(m, slot, kept.probes, self.epoch.elapsed());
         self.policy.add_member(MemberSpec {
             name: m.interface.clone(),
             standby: m.standby,
@@ -374,8 +371,7 @@ impl Group {
                     slot: m.slot,
                     failures: m.failures,
                     repairs: m.repairs,
-                    probes_sent: self.probing.counts(i).0,
-                    probes_lost: self.probing.counts(i).1,
+                    probes: self.probing.counts(i),
                     buckets: buckets[m.slot as usize],
                 })
                 .collect(),
@@ -409,7 +405,7 @@ impl Group {
                 }
             }
         }
-        let before: Vec<(u64, u64)> = (0..self.members.len())
+        let before: Vec<ProbeCounts> = (0..self.members.len())
             .map(|i| self.probing.counts(i))
             .collect();
         let events = self.probing.poll(now);
@@ -532,13 +528,11 @@ impl Group {
     /// Tells the dataplane where member `i` is (ifindex 0 while missing).
     fn publish_member(&mut self, i: usize) -> Result<()> {
         let m = &self.members[i];
-        let (probes_sent, probes_lost) = self.probing.counts(i);
         let (test_v4, test_v6) = self.probing.test_addresses(i);
         let mut entry = Member {
             failures: m.failures,
             repairs: m.repairs,
-            probes_sent,
-            probes_lost,
+            probes: self.probing.counts(i),
             test_v4: test_v4.map_or(0, |a| u32::from_ne_bytes(a.octets())),
             test_v6: test_v6.map_or([0; 16], |a| a.octets()),
             ..Member::default()

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use ipmp_common::{probe_identifier, ProbeReply};
+use ipmp_common::{probe_identifier, ProbeCounts, ProbeReply};
 use ipnet::{IpNet, Ipv4Net};
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
@@ -30,8 +30,7 @@ struct ProbeMember {
     ifindex: Option<u32>,
     link_local: Option<Ipv6Addr>,
     sockets: HashMap<Family, ProbeSocket>,
-    sent: u64,
-    lost: u64,
+    counts: ProbeCounts,
 }
 
 pub struct Probing {
@@ -113,7 +112,7 @@ impl Probing {
         &mut self,
         m: &MemberConfig,
         slot: u8,
-        counts: (u64, u64),
+        counts: ProbeCounts,
         now: Duration,
     ) -> bool {
         let mut families = Vec::new();
@@ -135,8 +134,7 @@ impl Probing {
             ifindex: None,
             link_local: None,
             sockets: HashMap::new(),
-            sent: counts.0,
-            lost: counts.1,
+            counts,
         });
         self.probes(self.members.len() - 1)
     }
@@ -235,7 +233,11 @@ impl Probing {
             };
             match socket.send(p.target, scope, p.seq, p.kind.code(), cookie) {
                 Ok(()) => {
-                    self.members[i].sent += 1;
+                    debug!(
+                        "probe {} {:?} seq {} {:?} to {} at {now:?}",
+                        p.member, p.family, p.seq, p.kind, p.target
+                    );
+                    self.members[i].counts.sent += 1;
                     if self.sent_at.len() >= SENT_REMEMBERED {
                         self.sent_at.clear();
                     }
@@ -307,6 +309,10 @@ impl Probing {
         self.rtt_seen
             .insert((i, reply.seq), monotonic_ns().saturating_sub(reply.sent_ns));
         let name = self.members[i].name.clone();
+        debug!(
+            "reply {name} {family:?} seq {} {kind:?} from {from} rtt {rtt:?} as of {now:?}",
+            reply.seq
+        );
         let events = self
             .prober
             .on_reply(now, &name, family, reply.seq, kind, from, rtt);
@@ -322,12 +328,15 @@ impl Probing {
                 continue;
             };
             let (net_rtt, rtt) = match r.outcome {
-                ProbeOutcome::Acked { rtt } => (
-                    Some(rtt.as_nanos() as u64),
-                    self.rtt_seen.remove(&(i, r.seq)),
-                ),
+                ProbeOutcome::Acked { rtt } => {
+                    self.members[i].counts.acked += 1;
+                    (
+                        Some(rtt.as_nanos() as u64),
+                        self.rtt_seen.remove(&(i, r.seq)),
+                    )
+                }
                 ProbeOutcome::Lost => {
-                    self.members[i].lost += 1;
+                    self.members[i].counts.lost += 1;
                     (None, None)
                 }
             };
@@ -354,9 +363,9 @@ impl Probing {
         self.rtt_seen.clear();
     }
 
-    /// Probes sent and lost by member `i`, for metrics and the pins.
-    pub fn counts(&self, i: usize) -> (u64, u64) {
-        (self.members[i].sent, self.members[i].lost)
+    /// Member `i`'s probe counts, for metrics and the pins.
+    pub fn counts(&self, i: usize) -> ProbeCounts {
+        self.members[i].counts
     }
 
     /// The addresses XDP matches replies against: (IPv4 test address,
