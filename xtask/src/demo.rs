@@ -66,14 +66,24 @@ pub fn run() -> Result<()> {
 /// The tutorial's second half: test addresses, and a failure only probes
 /// see.
 fn probe_based(t: &Topology) -> Result<()> {
-    println!("\n== Probe-based IPMP: a test address on every member, failure detection time 2 s");
-    let d = Daemon::start(&t.host, &probe_config(2000, ""))?;
+    println!("\n== Plug cables 1 and 2 back in; probe-based IPMP: a test address on every member, failure detection time 2 s");
+    for m in ["e1000g0", "e1000g1"] {
+        t.plug_cable(m)?;
+    }
+    let metrics = "127.0.0.1:9477";
+    let d = Daemon::start(
+        &t.host,
+        &probe_config(2000, &format!("metrics_listen = \"{metrics}\"\n")),
+    )?;
     t.host
         .ip("route add default via 192.0.2.1 dev production0")?;
     for m in ipmp_tests::topology::MEMBERS {
         d.wait_for(&format!("{m} probing ok"), Duration::from_secs(30), |d| {
             Ok(d.member(m)?["probe"] == "ok")
         })?;
+        // Until its first acknowledged probe a member is in in.mpathd's
+        // start-up quiet period (40 s), where losses do not count yet.
+        d.wait_acked(&t.host, metrics, m)?;
     }
     let mut shown = 0;
     show(&d, &mut shown, &["-g", "-i", "-t"])?;
