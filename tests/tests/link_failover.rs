@@ -431,3 +431,24 @@ fn ipmpctl_without_ipmpd_exits_3() -> Result<()> {
     );
     Ok(())
 }
+
+/// Without a test address nothing probes: `stat -p` says so and refuses,
+/// and `-g` shows no failure detection time.
+#[test]
+fn probe_view_refuses_when_no_member_probes() -> Result<()> {
+    let (_t, d) = setup()?;
+    let out = d.ctl(&["stat", "-p"])?;
+    ensure!(out.status.code() == Some(1), "stat -p: {:?}", out.status);
+    ensure!(
+        String::from_utf8_lossy(&out.stderr).contains("probe-based failure detection is disabled"),
+        "stat -p said: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(d.stat("-g")?[0]["fdt"] == "", "FDT shown without probing");
+    let human = String::from_utf8(d.ctl(&["stat", "-g"])?.stdout)?;
+    ensure!(
+        human.lines().nth(1).is_some_and(|l| l.contains(" -- ")),
+        "no -- for the empty FDT:\n{human}"
+    );
+    Ok(())
+}

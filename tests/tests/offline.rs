@@ -183,3 +183,31 @@ fn events_follow_a_failover_live() -> Result<()> {
     );
     Ok(())
 }
+
+/// FAILBACK=no: a repaired member stays inactive (flag i) while the others
+/// carry the traffic.
+#[test]
+fn without_failback_a_repaired_member_stays_inactive() -> Result<()> {
+    let t = Topology::build(&unique("off"))?;
+    let mut config = String::from("[daemon]\nfailback = false\n\n[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
+    for m in MEMBERS {
+        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
+    }
+    let d = Daemon::start(&t.host, &config)?;
+    d.wait_group("ok")?;
+    t.pull_cable("e1000g0")?;
+    d.wait_member("e1000g0", "state", "failed")?;
+    t.plug_cable("e1000g0")?;
+    d.wait_member("e1000g0", "state", "ok")?;
+    let row = d.member("e1000g0")?;
+    ensure!(
+        row["active"] == "no" && row["flags"].as_str().is_some_and(|f| f.starts_with('i')),
+        "e1000g0: {row}"
+    );
+    ensure!(
+        d.stat("-g")?[0]["interfaces"] == "e1000g1 rge0 (e1000g0)",
+        "{}",
+        d.stat("-g")?
+    );
+    Ok(())
+}
