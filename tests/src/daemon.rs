@@ -105,6 +105,15 @@ impl Daemon {
         )
     }
 
+    /// Kills ipmpd with SIGKILL, as a crash would: nothing is cleaned up.
+    pub fn kill(&mut self) -> Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGKILL)?;
+        if let Some(mut child) = self.child.take() {
+            child.wait()?;
+        }
+        Ok(())
+    }
+
     /// Sends ipmpd a signal (nsenter execs ipmpd, so the child is ipmpd).
     pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
         let child = self.child.as_ref().context("ipmpd not running")?;

@@ -211,3 +211,41 @@ fn without_failback_a_repaired_member_stays_inactive() -> Result<()> {
     );
     Ok(())
 }
+
+/// The dataplane is pinned: ipmpd killed with SIGKILL and started again
+/// (which adopts the pins) loses no datagram of a running stream.
+#[test]
+fn kill_9_and_restart_lose_no_packet_of_a_running_stream() -> Result<()> {
+    let (t, mut d) = setup()?;
+    let sport = port_through(
+        &t.host,
+        DATA_V4,
+        42_000..42_032,
+        &t.peer,
+        (PEER_V4, 9000),
+        &t.mac("e1000g1")?,
+    )?;
+    let stream = Stream::start(
+        &t.host,
+        (DATA_V4, sport),
+        &t.peer,
+        (PEER_V4, 9000),
+        Duration::from_micros(200),
+        10_000,
+    )?;
+    std::thread::sleep(Duration::from_millis(300));
+    d.kill()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let d = Daemon::start_again(d, &t.host)?;
+    d.wait_group("ok")?;
+    let lost = stream.lost()?;
+    ensure!(
+        lost == 0,
+        "{lost} datagrams lost across kill -9 and restart"
+    );
+    ensure!(
+        d.log_text().contains("Adopted the pinned dataplane"),
+        "the restart did not adopt the pins"
+    );
+    Ok(())
+}
