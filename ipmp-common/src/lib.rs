@@ -88,7 +88,8 @@ pub struct ProbeCounts {
     pub lost: u64,
 }
 
-/// IPv4 subnet broadcast addresses a group can hold.
+/// IPv4 subnet broadcast addresses (and IPv4 data addresses) a group's
+/// dataplane holds.
 pub const MAX_BROADCASTS: usize = 8;
 
 /// Group-wide dataplane settings.
@@ -104,6 +105,13 @@ pub struct GroupConfig {
     pub broadcast_v4: [u32; MAX_BROADCASTS],
     /// ipmpd's random probe cookie: a reply without it is not ours.
     pub cookie: u64,
+    /// The IPv4 data addresses (network order, 0 = unused): XDP answers
+    /// echo requests to them.
+    pub data_v4: [u32; MAX_BROADCASTS],
+    /// 1: answer ICMP echo requests in XDP (`answer_echo`), 0: leave them
+    /// to the kernel.
+    pub answer_echo: u32,
+    pub _pad: u32,
 }
 
 impl Default for GroupConfig {
@@ -113,6 +121,9 @@ impl Default for GroupConfig {
             cast_slot_v6: NO_MEMBER as u32,
             broadcast_v4: [0; MAX_BROADCASTS],
             cookie: 0,
+            data_v4: [0; MAX_BROADCASTS],
+            answer_echo: 0,
+            _pad: 0,
         }
     }
 }
@@ -128,6 +139,8 @@ pub struct MemberCounters {
     /// Echo replies to a test address that were not ours (identifier,
     /// cookie or length wrong): passed to the kernel.
     pub probe_replies_rejected: u64,
+    /// Echo requests to a data or test address answered in XDP.
+    pub echo_answered: u64,
     /// Round-trip times of our probes' replies, which XDP timed and handed
     /// to ipmpd: counts per bucket of [`RTT_BUCKET_BOUNDS_NS`]
     /// (not cumulative; the last bucket is everything above), and their sum.
@@ -160,6 +173,7 @@ impl MemberCounters {
         self.rx_packets += other.rx_packets;
         self.rx_bytes += other.rx_bytes;
         self.probe_replies_rejected += other.probe_replies_rejected;
+        self.echo_answered += other.echo_answered;
         for (b, o) in self.rtt_buckets.iter_mut().zip(other.rtt_buckets) {
             *b += o;
         }

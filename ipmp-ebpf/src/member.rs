@@ -1,9 +1,10 @@
-//! XDP on every member: counts what arrives, takes our probe replies, and
-//! passes everything else on.
+//! XDP on every member: counts what arrives, answers echo requests to our
+//! addresses, takes our probe replies, and passes everything else on.
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext, Global};
 use ipmp_common::{NO_MEMBER, RTT_BUCKET_BOUNDS_NS};
 
 use crate::{
+    echo,
     maps::{member_stats, GROUP, MEMBERS},
     probe::{self, Reply},
 };
@@ -23,6 +24,10 @@ pub fn ipmp_member(ctx: XdpContext) -> u32 {
     let (Some(member), Some(group)) = (MEMBERS.get(slot), GROUP.get(0)) else {
         return xdp_action::XDP_PASS;
     };
+    if group.answer_echo != 0 && echo::answer(&ctx, member, group) {
+        stats.echo_answered += 1;
+        return xdp_action::XDP_TX;
+    }
     match probe::check(&ctx, slot, member, group.cookie) {
         Reply::Ours(rtt_ns) => {
             stats.rtt_sum_ns += rtt_ns;

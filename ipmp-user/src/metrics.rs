@@ -171,6 +171,11 @@ pub fn encode(groups: &[GroupReading]) -> Result<String> {
         "The member's probes acknowledged in time by their target.",
         gi,
     )?;
+    let echo = counter(
+        "ipmp_echo_requests_answered_total",
+        "Echo requests to a data or test address answered in XDP on the member.",
+        gi,
+    )?;
     let lost = counter(
         "ipmp_probes_lost_total",
         "The member's probes that got no reply in time.",
@@ -229,6 +234,7 @@ pub fn encode(groups: &[GroupReading]) -> Result<String> {
             rejected
                 .with_label_values(&l)
                 .inc_by(c.probe_replies_rejected);
+            echo.with_label_values(&l).inc_by(c.echo_answered);
             rtt.mut_metric().push(rtt_histogram(name, &m.name, c));
         }
     }
@@ -366,6 +372,7 @@ mod tests {
                 ..MemberCounters::default()
             },
             MemberCounters {
+                echo_answered: 3,
                 tx_packets: 11,
                 tx_bytes: 1100,
                 rx_packets: 13,
@@ -395,6 +402,7 @@ mod tests {
             format!("ipmp_dataplane_dropped_packets_total{{{g},reason=\"no_active_member\"}} 3"),
             format!("ipmp_dataplane_dropped_packets_total{{{g},reason=\"malformed\"}} 1"),
             format!("ipmp_probes_sent_total{{{g},interface=\"e1000g0\"}} 9"),
+            format!("ipmp_echo_requests_answered_total{{{g},interface=\"rge0\"}} 3"),
             format!("ipmp_probes_acked_total{{{g},interface=\"e1000g0\"}} 5"),
             format!("ipmp_probes_lost_total{{{g},interface=\"e1000g0\"}} 4"),
             format!("ipmp_probe_rtt_seconds_bucket{{{g},interface=\"e1000g0\",le=\"0.00005\"}} 1"),
@@ -411,7 +419,7 @@ mod tests {
             families,
             text.lines().filter(|l| l.starts_with("# HELP")).count()
         );
-        // 17 families; FDT appears only for groups that probe.
-        assert_eq!(families, 17);
+        // 18 families; FDT appears only for groups that probe.
+        assert_eq!(families, 18);
     }
 }

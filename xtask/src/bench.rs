@@ -86,6 +86,12 @@ pub fn run() -> Result<()> {
             ratio("member_xdp_pass_ns", "empty_xdp_ns"),
         ),
         (
+            "member XDP program, answered echo (XDP_TX)",
+            num(&programs["member_xdp_echo_answer_ns"]),
+            "ns",
+            ratio("member_xdp_echo_answer_ns", "empty_xdp_ns"),
+        ),
+        (
             "ipmpd: carrier event to flipped flow table, worst",
             num(&failover["worst_event_to_flow_table_us"]) / 1000.0,
             "ms",

@@ -68,10 +68,9 @@ pub struct Group {
     table: FlowTable,
     /// The group-wide dataplane settings as last written.
     settings: Option<ipmp_common::GroupConfig>,
-    /// This ipmpd's probe cookie: replies without it are not ours.
-    cookie: u64,
-    /// The data subnets' IPv4 broadcast addresses, as the dataplane wants them.
-    broadcasts: [u32; MAX_BROADCASTS],
+    /// The dataplane settings that come from the configuration (and the
+    /// probe cookie); `apply` adds the cast member.
+    configured: ipmp_common::GroupConfig,
     /// Policy notices waiting to be logged.
     notices: Vec<Notice>,
     carrier: Option<bool>,
@@ -141,8 +140,7 @@ impl Group {
             xdp_mode: daemon.xdp_mode,
             table,
             settings: None,
-            cookie,
-            broadcasts: broadcasts(&config.data_addresses),
+            configured: dataplane_settings(config, cookie),
             notices: Vec::new(),
             carrier: None,
             mtu: 0,
@@ -255,7 +253,7 @@ impl Group {
         {
             nl.add_address(self.index, *addr, false).await?;
         }
-        self.broadcasts = broadcasts(&new.data_addresses);
+        self.configured = dataplane_settings(new, self.configured.cookie);
         self.probing.configure(new, daemon);
         self.policy.set_failback(daemon.failback);
         let added: Vec<MemberConfig> = new
@@ -627,8 +625,7 @@ impl Group {
         let settings = ipmp_common::GroupConfig {
             cast_slot_v4: cast,
             cast_slot_v6: cast,
-            broadcast_v4: self.broadcasts,
-            cookie: self.cookie,
+            ..self.configured
         };
         if self.settings != Some(settings) {
             self.dataplane.set_group(&settings)?;
@@ -717,28 +714,44 @@ fn member_name(m: &Member) -> String {
     String::from_utf8_lossy(&m.name[..len]).into_owned()
 }
 
-/// The distinct IPv4 subnet broadcast addresses of the data addresses
-/// (network order), as many as the dataplane holds.
-fn broadcasts(data_addresses: &[IpNet]) -> [u32; MAX_BROADCASTS] {
-    let mut found: Vec<u32> = data_addresses
+/// The group's dataplane settings from its configuration: the IPv4 data
+/// addresses and their subnets' broadcast addresses (network order, as
+/// many as the dataplane holds), echo answering, and the probe cookie.
+fn dataplane_settings(config: &GroupConfig, cookie: u64) -> ipmp_common::GroupConfig {
+    let v4: Vec<ipnet::Ipv4Net> = config
+        .data_addresses
         .iter()
         .filter_map(|a| match a {
-            IpNet::V4(v4) if v4.prefix_len() < 31 => {
-                Some(u32::from_ne_bytes(v4.broadcast().octets()))
-            }
-            _ => None,
+            IpNet::V4(v4) => Some(*v4),
+            IpNet::V6(_) => None,
         })
         .collect();
-    found.sort_unstable();
-    found.dedup();
-    if found.len() > MAX_BROADCASTS {
-        warn!("More than {MAX_BROADCASTS} IPv4 data subnets: broadcasts to the others leave as unicast");
+    let mut broadcasts: Vec<u32> = v4
+        .iter()
+        .filter(|a| a.prefix_len() < 31)
+        .map(|a| u32::from_ne_bytes(a.broadcast().octets()))
+        .collect();
+    broadcasts.sort_unstable();
+    broadcasts.dedup();
+    if broadcasts.len() > MAX_BROADCASTS || v4.len() > MAX_BROADCASTS {
+        warn!(
+            "Group {} has more than {MAX_BROADCASTS} IPv4 data addresses or subnets: XDP answers echo for the first \
+             {MAX_BROADCASTS}, and broadcasts to further subnets leave as unicast",
+            config.name
+        );
     }
-    let mut out = [0; MAX_BROADCASTS];
-    for (slot, b) in out.iter_mut().zip(found) {
+    let mut settings = ipmp_common::GroupConfig {
+        cookie,
+        answer_echo: config.answer_echo.into(),
+        ..Default::default()
+    };
+    for (slot, b) in settings.broadcast_v4.iter_mut().zip(broadcasts) {
         *slot = b;
     }
-    out
+    for (slot, a) in settings.data_v4.iter_mut().zip(&v4) {
+        *slot = u32::from_ne_bytes(a.addr().octets());
+    }
+    settings
 }
 
 /// The XDP attach mode for a member, and why.

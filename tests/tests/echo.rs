@@ -1,0 +1,108 @@
+//! Echo requests to the data address answered in XDP on the members, with
+//! `answer_echo = false` leaving them to the kernel.
+use anyhow::{ensure, Context, Result};
+use ipmp_tests::{
+    daemon::Daemon,
+    http::{get, sample},
+    netns::{unique, Netns},
+    topology::{Topology, DATA_V4, MEMBERS},
+};
+
+const METRICS: &str = "127.0.0.1:9477";
+const PINGS: usize = 20;
+
+fn config(answer_echo: bool) -> String {
+    let mut c = format!(
+        "[daemon]\nmetrics_listen = \"{METRICS}\"\n\n[[group]]\nname = \"production0\"\n\
+         data_addresses = [\"192.0.2.200/24\"]\nanswer_echo = {answer_echo}\n"
+    );
+    for m in MEMBERS {
+        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
+    }
+    c
+}
+
+/// Echo requests the namespace's kernel answered itself (/proc/net/snmp).
+fn kernel_in_echos(ns: &Netns) -> Result<u64> {
+    let snmp = ipmp_tests::netns::run(ns.command("cat").arg("/proc/net/snmp"))?;
+    let icmp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Icmp:")).collect();
+    let (names, values) = (
+        icmp.first().context("no Icmp header")?,
+        icmp.get(1).context("no Icmp values")?,
+    );
+    let column = names
+        .split_whitespace()
+        .position(|n| n == "InEchos")
+        .context("no InEchos")?;
+    Ok(values
+        .split_whitespace()
+        .nth(column)
+        .context("short Icmp line")?
+        .parse()?)
+}
+
+fn answered_in_xdp(t: &Topology) -> Result<f64> {
+    let text = get(&t.host, METRICS, "/metrics")?;
+    Ok(MEMBERS
+        .iter()
+        .filter_map(|m| {
+            sample(
+                &text,
+                &format!(
+                    "ipmp_echo_requests_answered_total{{group=\"production0\",interface=\"{m}\"}}"
+                ),
+            )
+        })
+        .sum())
+}
+
+fn ping_data_address(t: &Topology) -> Result<()> {
+    let out = t
+        .peer
+        .command("ping")
+        .args(["-c", &PINGS.to_string(), "-i", "0.05", "-W", "2", DATA_V4])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        text.contains(&format!("{PINGS} received")),
+        "pings of the data address went unanswered:\n{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn pings_of_the_data_address_are_answered_in_xdp() -> Result<()> {
+    let t = Topology::build(&unique("echo"))?;
+    let d = Daemon::start(&t.host, &config(true))?;
+    d.wait_group("ok")?;
+    let kernel_before = kernel_in_echos(&t.host)?;
+    ping_data_address(&t)?;
+    let answered = answered_in_xdp(&t)?;
+    ensure!(
+        answered >= PINGS as f64,
+        "XDP answered {answered} of {PINGS} pings"
+    );
+    ensure!(
+        kernel_in_echos(&t.host)? == kernel_before,
+        "the host kernel saw the echo requests"
+    );
+    Ok(())
+}
+
+#[test]
+fn without_answer_echo_the_kernel_answers() -> Result<()> {
+    let t = Topology::build(&unique("echo"))?;
+    let d = Daemon::start(&t.host, &config(false))?;
+    d.wait_group("ok")?;
+    let kernel_before = kernel_in_echos(&t.host)?;
+    ping_data_address(&t)?;
+    ensure!(
+        answered_in_xdp(&t)? == 0.0,
+        "XDP answered although answer_echo = false"
+    );
+    ensure!(
+        kernel_in_echos(&t.host)? >= kernel_before + PINGS as u64,
+        "the kernel did not answer"
+    );
+    Ok(())
+}
