@@ -22,25 +22,31 @@ fn setup() -> Result<(Topology, Daemon)> {
     Ok((t, d))
 }
 
-#[test]
-fn offline_and_online_lose_no_packet_of_a_running_stream() -> Result<()> {
-    let (t, d) = setup()?;
+/// Starts 2 s of a 5 kpps stream from the data address to the peer, on a
+/// flow (source port among `ports`) that `member` carries.
+fn stream_through(t: &Topology, member: &str, ports: std::ops::Range<u16>) -> Result<Stream> {
     let sport = port_through(
         &t.host,
         DATA_V4,
-        41_000..41_032,
+        ports,
         &t.peer,
         (PEER_V4, 9000),
-        &t.mac("e1000g0")?,
+        &t.mac(member)?,
     )?;
-    let stream = Stream::start(
+    Stream::start(
         &t.host,
         (DATA_V4, sport),
         &t.peer,
         (PEER_V4, 9000),
         Duration::from_micros(200),
         10_000,
-    )?;
+    )
+}
+
+#[test]
+fn offline_and_online_lose_no_packet_of_a_running_stream() -> Result<()> {
+    let (t, d) = setup()?;
+    let stream = stream_through(&t, "e1000g0", 41_000..41_032)?;
     std::thread::sleep(Duration::from_millis(500));
     let out = d.ctl(&["offline", "e1000g0"])?;
     ensure!(
@@ -217,22 +223,7 @@ fn without_failback_a_repaired_member_stays_inactive() -> Result<()> {
 #[test]
 fn kill_9_and_restart_lose_no_packet_of_a_running_stream() -> Result<()> {
     let (t, mut d) = setup()?;
-    let sport = port_through(
-        &t.host,
-        DATA_V4,
-        42_000..42_032,
-        &t.peer,
-        (PEER_V4, 9000),
-        &t.mac("e1000g1")?,
-    )?;
-    let stream = Stream::start(
-        &t.host,
-        (DATA_V4, sport),
-        &t.peer,
-        (PEER_V4, 9000),
-        Duration::from_micros(200),
-        10_000,
-    )?;
+    let stream = stream_through(&t, "e1000g1", 42_000..42_032)?;
     std::thread::sleep(Duration::from_millis(300));
     d.kill()?;
     std::thread::sleep(Duration::from_millis(300));
