@@ -44,7 +44,10 @@ fn main() -> Result<()> {
         Task::Setup => setup::setup(),
         Task::Build => build(),
         Task::Test => test(),
-        Task::Testbed { action } if action == "up" => testbed::up(),
+        Task::Testbed { action } if action == "up" => {
+            build()?;
+            testbed::up()
+        }
         Task::Testbed { .. } => testbed::down(),
         Task::Demo => {
             build()?;
@@ -101,7 +104,8 @@ fn cargo() -> Command {
 }
 
 pub fn workspace() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    let xtask = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask.parent().unwrap_or(xtask).to_path_buf()
 }
 
 pub fn bin_dir() -> std::path::PathBuf {
