@@ -9,6 +9,8 @@
 //! - `MEMBER_STATS` per-CPU array of [`MemberCounters`], indexed by slot
 //! - `DROPS`        per-CPU array of `u64`, indexed by `DROP_*` reason
 //! - `PROBE_REPLIES` ring buffer of [`ProbeReply`], our probes' replies timed by XDP
+//! - `DATA_ADDRESSES` hash of data address ([`data_address_key_v4`] for IPv4) to the
+//!   slot of the member it is bound to for inbound traffic
 #![no_std]
 
 /// Buckets in a flow table; a power of two so the dataplane masks the hash.
@@ -25,6 +27,9 @@ pub const MAP_GROUP: &str = "GROUP";
 pub const MAP_MEMBER_STATS: &str = "MEMBER_STATS";
 pub const MAP_DROPS: &str = "DROPS";
 pub const MAP_PROBE_REPLIES: &str = "PROBE_REPLIES";
+pub const MAP_DATA_ADDRESSES: &str = "DATA_ADDRESSES";
+/// Data addresses of a group (both families).
+pub const MAX_DATA_ADDRESSES: u32 = 64;
 /// Bytes of the probe reply ring buffer (a power of two, page multiple).
 pub const PROBE_REPLIES_BYTES: u32 = 64 * 1024;
 
@@ -88,8 +93,7 @@ pub struct ProbeCounts {
     pub lost: u64,
 }
 
-/// IPv4 subnet broadcast addresses (and IPv4 data addresses) a group's
-/// dataplane holds.
+/// IPv4 subnet broadcast addresses a group's dataplane holds.
 pub const MAX_BROADCASTS: usize = 8;
 
 /// Group-wide dataplane settings.
@@ -105,11 +109,8 @@ pub struct GroupConfig {
     pub broadcast_v4: [u32; MAX_BROADCASTS],
     /// ipmpd's random probe cookie: a reply without it is not ours.
     pub cookie: u64,
-    /// The IPv4 data addresses (network order, 0 = unused): XDP answers
-    /// echo requests to them.
-    pub data_v4: [u32; MAX_BROADCASTS],
-    /// 1: answer ICMP echo requests in XDP (`answer_echo`), 0: leave them
-    /// to the kernel.
+    /// 1: answer ICMP and ICMPv6 echo requests in XDP (`answer_echo`), 0:
+    /// leave them to the kernel.
     pub answer_echo: u32,
     pub _pad: u32,
 }
@@ -121,7 +122,6 @@ impl Default for GroupConfig {
             cast_slot_v6: NO_MEMBER as u32,
             broadcast_v4: [0; MAX_BROADCASTS],
             cookie: 0,
-            data_v4: [0; MAX_BROADCASTS],
             answer_echo: 0,
             _pad: 0,
         }
@@ -141,6 +141,12 @@ pub struct MemberCounters {
     pub probe_replies_rejected: u64,
     /// Echo requests to a data or test address answered in XDP.
     pub echo_answered: u64,
+    /// ARP requests and neighbour solicitations for a data address
+    /// answered in XDP (on its bound member).
+    pub neighbour_answered: u64,
+    /// Broadcast and multicast data dropped because another member is the
+    /// cast member (so applications see each datagram once).
+    pub cast_dropped: u64,
     /// Round-trip times of our probes' replies, which XDP timed and handed
     /// to ipmpd: counts per bucket of [`RTT_BUCKET_BOUNDS_NS`]
     /// (not cumulative; the last bucket is everything above), and their sum.
@@ -174,10 +180,28 @@ impl MemberCounters {
         self.rx_bytes += other.rx_bytes;
         self.probe_replies_rejected += other.probe_replies_rejected;
         self.echo_answered += other.echo_answered;
+        self.neighbour_answered += other.neighbour_answered;
+        self.cast_dropped += other.cast_dropped;
         for (b, o) in self.rtt_buckets.iter_mut().zip(other.rtt_buckets) {
             *b += o;
         }
         self.rtt_sum_ns += other.rtt_sum_ns;
+    }
+}
+
+/// The key of a data address in `DATA_ADDRESSES`: IPv6 as is, IPv4 as an
+/// IPv4-mapped IPv6 address (::ffff:a.b.c.d), so one map holds both.
+pub const fn data_address_key_v4(v4: [u8; 4]) -> [u8; 16] {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3],
+    ]
+}
+
+/// The key of any data address in `DATA_ADDRESSES`.
+pub const fn data_address_key(addr: core::net::IpAddr) -> [u8; 16] {
+    match addr {
+        core::net::IpAddr::V4(v4) => data_address_key_v4(v4.octets()),
+        core::net::IpAddr::V6(v6) => v6.octets(),
     }
 }
 

@@ -4,6 +4,8 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod csum;
+#[cfg(target_arch = "bpf")]
 mod echo;
 #[cfg(target_arch = "bpf")]
 mod egress;
@@ -11,6 +13,8 @@ mod egress;
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod member;
+#[cfg(target_arch = "bpf")]
+mod neighbour;
 #[cfg(target_arch = "bpf")]
 mod parse;
 #[cfg(target_arch = "bpf")]

@@ -2,10 +2,11 @@
 //! map is pinned by name so the dataplane outlives ipmpd.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use ipmp_common::{
-    FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, MAX_MEMBERS, PROBE_REPLIES_BYTES,
+    FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, MAX_DATA_ADDRESSES, MAX_MEMBERS,
+    PROBE_REPLIES_BYTES,
 };
 
 #[map]
@@ -22,6 +23,16 @@ pub static MEMBER_STATS: PerCpuArray<MemberCounters> = PerCpuArray::pinned(MAX_M
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS, 0);
 #[map]
 pub static PROBE_REPLIES: RingBuf = RingBuf::pinned(PROBE_REPLIES_BYTES, 0);
+#[map]
+pub static DATA_ADDRESSES: HashMap<[u8; 16], u32> = HashMap::pinned(MAX_DATA_ADDRESSES, 0);
+
+/// The slot of the member data address `key` is bound to (`NO_MEMBER`
+/// while unbound); `None` when `key` is not a data address of the group.
+#[inline(always)]
+pub fn data_address(key: &[u8; 16]) -> Option<u32> {
+    // SAFETY: the value is copied out at once; ipmpd replaces entries whole.
+    unsafe { DATA_ADDRESSES.get(key) }.copied()
+}
 
 #[inline(always)]
 pub fn count_drop(reason: u32) {

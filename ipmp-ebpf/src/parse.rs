@@ -9,6 +9,8 @@ use network_types::{
     ip::{Ipv4Hdr, Ipv6Hdr},
 };
 
+pub const PROTO_ICMP: u8 = 1;
+pub const PROTO_ICMPV6: u8 = 58;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 const PROTO_SCTP: u8 = 132;

@@ -10,7 +10,10 @@ use network_types::{
     ip::{Ipv4Hdr, Ipv6Hdr},
 };
 
-use crate::{maps::PROBE_REPLIES, parse::ptr_at};
+use crate::{
+    maps::PROBE_REPLIES,
+    parse::{ptr_at, PROTO_ICMP, PROTO_ICMPV6},
+};
 
 pub enum Reply {
     /// Ours, with its round-trip time in ns: handed to ipmpd; drop it.
@@ -31,8 +34,6 @@ struct Echo {
     seq: [u8; 2],
 }
 
-const PROTO_ICMP: u8 = 1;
-const PROTO_ICMPV6: u8 = 58;
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMPV6_ECHO_REPLY: u8 = 129;
 

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{anyhow, Context, Result};
 use aya::{
-    maps::{Array, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         links::{FdLink, PinnedLink},
         tc::{SchedClassifierLink, TcAttachType},
@@ -19,8 +19,8 @@ use aya::{
 };
 use ipmp_common::{
     FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, GLOBAL_MEMBER_SLOT,
-    MAP_ACTIVE_TABLE, MAP_DROPS, MAP_FLOW_TABLE, MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_STATS,
-    MAP_PROBE_REPLIES, MAX_MEMBERS, PROG_EGRESS, PROG_MEMBER_XDP,
+    MAP_ACTIVE_TABLE, MAP_DATA_ADDRESSES, MAP_DROPS, MAP_FLOW_TABLE, MAP_GROUP, MAP_MEMBERS,
+    MAP_MEMBER_STATS, MAP_PROBE_REPLIES, MAX_MEMBERS, PROG_EGRESS, PROG_MEMBER_XDP,
 };
 
 /// The kernel programs, built by build.rs for bpfel-unknown-none.
@@ -182,6 +182,30 @@ impl GroupDataplane {
         let mut group: Array<&mut MapData, GroupConfig> = map_mut(&mut self.ebpf, MAP_GROUP)?;
         group.set(0, config, 0)?;
         Ok(())
+    }
+
+    /// Binds data address `key` ([`ipmp_common::data_address_key`]) to
+    /// the member in `slot` for inbound traffic (`NO_MEMBER`: to none).
+    pub fn bind_data_address(&mut self, key: [u8; 16], slot: u8) -> Result<()> {
+        let mut addresses: BpfHashMap<&mut MapData, [u8; 16], u32> =
+            map_mut(&mut self.ebpf, MAP_DATA_ADDRESSES)?;
+        Ok(addresses.insert(key, u32::from(slot), 0)?)
+    }
+
+    /// Forgets data address `key`: XDP no longer answers for it.
+    pub fn unbind_data_address(&mut self, key: &[u8; 16]) -> Result<()> {
+        let mut addresses: BpfHashMap<&mut MapData, [u8; 16], u32> =
+            map_mut(&mut self.ebpf, MAP_DATA_ADDRESSES)?;
+        match addresses.remove(key) {
+            Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// The data addresses in the pins (a previous ipmpd's bindings).
+    pub fn data_addresses(&self) -> Result<Vec<([u8; 16], u32)>> {
+        let addresses: BpfHashMap<&MapData, [u8; 16], u32> = map(&self.ebpf, MAP_DATA_ADDRESSES)?;
+        Ok(addresses.iter().collect::<Result<_, _>>()?)
     }
 
     /// The ring buffer on which XDP hands over our probes' replies.

@@ -7,6 +7,7 @@ pub mod ipmpstat;
 pub mod metrics;
 pub mod model;
 pub mod netlink;
+pub mod notify;
 pub mod policy;
 pub mod probe;
 pub mod sysctl;

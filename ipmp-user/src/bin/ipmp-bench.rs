@@ -36,12 +36,11 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
     group.write_flow_table(&next_table(&FlowTable::EMPTY, &[0, 1, 2]))?;
     group.load_member("a", 0)?;
     // Echo answering on, for the data address the echo packet goes to.
-    let mut settings = ipmp_common::GroupConfig {
+    group.set_group(&ipmp_common::GroupConfig {
         answer_echo: 1,
         ..Default::default()
-    };
-    settings.data_v4[0] = u32::from_ne_bytes([192, 0, 2, 200]);
-    group.set_group(&settings)?;
+    })?;
+    group.bind_data_address(ipmp_common::data_address_key_v4([192, 0, 2, 200]), 0)?;
     let mut baseline = Ebpf::load(BASELINE).context("loading the baseline programs")?;
     for (name, kind) in [("baseline_tc", "tc"), ("baseline_xdp", "xdp")] {
         let prog = baseline

@@ -2,13 +2,16 @@
 //! and the policy's decisions into the dataplane and the group interface.
 use std::{
     collections::HashMap,
+    net::IpAddr,
     path::{Path, PathBuf},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
 use aya::programs::XdpMode as KernelXdpMode;
-use ipmp_common::{FlowTable, Member, ProbeCounts, MAX_BROADCASTS, MAX_MEMBERS, NO_MEMBER};
+use ipmp_common::{
+    data_address_key, FlowTable, Member, ProbeCounts, MAX_BROADCASTS, MAX_MEMBERS, NO_MEMBER,
+};
 use ipnet::IpNet;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
@@ -20,9 +23,11 @@ use crate::{
     metrics::{GroupSource, MemberSource},
     model::{AddressStatus, EventRecord, GroupStatus, MemberState},
     netlink::{member_table, Change, Link, Netlink},
+    notify::PeerNotifier,
     policy::{
         flow_table::{bucket_counts, next_table},
         group::{Event, GroupPolicy, MemberSpec, Notice, PolicyError},
+        inbound,
     },
     probe::{replies::Replies, socket::monotonic_ns, ProberEvent},
     sysctl,
@@ -46,6 +51,19 @@ struct MemberRuntime {
     table: u32,
 }
 
+/// Peer notifications of one data address's binding still to send.
+struct PendingNotification {
+    address: IpAddr,
+    slot: u8,
+    left: u32,
+    /// When the next one is due, since the group's epoch.
+    due: Duration,
+}
+
+/// Time between the peer notifications of one binding: repeats are for
+/// the peers and switches that missed the first.
+const PEER_NOTIFICATION_INTERVAL: Duration = Duration::from_millis(100);
+
 pub struct Group {
     name: String,
     /// The configuration this group runs with (reload diffs against it).
@@ -66,6 +84,12 @@ pub struct Group {
     xdp_mode: XdpMode,
     /// The flow table as last written.
     table: FlowTable,
+    /// Inbound binding: the slot of the member each of the configured data
+    /// addresses is bound to, as last written.
+    bindings: Vec<Option<u8>>,
+    notifier: PeerNotifier,
+    peer_notifications: u32,
+    notifications: Vec<PendingNotification>,
     /// The group-wide dataplane settings as last written.
     settings: Option<ipmp_common::GroupConfig>,
     /// The dataplane settings that come from the configuration (and the
@@ -118,6 +142,7 @@ impl Group {
         let (epoch, epoch_ns) = (Instant::now(), monotonic_ns());
         let pinned = dataplane.members()?;
         let slots = assign_slots(&pinned, config);
+        let bindings = adopt_bindings(&mut dataplane, config, &slots)?;
         // Counters a previous ipmpd kept in the pins for this member.
         let kept = |name: &str| {
             pinned
@@ -139,6 +164,10 @@ impl Group {
             members: Vec::new(),
             xdp_mode: daemon.xdp_mode,
             table,
+            bindings,
+            notifier: PeerNotifier::new()?,
+            peer_notifications: daemon.peer_notifications,
+            notifications: Vec::new(),
             settings: None,
             configured: dataplane_settings(config, cookie),
             notices: Vec::new(),
@@ -205,6 +234,12 @@ impl Group {
     /// goes, its slot is freed, its traffic moves to the others.
     async fn remove_member(&mut self, nl: &Netlink, i: usize) -> Result<()> {
         let m = self.members.remove(i);
+        // A new member may get the slot: it must announce its bindings.
+        for bound in &mut self.bindings {
+            if *bound == Some(m.slot) {
+                *bound = None;
+            }
+        }
         self.probing.remove_member(i);
         self.notices.extend(self.policy.remove_member(&m.name)?);
         self.dataplane.detach_member(&m.name)?;
@@ -245,7 +280,25 @@ impl Group {
             .filter(|a| !new.data_addresses.contains(a))
         {
             nl.delete_address(self.index, *addr).await?;
+            self.dataplane
+                .unbind_data_address(&data_address_key(addr.addr()))?;
         }
+        let bound: HashMap<IpNet, Option<u8>> = self
+            .config
+            .data_addresses
+            .iter()
+            .copied()
+            .zip(self.bindings.iter().copied())
+            .collect();
+        self.bindings = new
+            .data_addresses
+            .iter()
+            .map(|a| bound.get(a).copied().flatten())
+            .collect();
+        self.peer_notifications = daemon.peer_notifications;
+        // A removed address is no longer announced.
+        self.notifications
+            .retain(|n| new.data_addresses.iter().any(|a| a.addr() == n.address));
         for addr in new
             .data_addresses
             .iter()
@@ -282,10 +335,14 @@ impl Group {
             .config
             .data_addresses
             .iter()
-            .map(|a| AddressStatus {
+            .zip(&self.bindings)
+            .map(|(a, bound)| AddressStatus {
                 address: a.addr(),
                 up,
-                inbound: None,
+                inbound: bound.and_then(|slot| {
+                    let m = self.members.iter().find(|m| m.slot == slot)?;
+                    Some(m.name.clone())
+                }),
             })
             .collect();
         status
@@ -379,9 +436,11 @@ impl Group {
     pub fn next_deadline(&self) -> Option<Instant> {
         let policy = self.policy.next_deadline();
         let probes = self.probing.next_deadline();
+        let notifications = self.notifications.iter().map(|n| n.due).min();
         policy
             .into_iter()
             .chain(probes)
+            .chain(notifications)
             .min()
             .map(|d| self.epoch + d)
     }
@@ -392,6 +451,7 @@ impl Group {
         if self.policy.next_deadline().is_some_and(|d| d <= now) {
             self.event(Event::Tick)?;
         }
+        self.notify_peers(now);
         for i in 0..self.members.len() {
             if let (true, Some(index)) = (
                 self.probing.awaits_link_local(i),
@@ -615,6 +675,7 @@ impl Group {
                 since.elapsed().as_micros()
             );
         }
+        self.bind_inbound(&active)?;
         for notice in std::mem::take(&mut self.notices) {
             self.announce(notice.kind(), notice.member(), &notice.to_string());
         }
@@ -647,6 +708,66 @@ impl Group {
             self.mtu = mtu;
         }
         Ok(())
+    }
+
+    /// Binds the data addresses to the `active` members (slots) for inbound
+    /// traffic; every new binding is written to the dataplane, logged, and
+    /// announced to the peers through its member.
+    fn bind_inbound(&mut self, active: &[u8]) -> Result<()> {
+        let next = inbound::bind(&self.bindings, active);
+        let now = self.epoch.elapsed();
+        for (i, &bound) in next.iter().enumerate() {
+            if bound == self.bindings[i] {
+                continue;
+            }
+            let address = self.config.data_addresses[i].addr();
+            self.dataplane
+                .bind_data_address(data_address_key(address), bound.unwrap_or(NO_MEMBER))?;
+            self.notifications.retain(|n| n.address != address);
+            let Some(slot) = bound else { continue };
+            let member = self.members.iter().find(|m| m.slot == slot);
+            let name = member.map_or("?", |m| m.name.as_str()).to_string();
+            self.announce(
+                "address_bound",
+                Some(&name),
+                &format!(
+                    "Data address {address} of group {} now bound to {name}",
+                    self.name
+                ),
+            );
+            if self.peer_notifications > 0 {
+                self.notifications.push(PendingNotification {
+                    address,
+                    slot,
+                    left: self.peer_notifications,
+                    due: now,
+                });
+            }
+        }
+        self.bindings = next;
+        self.notify_peers(now);
+        Ok(())
+    }
+
+    /// Sends the peer notifications that are due at `now`.
+    fn notify_peers(&mut self, now: Duration) {
+        for n in self.notifications.iter_mut().filter(|n| n.due <= now) {
+            n.left -= 1;
+            n.due = now + PEER_NOTIFICATION_INTERVAL;
+            let link = self
+                .members
+                .iter()
+                .find(|m| m.slot == n.slot)
+                .and_then(|m| m.link.as_ref());
+            let Some(link) = link else { continue };
+            if let Err(e) = self.notifier.announce(n.address, link.index, link.mac) {
+                warn!(
+                    "Cannot notify peers that {} is now on {}: {e}",
+                    n.address, link.name
+                );
+            }
+        }
+        self.notifications.retain(|n| n.left > 0);
     }
 
     /// Mirrors the group interface's routes into every member's table; their
@@ -708,6 +829,35 @@ fn assign_slots(pinned: &[(u8, Member)], config: &GroupConfig) -> HashMap<String
     slots
 }
 
+/// The inbound bindings a previous ipmpd left in the pins, for the data
+/// addresses still configured and bound to a member still configured (so
+/// a restart moves nothing); pinned addresses no longer configured go.
+fn adopt_bindings(
+    dataplane: &mut GroupDataplane,
+    config: &GroupConfig,
+    slots: &HashMap<String, u8>,
+) -> Result<Vec<Option<u8>>> {
+    let pinned = dataplane.data_addresses()?;
+    for (key, _) in &pinned {
+        if !config
+            .data_addresses
+            .iter()
+            .any(|a| data_address_key(a.addr()) == *key)
+        {
+            dataplane.unbind_data_address(key)?;
+        }
+    }
+    Ok(config
+        .data_addresses
+        .iter()
+        .map(|a| {
+            let key = data_address_key(a.addr());
+            let (_, slot) = pinned.iter().find(|(k, _)| *k == key)?;
+            slots.values().find(|&&s| u32::from(s) == *slot).copied()
+        })
+        .collect())
+}
+
 /// The interface name stored in a pinned member entry.
 fn member_name(m: &Member) -> String {
     let len = m.name.iter().position(|&b| b == 0).unwrap_or(m.name.len());
@@ -715,8 +865,8 @@ fn member_name(m: &Member) -> String {
 }
 
 /// The group's dataplane settings from its configuration: the IPv4 data
-/// addresses and their subnets' broadcast addresses (network order, as
-/// many as the dataplane holds), echo answering, and the probe cookie.
+/// subnets' broadcast addresses (network order, as many as the dataplane
+/// holds), echo answering, and the probe cookie.
 fn dataplane_settings(config: &GroupConfig, cookie: u64) -> ipmp_common::GroupConfig {
     let v4: Vec<ipnet::Ipv4Net> = config
         .data_addresses
@@ -733,10 +883,10 @@ fn dataplane_settings(config: &GroupConfig, cookie: u64) -> ipmp_common::GroupCo
         .collect();
     broadcasts.sort_unstable();
     broadcasts.dedup();
-    if broadcasts.len() > MAX_BROADCASTS || v4.len() > MAX_BROADCASTS {
+    if broadcasts.len() > MAX_BROADCASTS {
         warn!(
-            "Group {} has more than {MAX_BROADCASTS} IPv4 data addresses or subnets: XDP answers echo for the first \
-             {MAX_BROADCASTS}, and broadcasts to further subnets leave as unicast",
+            "Group {} has data addresses in more than {MAX_BROADCASTS} IPv4 subnets: broadcasts to \
+             the further subnets leave as unicast",
             config.name
         );
     }
@@ -747,9 +897,6 @@ fn dataplane_settings(config: &GroupConfig, cookie: u64) -> ipmp_common::GroupCo
     };
     for (slot, b) in settings.broadcast_v4.iter_mut().zip(broadcasts) {
         *slot = b;
-    }
-    for (slot, a) in settings.data_v4.iter_mut().zip(&v4) {
-        *slot = u32::from_ne_bytes(a.addr().octets());
     }
     settings
 }

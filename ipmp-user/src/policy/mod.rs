@@ -6,3 +6,4 @@
 //! same notices, active set and flow table it would get in production.
 pub mod flow_table;
 pub mod group;
+pub mod inbound;
