@@ -7,8 +7,10 @@ use anyhow::Result;
 use crate::netns::Netns;
 
 pub const DATA_V4: &str = "192.0.2.200";
+pub const DATA_V6: &str = "2001:db8::200";
 pub const ROUTER_V4: &str = "192.0.2.1";
 pub const PEER_V4: &str = "192.0.2.10";
+pub const PEER_V6: &str = "2001:db8::10";
 pub const REMOTE_V4: &str = "198.51.100.10";
 pub const MEMBERS: [&str; 3] = ["e1000g0", "e1000g1", "rge0"];
 

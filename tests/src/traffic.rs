@@ -2,7 +2,7 @@
 //! source MAC they arrived with, in another.
 use std::{
     collections::HashMap,
-    net::{SocketAddr, UdpSocket},
+    net::{IpAddr, SocketAddr, UdpSocket},
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -37,11 +37,11 @@ pub fn flows_by_mac(
     ready_rx
         .recv_timeout(Duration::from_secs(5))
         .context("sniffer did not start")?;
-    let (src, dst) = (src.to_string(), dst.to_string());
+    let (src, dst): (IpAddr, IpAddr) = (src.parse()?, dst.parse()?);
     from.enter(move || {
         for port in ports {
-            let sock = UdpSocket::bind(format!("{src}:{port}"))?;
-            sock.send_to(b"ipmp flow", format!("{dst}:{dst_port}"))?;
+            let sock = UdpSocket::bind(SocketAddr::new(src, port))?;
+            sock.send_to(b"ipmp flow", SocketAddr::new(dst, dst_port))?;
         }
         Ok(())
     })?;
@@ -133,14 +133,14 @@ impl Sniffer {
     /// source ports were seen or `until` passes.
     pub fn udp_sources(&self, dst_port: u16, expected: usize, until: Instant) -> Result<FlowMacs> {
         let mut seen = FlowMacs::new();
-        self.each_udp4(dst_port, until, |sport, mac| {
+        self.each_udp(dst_port, until, |sport, mac| {
             seen.insert(sport, mac);
             seen.len() < expected
         });
         Ok(seen)
     }
 
-    /// Every IPv4 UDP frame to `dst_port` until `until`, duplicates
+    /// Every IPv4 or IPv6 UDP frame to `dst_port` until `until`, duplicates
     /// included: (destination MAC, source MAC).
     pub fn udp_frames(&self, dst_port: u16, until: Instant) -> Vec<([u8; 6], [u8; 6])> {
         let mut frames = Vec::new();
@@ -149,7 +149,7 @@ impl Sniffer {
             let Some(n) = self.next_frame(&mut buf) else {
                 continue;
             };
-            if udp4_source(&buf[..n], dst_port).is_some() {
+            if udp_source(&buf[..n], dst_port).is_some() {
                 frames.push((
                     buf[0..6].try_into().unwrap_or_default(),
                     buf[6..12].try_into().unwrap_or_default(),
@@ -159,15 +159,15 @@ impl Sniffer {
         frames
     }
 
-    /// Calls `f(source port, source MAC)` per IPv4 UDP frame to `dst_port`
+    /// Calls `f(source port, source MAC)` per UDP frame to `dst_port`
     /// while it returns true and `until` has not passed.
-    fn each_udp4(&self, dst_port: u16, until: Instant, mut f: impl FnMut(u16, [u8; 6]) -> bool) {
+    fn each_udp(&self, dst_port: u16, until: Instant, mut f: impl FnMut(u16, [u8; 6]) -> bool) {
         let mut buf = [0u8; 2048];
         while Instant::now() < until {
             let Some(n) = self.next_frame(&mut buf) else {
                 continue;
             };
-            if let Some((sport, mac)) = udp4_source(&buf[..n], dst_port) {
+            if let Some((sport, mac)) = udp_source(&buf[..n], dst_port) {
                 if !f(sport, mac) {
                     return;
                 }
@@ -183,12 +183,15 @@ impl Drop for Sniffer {
     }
 }
 
-/// (UDP source port, Ethernet source MAC) of an IPv4 UDP frame to `dst_port`.
-fn udp4_source(frame: &[u8], dst_port: u16) -> Option<(u16, [u8; 6])> {
-    if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] || frame[14 + 9] != 17 {
-        return None;
-    }
-    let l4 = 14 + ((frame[14] & 0x0f) as usize) * 4;
+/// (UDP source port, Ethernet source MAC) of an IPv4 or IPv6 (without
+/// extension headers) UDP frame to `dst_port`.
+fn udp_source(frame: &[u8], dst_port: u16) -> Option<(u16, [u8; 6])> {
+    const UDP: u8 = 17;
+    let l4 = match frame.get(12..14)? {
+        [0x08, 0x00] if *frame.get(14 + 9)? == UDP => 14 + ((frame[14] & 0x0f) as usize) * 4,
+        [0x86, 0xdd] if *frame.get(14 + 6)? == UDP => 14 + 40,
+        _ => return None,
+    };
     let udp = frame.get(l4..l4 + 4)?;
     let (sport, dport) = (
         u16::from_be_bytes([udp[0], udp[1]]),
@@ -237,9 +240,9 @@ impl Stream {
         count: u32,
     ) -> Result<Stream> {
         let (ready_tx, ready_rx) = mpsc::channel();
-        let bind = format!("{dst}:{dport}");
+        let bind = SocketAddr::new(dst.parse()?, dport);
         let receiver = to.spawn(move || {
-            let sock = UdpSocket::bind(&bind)?;
+            let sock = UdpSocket::bind(bind)?;
             sock.set_read_timeout(Some(Duration::from_millis(500)))?;
             ready_tx.send(()).ok();
             let mut seqs = std::collections::HashSet::new();
@@ -254,10 +257,10 @@ impl Stream {
         ready_rx
             .recv_timeout(Duration::from_secs(5))
             .context("receiver did not start")?;
-        let (src, to_addr) = (format!("{src}:{sport}"), format!("{dst}:{dport}"));
+        let (src, to_addr) = (SocketAddr::new(src.parse()?, sport), bind);
         let sender = from.spawn(move || {
-            let sock = UdpSocket::bind(&src)?;
-            sock.connect(&to_addr)?;
+            let sock = UdpSocket::bind(src)?;
+            sock.connect(to_addr)?;
             let start = Instant::now();
             for seq in 0..count {
                 // Yield rather than spin: on two cores a spinning sender

@@ -1,11 +1,11 @@
-//! Echo requests to the data address answered in XDP on the members, with
-//! `answer_echo = false` leaving them to the kernel.
+//! Echo requests to the data addresses (IPv4 and IPv6) answered in XDP on
+//! the members, with `answer_echo = false` leaving them to the kernel.
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
     http::{get, sample},
     netns::{unique, Netns},
-    topology::{Topology, DATA_V4, MEMBERS},
+    topology::{Topology, DATA_V4, DATA_V6, MEMBERS},
 };
 
 const METRICS: &str = "127.0.0.1:9477";
@@ -14,7 +14,7 @@ const PINGS: usize = 20;
 fn config(answer_echo: bool) -> String {
     let mut c = format!(
         "[daemon]\nmetrics_listen = \"{METRICS}\"\n\n[[group]]\nname = \"production0\"\n\
-         data_addresses = [\"192.0.2.200/24\"]\nanswer_echo = {answer_echo}\n"
+         data_addresses = [\"192.0.2.200/24\", \"2001:db8::200/64\"]\nanswer_echo = {answer_echo}\n"
     );
     for m in MEMBERS {
         c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
@@ -22,8 +22,25 @@ fn config(answer_echo: bool) -> String {
     c
 }
 
-/// Echo requests the namespace's kernel answered itself (/proc/net/snmp).
+/// Echo requests the namespace's kernel answered itself, IPv4 and IPv6.
 fn kernel_in_echos(ns: &Netns) -> Result<u64> {
+    Ok(kernel_in_echos_v4(ns)? + kernel_in_echos_v6(ns)?)
+}
+
+/// From /proc/net/snmp6: one "name value" line per counter.
+fn kernel_in_echos_v6(ns: &Netns) -> Result<u64> {
+    let snmp6 = ipmp_tests::netns::run(ns.command("cat").arg("/proc/net/snmp6"))?;
+    snmp6
+        .lines()
+        .find_map(|l| l.strip_prefix("Icmp6InEchos"))
+        .context("no Icmp6InEchos")?
+        .trim()
+        .parse()
+        .context("Icmp6InEchos")
+}
+
+/// From /proc/net/snmp: a header line of names, then one of values.
+fn kernel_in_echos_v4(ns: &Netns) -> Result<u64> {
     let snmp = ipmp_tests::netns::run(ns.command("cat").arg("/proc/net/snmp"))?;
     let icmp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Icmp:")).collect();
     let (names, values) = (
@@ -56,17 +73,20 @@ fn answered_in_xdp(t: &Topology) -> Result<f64> {
         .sum())
 }
 
-fn ping_data_address(t: &Topology) -> Result<()> {
-    let out = t
-        .peer
-        .command("ping")
-        .args(["-c", &PINGS.to_string(), "-i", "0.05", "-W", "2", DATA_V4])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    ensure!(
-        text.contains(&format!("{PINGS} received")),
-        "pings of the data address went unanswered:\n{text}"
-    );
+/// Pings each data address `PINGS` times from the peer.
+fn ping_data_addresses(t: &Topology) -> Result<()> {
+    for address in [DATA_V4, DATA_V6] {
+        let out = t
+            .peer
+            .command("ping")
+            .args(["-c", &PINGS.to_string(), "-i", "0.05", "-W", "2", address])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            text.contains(&format!("{PINGS} received")),
+            "pings of {address} went unanswered:\n{text}"
+        );
+    }
     Ok(())
 }
 
@@ -76,11 +96,12 @@ fn pings_of_the_data_address_are_answered_in_xdp() -> Result<()> {
     let d = Daemon::start(&t.host, &config(true))?;
     d.wait_group("ok")?;
     let kernel_before = kernel_in_echos(&t.host)?;
-    ping_data_address(&t)?;
+    ping_data_addresses(&t)?;
     let answered = answered_in_xdp(&t)?;
     ensure!(
-        answered >= PINGS as f64,
-        "XDP answered {answered} of {PINGS} pings"
+        answered >= 2.0 * PINGS as f64,
+        "XDP answered {answered} of {} pings",
+        2 * PINGS
     );
     ensure!(
         kernel_in_echos(&t.host)? == kernel_before,
@@ -95,13 +116,13 @@ fn without_answer_echo_the_kernel_answers() -> Result<()> {
     let d = Daemon::start(&t.host, &config(false))?;
     d.wait_group("ok")?;
     let kernel_before = kernel_in_echos(&t.host)?;
-    ping_data_address(&t)?;
+    ping_data_addresses(&t)?;
     ensure!(
         answered_in_xdp(&t)? == 0.0,
         "XDP answered although answer_echo = false"
     );
     ensure!(
-        kernel_in_echos(&t.host)? >= kernel_before + PINGS as u64,
+        kernel_in_echos(&t.host)? >= kernel_before + 2 * PINGS as u64,
         "the kernel did not answer"
     );
     Ok(())

@@ -6,15 +6,18 @@ use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
     netns::{join, unique},
-    topology::{Topology, DATA_V4, MEMBERS, PEER_V4, REMOTE_V4},
+    topology::{Topology, DATA_V4, DATA_V6, MEMBERS, PEER_V4, PEER_V6, REMOTE_V4},
     traffic::{echo_once, flows_by_mac, mac_string, FlowMacs},
 };
 
 const FLOWS: std::ops::Range<u16> = 20_000..20_200;
+/// Flows from each family's data address to the peer.
+const FAMILIES: [(&str, &str); 2] = [(DATA_V4, PEER_V4), (DATA_V6, PEER_V6)];
 
 fn config(members: &[&str]) -> String {
-    let mut c =
-        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
+    let mut c = String::from(
+        "[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\", \"2001:db8::200/64\"]\n",
+    );
     for m in members {
         c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
     }
@@ -28,9 +31,10 @@ fn setup() -> Result<(Topology, Daemon)> {
     Ok((t, d))
 }
 
-/// Flow (source port) to member name, as the peer saw it.
-fn flows_by_member(t: &Topology) -> Result<HashMap<u16, String>> {
-    let macs: FlowMacs = flows_by_mac(&t.host, DATA_V4, FLOWS, &t.peer, "eth0", PEER_V4, 9000)?;
+/// Flow (source port) to member name, as the peer saw it, for flows from
+/// data address `src` to the peer's `dst`.
+fn flows_by_member(t: &Topology, (src, dst): (&str, &str)) -> Result<HashMap<u16, String>> {
+    let macs: FlowMacs = flows_by_mac(&t.host, src, FLOWS, &t.peer, "eth0", dst, 9000)?;
     // Members that exist now (a test may have removed one).
     let names: HashMap<String, &str> = MEMBERS
         .iter()
@@ -53,20 +57,24 @@ fn count(flows: &HashMap<u16, String>, member: &str) -> usize {
 #[test]
 fn flows_are_spread_over_every_member() -> Result<()> {
     let (t, _d) = setup()?;
-    let flows = flows_by_member(&t)?;
-    ensure!(
-        flows.len() == FLOWS.len(),
-        "only {} of {} flows reached the peer",
-        flows.len(),
-        FLOWS.len()
-    );
-    for m in MEMBERS {
-        let n = count(&flows, m);
+    for family in FAMILIES {
+        let flows = flows_by_member(&t, family)?;
         ensure!(
-            n * 5 >= FLOWS.len(),
-            "{m} carried {n} of {} flows (< 20%)",
-            FLOWS.len()
+            flows.len() == FLOWS.len(),
+            "only {} of {} flows from {} reached the peer",
+            flows.len(),
+            FLOWS.len(),
+            family.0
         );
+        for m in MEMBERS {
+            let n = count(&flows, m);
+            ensure!(
+                n * 5 >= FLOWS.len(),
+                "{m} carried {n} of {} flows from {} (< 20%)",
+                FLOWS.len(),
+                family.0
+            );
+        }
     }
     Ok(())
 }
@@ -74,11 +82,16 @@ fn flows_are_spread_over_every_member() -> Result<()> {
 #[test]
 fn carrier_loss_moves_only_the_failed_members_flows() -> Result<()> {
     let (t, d) = setup()?;
-    let before = flows_by_member(&t)?;
-    ensure!(
-        before.len() == FLOWS.len(),
-        "not every flow arrived before the failure"
-    );
+    let mut before = Vec::new();
+    for family in FAMILIES {
+        let flows = flows_by_member(&t, family)?;
+        ensure!(
+            flows.len() == FLOWS.len(),
+            "not every flow from {} arrived before the failure",
+            family.0
+        );
+        before.push(flows);
+    }
 
     t.pull_cable("e1000g0")?;
     d.wait_member("e1000g0", "state", "failed")?;
@@ -93,25 +106,30 @@ fn carrier_loss_moves_only_the_failed_members_flows() -> Result<()> {
         "no link-down message"
     );
 
-    let during = flows_by_member(&t)?;
-    ensure!(
-        during.len() == FLOWS.len(),
-        "{} of {} flows arrived after the failure",
-        during.len(),
-        FLOWS.len()
-    );
-    for (port, member) in &before {
-        if member != "e1000g0" {
-            ensure!(
-                during[port] == *member,
-                "flow {port} moved from {member} to {}",
-                during[port]
-            );
-        } else {
-            ensure!(
-                during[port] != "e1000g0",
-                "flow {port} still left through the failed member"
-            );
+    for (family, before) in FAMILIES.into_iter().zip(&before) {
+        let during = flows_by_member(&t, family)?;
+        ensure!(
+            during.len() == FLOWS.len(),
+            "{} of {} flows from {} arrived after the failure",
+            during.len(),
+            FLOWS.len(),
+            family.0
+        );
+        for (port, member) in before {
+            if member != "e1000g0" {
+                ensure!(
+                    during[port] == *member,
+                    "flow {port} from {} moved from {member} to {}",
+                    family.0,
+                    during[port]
+                );
+            } else {
+                ensure!(
+                    during[port] != "e1000g0",
+                    "flow {port} from {} still left through the failed member",
+                    family.0
+                );
+            }
         }
     }
 
@@ -122,16 +140,20 @@ fn carrier_loss_moves_only_the_failed_members_flows() -> Result<()> {
         d.log_text().contains("The link has come up on e1000g0"),
         "no link-up message"
     );
-    let after = flows_by_member(&t)?;
-    ensure!(
-        after.len() == FLOWS.len(),
-        "not every flow arrived after the repair"
-    );
-    let back = count(&after, "e1000g0");
-    ensure!(
-        back * 5 >= FLOWS.len(),
-        "e1000g0 carries only {back} flows after its repair"
-    );
+    for family in FAMILIES {
+        let after = flows_by_member(&t, family)?;
+        ensure!(
+            after.len() == FLOWS.len(),
+            "not every flow from {} arrived after the repair",
+            family.0
+        );
+        let back = count(&after, "e1000g0");
+        ensure!(
+            back * 5 >= FLOWS.len(),
+            "e1000g0 carries only {back} flows from {} after its repair",
+            family.0
+        );
+    }
     Ok(())
 }
 
@@ -243,9 +265,9 @@ fn member_missing_at_start_is_adopted_when_it_appears() -> Result<()> {
 #[test]
 fn the_dataplane_keeps_forwarding_after_sigterm_and_is_adopted() -> Result<()> {
     let (t, mut d) = setup()?;
-    let before = flows_by_member(&t)?;
+    let before = flows_by_member(&t, FAMILIES[0])?;
     d.stop()?;
-    let during = flows_by_member(&t)?;
+    let during = flows_by_member(&t, FAMILIES[0])?;
     ensure!(
         during == before,
         "flows changed member while ipmpd was stopped"
@@ -257,7 +279,7 @@ fn the_dataplane_keeps_forwarding_after_sigterm_and_is_adopted() -> Result<()> {
         "no adoption: {}",
         d.log_text()
     );
-    let after = flows_by_member(&t)?;
+    let after = flows_by_member(&t, FAMILIES[0])?;
     ensure!(
         after == before,
         "flows moved when ipmpd adopted the dataplane"
@@ -323,7 +345,7 @@ fn member_removed_while_running_fails_and_is_adopted_when_it_returns() -> Result
     t.host.ip("link del e1000g1")?;
     d.wait_member("e1000g1", "state", "failed")?;
     d.wait_group("degraded")?;
-    let flows = flows_by_member(&t)?;
+    let flows = flows_by_member(&t, FAMILIES[0])?;
     ensure!(
         flows.len() == FLOWS.len() && count(&flows, "e1000g1") == 0,
         "flows not moved off the removed member"
@@ -331,7 +353,7 @@ fn member_removed_while_running_fails_and_is_adopted_when_it_returns() -> Result
     t.add_member_cable("e1000g1")?;
     d.wait_member("e1000g1", "state", "ok")?;
     d.wait_group("ok")?;
-    let flows = flows_by_member(&t)?;
+    let flows = flows_by_member(&t, FAMILIES[0])?;
     ensure!(
         count(&flows, "e1000g1") * 5 >= FLOWS.len(),
         "the returned member carries too few flows"

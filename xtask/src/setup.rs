@@ -14,7 +14,7 @@ use crate::{cmd, output};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages the tests, demo and bench call (binary, package).
-const TOOLS: [(&str, &str); 8] = [
+const TOOLS: [(&str, &str); 10] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ping", "iputils-ping"),
@@ -24,6 +24,9 @@ const TOOLS: [(&str, &str); 8] = [
     ("setpriv", "util-linux"),
     // promtool and a real Prometheus server for the metrics tests.
     ("prometheus", "prometheus"),
+    // Ask for the data addresses as a peer would (inbound tests).
+    ("arping", "arping"),
+    ("ndisc6", "ndisc6"),
 ];
 
 pub fn setup() -> Result<()> {

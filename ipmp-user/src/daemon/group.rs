@@ -2,7 +2,7 @@
 //! and the policy's decisions into the dataplane and the group interface.
 use std::{
     collections::HashMap,
-    net::IpAddr,
+    net::{IpAddr, Ipv6Addr},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -20,6 +20,7 @@ use crate::{
     config::{DaemonConfig, GroupConfig, MemberConfig, XdpMode},
     control::Feeds,
     dataplane::{Attached, GroupDataplane},
+    memberships::{self, HeldMemberships, Memberships},
     metrics::{GroupSource, MemberSource},
     model::{AddressStatus, EventRecord, GroupStatus, MemberState},
     netlink::{member_table, Change, Link, Netlink},
@@ -63,6 +64,9 @@ struct PendingNotification {
 /// Time between the peer notifications of one binding: repeats are for
 /// the peers and switches that missed the first.
 const PEER_NOTIFICATION_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the group interface's multicast groups are read again, to be
+/// held on the cast member (the kernel announces no change of them).
+const MEMBERSHIP_REFRESH: Duration = Duration::from_secs(1);
 
 pub struct Group {
     name: String,
@@ -90,6 +94,14 @@ pub struct Group {
     notifier: PeerNotifier,
     peer_notifications: u32,
     notifications: Vec<PendingNotification>,
+    /// The group interface's multicast groups, held on the cast member so
+    /// that inbound multicast is received there.
+    cast_groups: HeldMemberships,
+    /// The solicited-node groups of the IPv6 data addresses, held on their
+    /// bound members, by slot.
+    solicited: HashMap<u8, HeldMemberships>,
+    /// When the group interface's groups are read next, since the epoch.
+    memberships_due: Duration,
     /// The group-wide dataplane settings as last written.
     settings: Option<ipmp_common::GroupConfig>,
     /// The dataplane settings that come from the configuration (and the
@@ -168,6 +180,9 @@ impl Group {
             notifier: PeerNotifier::new()?,
             peer_notifications: daemon.peer_notifications,
             notifications: Vec::new(),
+            cast_groups: HeldMemberships::new(),
+            solicited: HashMap::new(),
+            memberships_due: Duration::ZERO,
             settings: None,
             configured: dataplane_settings(config, cookie),
             notices: Vec::new(),
@@ -441,6 +456,7 @@ impl Group {
             .into_iter()
             .chain(probes)
             .chain(notifications)
+            .chain([self.memberships_due])
             .min()
             .map(|d| self.epoch + d)
     }
@@ -452,6 +468,10 @@ impl Group {
             self.event(Event::Tick)?;
         }
         self.notify_peers(now);
+        if self.memberships_due <= now {
+            self.hold_cast_groups();
+            self.memberships_due = now + MEMBERSHIP_REFRESH;
+        }
         for i in 0..self.members.len() {
             if let (true, Some(index)) = (
                 self.probing.awaits_link_local(i),
@@ -691,6 +711,7 @@ impl Group {
         if self.settings != Some(settings) {
             self.dataplane.set_group(&settings)?;
             self.settings = Some(settings);
+            self.hold_cast_groups();
         }
         let carrier = !active.is_empty();
         if self.carrier != Some(carrier) {
@@ -744,9 +765,68 @@ impl Group {
                 });
             }
         }
-        self.bindings = next;
+        if next != self.bindings {
+            self.bindings = next;
+            self.hold_solicited_groups();
+        }
         self.notify_peers(now);
         Ok(())
+    }
+
+    /// Holds the group interface's multicast groups on the cast member:
+    /// when it changes, joining them there sends IGMP / MLD reports through
+    /// it, so switches move the groups' traffic to it.
+    fn hold_cast_groups(&mut self) {
+        let Some(settings) = self.settings else {
+            return;
+        };
+        let ifindex = |slot: u32| {
+            let m = self.members.iter().find(|m| u32::from(m.slot) == slot)?;
+            Some(m.link.as_ref()?.index)
+        };
+        let (v4, v6) = (
+            ifindex(settings.cast_slot_v4),
+            ifindex(settings.cast_slot_v6),
+        );
+        let held = memberships::read(&self.name)
+            .and_then(|wanted| self.cast_groups.follow(v4, v6, &wanted));
+        match held {
+            Ok(changes) if changes.joined > 0 || changes.left > 0 => debug!(
+                "Multicast groups of {} on the cast member: {} joined, {} left",
+                self.name, changes.joined, changes.left
+            ),
+            Ok(_) => {}
+            Err(e) => warn!("Multicast groups of {}: {e:#}", self.name),
+        }
+    }
+
+    /// Holds each IPv6 data address's solicited-node group on its bound
+    /// member, so that switches snooping MLD forward solicitations there.
+    fn hold_solicited_groups(&mut self) {
+        for m in &self.members {
+            let Some(link) = &m.link else {
+                self.solicited.remove(&m.slot);
+                continue;
+            };
+            let wanted = Memberships {
+                v4: Vec::new(),
+                v6: self
+                    .config
+                    .data_addresses
+                    .iter()
+                    .zip(&self.bindings)
+                    .filter(|(_, bound)| **bound == Some(m.slot))
+                    .filter_map(|(a, _)| match a.addr() {
+                        IpAddr::V6(v6) => Some(solicited_node(v6)),
+                        IpAddr::V4(_) => None,
+                    })
+                    .collect(),
+            };
+            let held = self.solicited.entry(m.slot).or_default();
+            if let Err(e) = held.follow(None, Some(link.index), &wanted) {
+                warn!("Solicited-node groups on {}: {e:#}", m.name);
+            }
+        }
     }
 
     /// Sends the peer notifications that are due at `now`.
@@ -901,6 +981,22 @@ fn dataplane_settings(config: &GroupConfig, cookie: u64) -> ipmp_common::GroupCo
     settings
 }
 
+/// The solicited-node multicast group of `address` (RFC 4291 2.7.1), to
+/// which neighbour solicitations for it are sent.
+fn solicited_node(address: Ipv6Addr) -> Ipv6Addr {
+    let o = address.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
 /// The XDP attach mode for a member, and why.
 fn xdp_mode(setting: XdpMode, link: &Link) -> (KernelXdpMode, &'static str) {
     match setting {
@@ -910,5 +1006,19 @@ fn xdp_mode(setting: XdpMode, link: &Link) -> (KernelXdpMode, &'static str) {
         // native XDP program; generic mode delivers them.
         XdpMode::Auto if link.veth => (KernelXdpMode::Skb, "generic mode (auto: veth member)"),
         XdpMode::Auto => (KernelXdpMode::Default, "the driver's mode (auto)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::solicited_node;
+
+    #[test]
+    fn solicited_node_group_keeps_the_low_24_bits() {
+        let a = "2001:db8::1:2345:6789".parse().unwrap();
+        assert_eq!(
+            solicited_node(a),
+            "ff02::1:ff45:6789".parse::<std::net::Ipv6Addr>().unwrap()
+        );
     }
 }
