@@ -176,6 +176,16 @@ pub fn encode(groups: &[GroupReading]) -> Result<String> {
         "Echo requests to a data or test address answered in XDP on the member.",
         gi,
     )?;
+    let neighbour = counter(
+        "ipmp_neighbour_requests_answered_total",
+        "ARP requests and neighbour solicitations for a data address answered in XDP on its bound member.",
+        gi,
+    )?;
+    let cast_dropped = counter(
+        "ipmp_cast_dropped_packets_total",
+        "Broadcast and multicast data dropped on a member that is not the cast member, so applications see it once.",
+        gi,
+    )?;
     let lost = counter(
         "ipmp_probes_lost_total",
         "The member's probes that got no reply in time.",
@@ -235,6 +245,8 @@ pub fn encode(groups: &[GroupReading]) -> Result<String> {
                 .with_label_values(&l)
                 .inc_by(c.probe_replies_rejected);
             echo.with_label_values(&l).inc_by(c.echo_answered);
+            neighbour.with_label_values(&l).inc_by(c.neighbour_answered);
+            cast_dropped.with_label_values(&l).inc_by(c.cast_dropped);
             rtt.mut_metric().push(rtt_histogram(name, &m.name, c));
         }
     }
@@ -373,6 +385,8 @@ mod tests {
             },
             MemberCounters {
                 echo_answered: 3,
+                neighbour_answered: 2,
+                cast_dropped: 4,
                 tx_packets: 11,
                 tx_bytes: 1100,
                 rx_packets: 13,
@@ -403,6 +417,8 @@ mod tests {
             format!("ipmp_dataplane_dropped_packets_total{{{g},reason=\"malformed\"}} 1"),
             format!("ipmp_probes_sent_total{{{g},interface=\"e1000g0\"}} 9"),
             format!("ipmp_echo_requests_answered_total{{{g},interface=\"rge0\"}} 3"),
+            format!("ipmp_neighbour_requests_answered_total{{{g},interface=\"rge0\"}} 2"),
+            format!("ipmp_cast_dropped_packets_total{{{g},interface=\"rge0\"}} 4"),
             format!("ipmp_probes_acked_total{{{g},interface=\"e1000g0\"}} 5"),
             format!("ipmp_probes_lost_total{{{g},interface=\"e1000g0\"}} 4"),
             format!("ipmp_probe_rtt_seconds_bucket{{{g},interface=\"e1000g0\",le=\"0.00005\"}} 1"),
@@ -419,7 +435,7 @@ mod tests {
             families,
             text.lines().filter(|l| l.starts_with("# HELP")).count()
         );
-        // 18 families; FDT appears only for groups that probe.
-        assert_eq!(families, 18);
+        // 20 families; FDT appears only for groups that probe.
+        assert_eq!(families, 20);
     }
 }
