@@ -43,6 +43,7 @@ pub fn run() -> Result<()> {
     ))?)
     .context("reading ipmp-bench's output")?;
     let failover = failover()?;
+    let inbound = inbound_failover()?;
     let scrape = json!({ "members_3": scrape_time(3)?, "members_64": scrape_time(64)? });
     let detection = json!({
         "fdt_1000_ms": detection_time(1000)?,
@@ -53,6 +54,7 @@ pub fn run() -> Result<()> {
     let results = json!({
         "programs": programs,
         "link_failover": failover,
+        "inbound_failover": inbound,
         "metrics_scrape": scrape,
         "probe_detection": detection,
         "probe_soak": soak,
@@ -86,10 +88,22 @@ pub fn run() -> Result<()> {
             ratio("member_xdp_pass_ns", "empty_xdp_ns"),
         ),
         (
-            "member XDP program, answered echo (XDP_TX)",
+            "empty XDP program, one run per call (median)",
+            num(&programs["empty_xdp_single_ns"]),
+            "ns",
+            String::new(),
+        ),
+        (
+            "member XDP program, answered echo (XDP_TX), one run",
             num(&programs["member_xdp_echo_answer_ns"]),
             "ns",
-            ratio("member_xdp_echo_answer_ns", "empty_xdp_ns"),
+            ratio("member_xdp_echo_answer_ns", "empty_xdp_single_ns"),
+        ),
+        (
+            "member XDP program, answered ARP request, one run",
+            num(&programs["member_xdp_arp_answer_ns"]),
+            "ns",
+            ratio("member_xdp_arp_answer_ns", "empty_xdp_single_ns"),
         ),
         (
             "ipmpd: carrier event to flipped flow table, worst",
@@ -106,6 +120,24 @@ pub fn run() -> Result<()> {
         (
             "loss window on carrier cut, median of 5",
             num(&failover["median_loss_ms"]),
+            "ms",
+            String::new(),
+        ),
+        (
+            "carrier cut to peer's neighbour entry moved, median",
+            num(&inbound["median_neighbour_moved_ms"]),
+            "ms",
+            String::new(),
+        ),
+        (
+            "carrier cut to peer's neighbour entry moved, worst",
+            num(&inbound["worst_neighbour_moved_ms"]),
+            "ms",
+            String::new(),
+        ),
+        (
+            "inbound loss window on carrier cut, worst",
+            num(&inbound["worst_loss_ms"]),
             "ms",
             String::new(),
         ),
@@ -337,10 +369,19 @@ fn scrape_time(members: usize) -> Result<Value> {
 /// (its debug log: the rewrite line, then the notices it logs after), in µs.
 fn failover_table_latencies(log: &str) -> Vec<f64> {
     let lines: Vec<&str> = log.lines().collect();
+    // Between the two, ipmpd may log the data addresses it rebound.
     lines
-        .windows(2)
-        .filter(|w| w[0].contains("us after the event") && w[1].contains("The link has gone down"))
-        .filter_map(|w| w[0].split(", ").last()?.split(' ').next()?.parse().ok())
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| {
+            l.contains("us after the event")
+                && lines[i + 1..]
+                    .iter()
+                    .take_while(|n| !n.contains("us after the event"))
+                    .find(|n| !n.contains("now bound to"))
+                    .is_some_and(|n| n.contains("The link has gone down"))
+        })
+        .filter_map(|(_, l)| l.split(", ").last()?.split(' ').next()?.parse().ok())
         .collect()
 }
 
@@ -391,4 +432,91 @@ fn failover() -> Result<Value> {
         "worst_loss_ms": losses.last(),
         "median_loss_ms": losses[losses.len() / 2],
     }))
+}
+
+/// Trials of the inbound failover; the address moves between e1000g0 and
+/// e1000g1, so 4 keep each under the anti-flap limit of link-ups.
+const INBOUND_TRIALS: usize = 4;
+
+/// Inbound failover as a peer sees it: a fixed-rate stream from the peer to
+/// the data address; the cable of the member the address is bound to is
+/// pulled mid-stream. Measures the time from the member's carrier loss (as
+/// the host's link monitor reports it) to the peer's neighbour entry for
+/// the address naming the new member (the peer's neighbour monitor), and
+/// the stream's loss window.
+fn inbound_failover() -> Result<Value> {
+    let t = Topology::build(&unique("bench"))?;
+    let d = Daemon::start(&t.host, TUTORIAL_CONFIG)?;
+    d.wait_group("ok")?;
+    let (mut moved, mut losses) = (Vec::new(), Vec::new());
+    for trial in 0..INBOUND_TRIALS {
+        let member = bound_member(&d)?;
+        let learned = t
+            .peer
+            .command("ping")
+            .args(["-c", "1", "-W", "2", DATA_V4])
+            .output()?;
+        anyhow::ensure!(learned.status.success(), "the peer cannot reach {DATA_V4}");
+        let monitor = |ns: &Netns, what: &str| {
+            ns.command("ip")
+                .args(["-ts", "monitor", what])
+                .stdout(Stdio::piped())
+                .spawn()
+        };
+        let (mut links, mut neighbours) = (monitor(&t.host, "link")?, monitor(&t.peer, "neigh")?);
+        thread::sleep(Duration::from_millis(200));
+        let port = 41_000 + trial as u16;
+        let stream = Stream::start(
+            &t.peer,
+            (PEER_V4, port),
+            &t.host,
+            (DATA_V4, port),
+            STREAM_INTERVAL,
+            STREAM_PACKETS,
+        )?;
+        thread::sleep(CUT_AFTER);
+        t.pull_cable(&member)?;
+        let lost = stream.lost()?;
+        losses.push(lost as f64 * STREAM_INTERVAL.as_secs_f64() * 1000.0);
+        let new_mac = t.mac(&bound_member(&d)?)?;
+        for child in [&mut links, &mut neighbours] {
+            child.kill()?;
+        }
+        let (links, neighbours) = (links.wait_with_output()?, neighbours.wait_with_output()?);
+        let first = |out: &[u8], all: &[&str]| {
+            String::from_utf8_lossy(out)
+                .lines()
+                .find(|l| all.iter().all(|w| l.contains(w)))
+                .and_then(|l| log_seconds_of_day(l.trim_start_matches('[').split(']').next()?))
+        };
+        let down = first(&links.stdout, &[&format!(" {member}@"), "NO-CARRIER"])
+            .context("the host's link monitor missed the carrier loss")?;
+        let learned = first(&neighbours.stdout, &[&format!("{DATA_V4} "), &new_mac])
+            .context("the peer's neighbour entry never named the new member")?;
+        moved.push((learned - down) * 1000.0);
+        t.plug_cable(&member)?;
+        d.wait_member(&member, "state", "ok")?;
+        d.wait_group("ok")?;
+    }
+    moved.sort_by(f64::total_cmp);
+    losses.sort_by(f64::total_cmp);
+    Ok(json!({
+        "trials_neighbour_moved_ms": moved,
+        "median_neighbour_moved_ms": moved[moved.len() / 2],
+        "worst_neighbour_moved_ms": moved.last(),
+        "stream_interval_us": STREAM_INTERVAL.as_micros() as u64,
+        "trials_loss_ms": losses,
+        "worst_loss_ms": losses.last(),
+    }))
+}
+
+/// The member the data address is bound to (`stat -a`'s INBOUND).
+fn bound_member(d: &Daemon) -> Result<String> {
+    let rows = d.stat("-a")?;
+    rows.as_array()
+        .and_then(|r| r.iter().find(|a| a["address"] == DATA_V4))
+        .and_then(|a| a["inbound"].as_str())
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+        .context("the data address is bound to no member")
 }

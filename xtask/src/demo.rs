@@ -127,7 +127,7 @@ fn step(
 ) -> Result<()> {
     println!("\n== {title}");
     action()?;
-    show(d, shown, &["-g", "-i"])
+    show(d, shown, &["-g", "-i", "-a"])
 }
 
 /// ipmpd's new log lines, then `ipmpstat` in each of `modes`.

@@ -11,7 +11,7 @@ failback = true
 
 [[group]]
 name = "production0"
-data_addresses = ["192.0.2.200/24"]
+data_addresses = ["192.0.2.200/24", "2001:db8::200/64"]
 
 [[group.member]]
 interface = "e1000g0"
@@ -27,7 +27,7 @@ interface = "rge0"
 /// (The tutorial keeps in.mpathd's default FDT of 10 s; 2 s keeps the demo
 /// short.) The router becomes the probe target through the default route.
 pub fn probe_config(fdt_ms: u64, extra_daemon: &str) -> String {
-    let mut c = format!("[daemon]\nfailure_detection_time_ms = {fdt_ms}\n{extra_daemon}\n[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
+    let mut c = format!("[daemon]\nfailure_detection_time_ms = {fdt_ms}\n{extra_daemon}\n[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\", \"2001:db8::200/64\"]\n");
     for (i, m) in ["e1000g0", "e1000g1", "rge0"].iter().enumerate() {
         c.push_str(&format!(
             "\n[[group.member]]\ninterface = \"{m}\"\ntest_address = \"192.0.2.{}/24\"\n",
