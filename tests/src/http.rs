@@ -42,3 +42,18 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// A per-member series `name` of group production0, summed over `members`,
+/// from the metrics at `addr` inside `ns`.
+pub fn member_sum(ns: &Netns, addr: &str, name: &str, members: &[&str]) -> Result<f64> {
+    let text = get(ns, addr, "/metrics")?;
+    Ok(members
+        .iter()
+        .filter_map(|m| {
+            sample(
+                &text,
+                &format!("{name}{{group=\"production0\",interface=\"{m}\"}}"),
+            )
+        })
+        .sum())
+}

@@ -3,7 +3,7 @@
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
-    http::{get, sample},
+    http::member_sum,
     netns::{unique, Netns},
     topology::{Topology, DATA_V4, DATA_V6, MEMBERS},
 };
@@ -59,18 +59,12 @@ fn kernel_in_echos_v4(ns: &Netns) -> Result<u64> {
 }
 
 fn answered_in_xdp(t: &Topology) -> Result<f64> {
-    let text = get(&t.host, METRICS, "/metrics")?;
-    Ok(MEMBERS
-        .iter()
-        .filter_map(|m| {
-            sample(
-                &text,
-                &format!(
-                    "ipmp_echo_requests_answered_total{{group=\"production0\",interface=\"{m}\"}}"
-                ),
-            )
-        })
-        .sum())
+    member_sum(
+        &t.host,
+        METRICS,
+        "ipmp_echo_requests_answered_total",
+        &MEMBERS,
+    )
 }
 
 /// Pings each data address `PINGS` times from the peer.

@@ -10,7 +10,7 @@ use std::{
 use anyhow::{bail, ensure, Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
-    http::{get, sample},
+    http::member_sum,
     netns::{join, unique, Netns},
     topology::{Topology, DATA_V4, DATA_V6, MEMBERS, PEER_V4, PEER_V6},
     traffic::{Sniffer, Stream},
@@ -18,20 +18,6 @@ use ipmp_tests::{
 
 const SECOND_V4: &str = "192.0.2.210";
 const METRICS: &str = "127.0.0.1:9477";
-
-/// A per-member counter of group production0, summed over the members.
-fn counter_sum(t: &Topology, name: &str) -> Result<f64> {
-    let text = get(&t.host, METRICS, "/metrics")?;
-    Ok(MEMBERS
-        .iter()
-        .filter_map(|m| {
-            sample(
-                &text,
-                &format!("{name}{{group=\"production0\",interface=\"{m}\"}}"),
-            )
-        })
-        .sum())
-}
 
 fn config(data_addresses: &[&str]) -> String {
     let list: Vec<String> = data_addresses.iter().map(|a| format!("\"{a}\"")).collect();
@@ -133,7 +119,12 @@ fn each_address_is_answered_once_by_its_bound_member() -> Result<()> {
         replies == [mac.clone()],
         "a solicitation for {DATA_V6} got {replies:?}; expected one answer from {third} ({mac})"
     );
-    let answered = counter_sum(&t, "ipmp_neighbour_requests_answered_total")?;
+    let answered = member_sum(
+        &t.host,
+        METRICS,
+        "ipmp_neighbour_requests_answered_total",
+        &MEMBERS,
+    )?;
     ensure!(answered >= 7.0, "XDP answered {answered} of 7 requests");
     ensure!(
         d.log_text().contains(&format!(
@@ -300,7 +291,12 @@ fn a_broadcast_datagram_reaches_an_application_once() -> Result<()> {
         );
     }
     // Each broadcast reached the two other members, which dropped it.
-    let dropped = counter_sum(&t, "ipmp_cast_dropped_packets_total")?;
+    let dropped = member_sum(
+        &t.host,
+        METRICS,
+        "ipmp_cast_dropped_packets_total",
+        &MEMBERS,
+    )?;
     ensure!(
         dropped >= 4.0,
         "only {dropped} copies dropped off the cast member"
