@@ -65,7 +65,8 @@ struct PendingNotification {
 /// the peers and switches that missed the first.
 const PEER_NOTIFICATION_INTERVAL: Duration = Duration::from_millis(100);
 /// How often the group interface's multicast groups are read again, to be
-/// held on the cast member (the kernel announces no change of them).
+/// held on the cast member (the kernel announces no change of them), and
+/// the members' groups checked.
 const MEMBERSHIP_REFRESH: Duration = Duration::from_secs(1);
 
 pub struct Group {
@@ -469,7 +470,9 @@ impl Group {
         }
         self.notify_peers(now);
         if self.memberships_due <= now {
+            // Also after a restart, or a member's new interface index.
             self.hold_cast_groups();
+            self.hold_solicited_groups();
             self.memberships_due = now + MEMBERSHIP_REFRESH;
         }
         for i in 0..self.members.len() {
