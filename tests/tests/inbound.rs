@@ -2,7 +2,7 @@
 //! ARP / ND for it; peers told at once when a binding moves; broadcast and
 //! multicast data delivered once, through the cast member.
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
+    net::{IpAddr, SocketAddr, UdpSocket},
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -304,30 +304,77 @@ fn a_broadcast_datagram_reaches_an_application_once() -> Result<()> {
     Ok(())
 }
 
-/// Whether `frame` is an IGMP report (any version) naming `group`.
-fn igmp_report_for(frame: &[u8], group: Ipv4Addr) -> bool {
-    const IGMP: u8 = 2;
-    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[23] != IGMP {
-        return false;
+/// Whether `frame` is an IGMP or MLD report (any version) naming `group`.
+fn report_for(frame: &[u8], group: IpAddr) -> bool {
+    match group {
+        IpAddr::V4(g) => {
+            const IGMP: u8 = 2;
+            if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[23] != IGMP {
+                return false;
+            }
+            let igmp = &frame[14 + ((frame[14] & 0x0f) as usize) * 4..];
+            // v2 report (0x16) or v3 report (0x22): the group is in the message.
+            matches!(igmp.first(), Some(0x16 | 0x22)) && igmp.windows(4).any(|w| w == g.octets())
+        }
+        IpAddr::V6(g) => {
+            // MLD comes after an 8-byte hop-by-hop header (router alert):
+            // v1 report (131) or v2 report (143).
+            const HOP_BY_HOP: u8 = 0;
+            frame.len() > 62
+                && frame[12..14] == [0x86, 0xdd]
+                && frame[20] == HOP_BY_HOP
+                && frame[54] == 58
+                && matches!(frame[62], 131 | 143)
+                && frame[62..].windows(16).any(|w| w == g.octets())
+        }
     }
-    let igmp = &frame[14 + ((frame[14] & 0x0f) as usize) * 4..];
-    // v2 report (0x16) or v3 report (0x22): the group is in the message.
-    matches!(igmp.first(), Some(0x16 | 0x22)) && igmp.windows(4).any(|w| w == group.octets())
+}
+
+fn ifindex(name: &str) -> Result<u32> {
+    let name = std::ffi::CString::new(name)?;
+    // SAFETY: a valid NUL-terminated name.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => bail!("no interface {name:?}"),
+        index => Ok(index),
+    }
 }
 
 #[test]
-fn multicast_joined_on_the_group_is_received_once_and_follows_the_cast_member() -> Result<()> {
-    const GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 2, 3);
-    const PORT: u16 = 9200;
+fn ipv4_multicast_is_received_once_and_follows_the_cast_member() -> Result<()> {
+    multicast_follows_the_cast_member("239.1.2.3".parse()?, 9200)
+}
+
+#[test]
+fn ipv6_multicast_is_received_once_and_follows_the_cast_member() -> Result<()> {
+    multicast_follows_the_cast_member("ff05::1:3".parse()?, 9201)
+}
+
+/// An application joins `group` on the group interface; a datagram from the
+/// peer reaches it once, through the cast member that holds the group; when
+/// the cast member fails, the next one reports the group to the switches
+/// and the next datagram reaches the application once again.
+fn multicast_follows_the_cast_member(group: IpAddr, port: u16) -> Result<()> {
     let t = Topology::build(&unique("inbound"))?;
-    let d = Daemon::start(&t.host, &config(&[&format!("{DATA_V4}/24")]))?;
+    let d = Daemon::start(
+        &t.host,
+        &config(&[&format!("{DATA_V4}/24"), &format!("{DATA_V6}/64")]),
+    )?;
     d.wait_group("ok")?;
-    // An application joins the group on the group interface (the interface
-    // of the data address) and counts what it receives, by payload.
     let (ready_tx, ready_rx) = mpsc::channel();
     let app = t.host.spawn(move || {
-        let sock = UdpSocket::bind(("0.0.0.0", PORT))?;
-        sock.join_multicast_v4(&GROUP, &DATA_V4.parse()?)?;
+        let sock = match group {
+            IpAddr::V4(g) => {
+                let sock = UdpSocket::bind(("0.0.0.0", port))?;
+                // The interface of the data address: the group interface.
+                sock.join_multicast_v4(&g, &DATA_V4.parse()?)?;
+                sock
+            }
+            IpAddr::V6(g) => {
+                let sock = UdpSocket::bind(("::", port))?;
+                sock.join_multicast_v6(&g, ifindex("production0")?)?;
+                sock
+            }
+        };
         sock.set_read_timeout(Some(Duration::from_secs(5)))?;
         ready_tx.send(()).ok();
         let mut received = Vec::new();
@@ -342,16 +389,27 @@ fn multicast_joined_on_the_group_is_received_once_and_follows_the_cast_member() 
         .context("application did not start")?;
     let send = |payload: &'static [u8]| {
         t.peer.enter(move || {
-            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
-            sock.set_multicast_if_v4(&PEER_V4.parse()?)?;
-            sock.send_to(payload, &SocketAddr::from((GROUP, PORT)).into())?;
+            use socket2::{Domain, Socket, Type};
+            let sock = match group {
+                IpAddr::V4(_) => {
+                    let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+                    sock.set_multicast_if_v4(&PEER_V4.parse()?)?;
+                    sock
+                }
+                IpAddr::V6(_) => {
+                    let sock = Socket::new(Domain::IPV6, Type::DGRAM, None)?;
+                    sock.set_multicast_if_v6(ifindex("eth0")?)?;
+                    sock
+                }
+            };
+            sock.send_to(payload, &SocketAddr::new(group, port).into())?;
             Ok(())
         })
     };
     let held_on = |member: &str| -> Result<bool> {
         Ok(t.host
             .ip(&format!("maddr show dev {member}"))?
-            .contains("239.1.2.3"))
+            .contains(&group.to_string()))
     };
     d.wait_for(
         "the group held on the cast member",
@@ -377,7 +435,7 @@ fn multicast_joined_on_the_group_is_received_once_and_follows_the_cast_member() 
         let mut buf = [0u8; 2048];
         while Instant::now() < until {
             if let Some(n) = sniffer.next_frame(&mut buf) {
-                if buf[6..12] == new_mac && igmp_report_for(&buf[..n], GROUP) {
+                if buf[6..12] == new_mac && report_for(&buf[..n], group) {
                     return Ok(true);
                 }
             }
@@ -390,13 +448,13 @@ fn multicast_joined_on_the_group_is_received_once_and_follows_the_cast_member() 
     t.pull_cable(MEMBERS[0])?;
     ensure!(
         join(reports)?,
-        "no IGMP report for {GROUP} came through {} after {} failed",
+        "no report for {group} came through {} after {} failed",
         MEMBERS[1],
         MEMBERS[0]
     );
     ensure!(
         held_on(MEMBERS[1])?,
-        "{GROUP} is not joined on {}",
+        "{group} is not joined on {}",
         MEMBERS[1]
     );
     send(b"second")?;
