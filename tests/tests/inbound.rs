@@ -245,14 +245,21 @@ fn moves_unasked(t: &Topology, d: &Daemon, address: &str, from: &str, port: u16)
     Ok(())
 }
 
-#[test]
-fn a_failed_members_addresses_move_and_the_peer_learns_it_unasked() -> Result<()> {
+/// The tutorial network with ipmpd running a group with one IPv4 and one
+/// IPv6 data address.
+fn dual_stack() -> Result<(Topology, Daemon)> {
     let t = Topology::build(&unique("inbound"))?;
     let d = Daemon::start(
         &t.host,
         &config(&[&format!("{DATA_V4}/24"), &format!("{DATA_V6}/64")]),
     )?;
     d.wait_group("ok")?;
+    Ok((t, d))
+}
+
+#[test]
+fn a_failed_members_addresses_move_and_the_peer_learns_it_unasked() -> Result<()> {
+    let (t, d) = dual_stack()?;
     moves_unasked(&t, &d, DATA_V4, PEER_V4, 9000)?;
     moves_unasked(&t, &d, DATA_V6, PEER_V6, 9001)
 }
@@ -354,12 +361,7 @@ fn ipv6_multicast_is_received_once_and_follows_the_cast_member() -> Result<()> {
 /// the cast member fails, the next one reports the group to the switches
 /// and the next datagram reaches the application once again.
 fn multicast_follows_the_cast_member(group: IpAddr, port: u16) -> Result<()> {
-    let t = Topology::build(&unique("inbound"))?;
-    let d = Daemon::start(
-        &t.host,
-        &config(&[&format!("{DATA_V4}/24"), &format!("{DATA_V6}/64")]),
-    )?;
-    d.wait_group("ok")?;
+    let (t, d) = dual_stack()?;
     let (ready_tx, ready_rx) = mpsc::channel();
     let app = t.host.spawn(move || {
         let sock = match group {
