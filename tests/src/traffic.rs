@@ -48,6 +48,9 @@ pub fn flows_by_mac(
     join(sniff)
 }
 
+/// Receive buffer of a sniffer: room for thousands of frames.
+const SNIFFER_BUFFER: i32 = 4 << 20;
+
 /// A packet socket on one interface (AF_PACKET), for seeing frames as the
 /// wire carried them.
 pub struct Sniffer {
@@ -92,17 +95,59 @@ impl Sniffer {
             tv_sec: 0,
             tv_usec: 100_000,
         };
-        // SAFETY: valid timeval option.
-        unsafe {
+        sniffer.set_option(libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
+        // The default buffer (208 KiB) overflows on a burst of a few
+        // hundred frames; FORCE passes rmem_max (we are root).
+        sniffer.set_option(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &SNIFFER_BUFFER)?;
+        Ok(sniffer)
+    }
+
+    fn set_option<T>(&self, level: i32, name: i32, value: &T) -> Result<()> {
+        // SAFETY: value points at a T of the given size.
+        let rc = unsafe {
             libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as u32,
+                self.fd,
+                level,
+                name,
+                value as *const T as *const libc::c_void,
+                std::mem::size_of::<T>() as u32,
             )
         };
-        Ok(sniffer)
+        if rc < 0 {
+            bail!("setsockopt({level}, {name}): {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Fails when the kernel dropped frames for this socket (its buffer
+    /// overflowed): what the capture says is then incomplete, and a test
+    /// must not read a missing frame as lost traffic. Call it when done.
+    pub fn ensure_complete(&self) -> Result<()> {
+        // SAFETY: zeroed tpacket_stats is valid; the kernel fills it.
+        let mut stats: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: stats and len are valid for the kernel to write.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                &mut stats as *mut _ as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            bail!("PACKET_STATISTICS: {}", std::io::Error::last_os_error());
+        }
+        if stats.tp_drops > 0 {
+            bail!(
+                "broken capture: the packet socket dropped {} of {} frames (buffer overflow), \
+                 so the frames it saw are not all that arrived",
+                stats.tp_drops,
+                stats.tp_packets + stats.tp_drops
+            );
+        }
+        Ok(())
     }
 
     /// Sends one whole Ethernet frame out of the interface.
@@ -137,12 +182,13 @@ impl Sniffer {
             seen.insert(sport, mac);
             seen.len() < expected
         });
+        self.ensure_complete()?;
         Ok(seen)
     }
 
     /// Every IPv4 or IPv6 UDP frame to `dst_port` until `until`, duplicates
     /// included: (destination MAC, source MAC).
-    pub fn udp_frames(&self, dst_port: u16, until: Instant) -> Vec<([u8; 6], [u8; 6])> {
+    pub fn udp_frames(&self, dst_port: u16, until: Instant) -> Result<Vec<([u8; 6], [u8; 6])>> {
         let mut frames = Vec::new();
         let mut buf = [0u8; 2048];
         while Instant::now() < until {
@@ -156,7 +202,8 @@ impl Sniffer {
                 ));
             }
         }
-        frames
+        self.ensure_complete()?;
+        Ok(frames)
     }
 
     /// Calls `f(source port, source MAC)` per UDP frame to `dst_port`

@@ -154,6 +154,7 @@ fn watch_peer_requests(
                 requests += u32::from(asks_for(&buf[..n], address));
             }
         }
+        sniffer.ensure_complete()?;
         Ok(requests)
     });
     ready_rx
@@ -442,6 +443,7 @@ fn multicast_follows_the_cast_member(group: IpAddr, port: u16) -> Result<()> {
                 }
             }
         }
+        sniffer.ensure_complete()?;
         Ok(false)
     });
     ready_rx

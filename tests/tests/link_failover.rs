@@ -309,7 +309,7 @@ fn broadcast_and_multicast_leave_once_through_the_cast_member() -> Result<()> {
         let sniff = t.peer.spawn(move || {
             let s = Sniffer::open("eth0")?;
             ready_tx.send(()).ok();
-            Ok(s.udp_frames(port, std::time::Instant::now() + Duration::from_millis(700)))
+            s.udp_frames(port, std::time::Instant::now() + Duration::from_millis(700))
         });
         ready_rx.recv_timeout(Duration::from_secs(5))?;
         t.host.enter(move || {
