@@ -11,6 +11,10 @@
 //! - `PROBE_REPLIES` ring buffer of [`ProbeReply`], our probes' replies timed by XDP
 //! - `DATA_ADDRESSES` hash of data address ([`data_address_key_v4`] for IPv4) to the
 //!   slot of the member it is bound to for inbound traffic
+//! - `MEMBER_DEVICES` array of [`MAX_MEMBERS`] [`MemberDevice`]s: where the kernel
+//!   reads each member's link state
+//! - `TAKEN_OUT`    array of [`MAX_MEMBERS`] `u32`: why the kernel took a member out
+//!   of the egress path (`TAKEN_OUT_*` bits, 0 = in service), until ipmpd puts it back
 #![no_std]
 
 /// Buckets in a flow table; a power of two so the dataplane masks the hash.
@@ -28,6 +32,8 @@ pub const MAP_MEMBER_STATS: &str = "MEMBER_STATS";
 pub const MAP_DROPS: &str = "DROPS";
 pub const MAP_PROBE_REPLIES: &str = "PROBE_REPLIES";
 pub const MAP_DATA_ADDRESSES: &str = "DATA_ADDRESSES";
+pub const MAP_MEMBER_DEVICES: &str = "MEMBER_DEVICES";
+pub const MAP_TAKEN_OUT: &str = "TAKEN_OUT";
 /// Data addresses of a group (both families).
 pub const MAX_DATA_ADDRESSES: u32 = 64;
 /// Bytes of the probe reply ring buffer (a power of two, page multiple).
@@ -38,6 +44,30 @@ pub const PROG_MEMBER_XDP: &str = "ipmp_member";
 /// The member XDP program's slot: each member runs its own instance with
 /// its slot set at load time, so the program needs no lookup to know it.
 pub const GLOBAL_MEMBER_SLOT: &str = "MEMBER_SLOT";
+/// An XDP program that is never attached: ipmpd runs it once per member
+/// (BPF_PROG_TEST_RUN with the member as ingress interface) so that it
+/// records the member's `net_device` in `MEMBER_DEVICES`.
+pub const PROG_LOCATE_MEMBER: &str = "ipmp_locate_member";
+
+/// Where the running kernel keeps what the dataplane reads of a member's
+/// device, taken from its BTF at load time (layouts change between
+/// kernels; aya here has no CO-RE for Rust programs). Globals of the
+/// programs, by name.
+pub const GLOBAL_NET_DEVICE_STATE: &str = "NET_DEVICE_STATE";
+pub const GLOBAL_NET_DEVICE_IFINDEX: &str = "NET_DEVICE_IFINDEX";
+pub const GLOBAL_XDP_BUFF_RXQ: &str = "XDP_BUFF_RXQ";
+pub const GLOBAL_XDP_RXQ_INFO_DEV: &str = "XDP_RXQ_INFO_DEV";
+/// Bits of `net_device.state`: `__LINK_STATE_START` (the device is open,
+/// admin up) and `__LINK_STATE_NOCARRIER` (set by `netif_carrier_off()`
+/// at once, before any netlink message).
+pub const GLOBAL_LINK_STATE_START: &str = "LINK_STATE_START";
+pub const GLOBAL_LINK_STATE_NOCARRIER: &str = "LINK_STATE_NOCARRIER";
+
+/// Why the kernel took a member out of the egress path (`TAKEN_OUT` bits).
+pub const TAKEN_OUT_NO_CARRIER: u32 = 1;
+pub const TAKEN_OUT_ADMIN_DOWN: u32 = 2;
+/// The member's device is gone (its memory no longer holds its ifindex).
+pub const TAKEN_OUT_GONE: u32 = 4;
 
 /// Reasons the dataplane drops a packet (index into `DROPS`).
 pub const DROP_NO_ACTIVE_MEMBER: u32 = 0;
@@ -49,16 +79,42 @@ pub const DROP_REASON_NAMES: [&str; DROP_REASONS as usize] =
 
 /// Bucket to member slot. Written whole by ipmpd in one map update, into the
 /// copy the dataplane is not reading; then `ACTIVE_TABLE` flips.
+///
+/// The kernel takes a member whose link it finds down out by itself: a
+/// bucket whose owner is down goes to its backup, which is where ipmpd's
+/// next table will put it, so no flow moves twice; when the backup is
+/// down too, to the first active member in service, starting at the hash.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct FlowTable {
     pub slots: [u8; FLOW_TABLE_BUCKETS],
+    /// Per bucket, the member its owner's failure moves it to.
+    pub backups: [u8; FLOW_TABLE_BUCKETS],
+    /// The active members' slots, the first `active_count` of them.
+    pub active: [u8; MAX_MEMBERS as usize],
+    pub active_count: u32,
+    pub _pad: u32,
 }
 
 impl FlowTable {
     pub const EMPTY: FlowTable = FlowTable {
         slots: [NO_MEMBER; FLOW_TABLE_BUCKETS],
+        backups: [NO_MEMBER; FLOW_TABLE_BUCKETS],
+        active: [NO_MEMBER; MAX_MEMBERS as usize],
+        active_count: 0,
+        _pad: 0,
     };
+}
+
+/// Where the kernel finds a member's device: its `struct net_device`
+/// address, recorded by `PROG_LOCATE_MEMBER`, and the ifindex it had then
+/// (read back on every check, so a freed and reused device never passes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemberDevice {
+    pub net_device: u64,
+    pub ifindex: u32,
+    pub _pad: u32,
 }
 
 /// What the dataplane needs to send through a member.
@@ -249,4 +305,5 @@ mod pod {
     unsafe impl aya::Pod for super::GroupConfig {}
     unsafe impl aya::Pod for super::MemberCounters {}
     unsafe impl aya::Pod for super::ProbeReply {}
+    unsafe impl aya::Pod for super::MemberDevice {}
 }

@@ -8,10 +8,12 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use ipmp_common::{
-    GroupConfig, DROP_MALFORMED, DROP_NOT_IP, DROP_NO_ACTIVE_MEMBER, FLOW_TABLE_BUCKETS, NO_MEMBER,
+    FlowTable, GroupConfig, DROP_MALFORMED, DROP_NOT_IP, DROP_NO_ACTIVE_MEMBER,
+    FLOW_TABLE_BUCKETS, NO_MEMBER,
 };
 
 use crate::{
+    health::{any_in_service, in_service},
     maps::{count_drop, member_stats, ACTIVE_TABLE, FLOW_TABLE, GROUP, MEMBERS},
     parse::{classify, Family, Parsed},
 };
@@ -50,13 +52,18 @@ fn drop(reason: u32) -> i32 {
     TC_ACT_SHOT
 }
 
+/// The flow table the dataplane reads now.
+#[inline(always)]
+fn flow_table() -> Option<&'static FlowTable> {
+    FLOW_TABLE.get(ACTIVE_TABLE.get(0).copied().unwrap_or(0))
+}
+
 #[inline(always)]
 fn send_unicast(ctx: &TcContext, hash: u32) -> i32 {
-    let copy = ACTIVE_TABLE.get(0).copied().unwrap_or(0);
-    let Some(table) = FLOW_TABLE.get(copy) else {
+    let Some(table) = flow_table() else {
         return drop(DROP_NO_ACTIVE_MEMBER);
     };
-    let slot = table.slots[hash as usize & (FLOW_TABLE_BUCKETS - 1)];
+    let slot = member_for(table, hash);
     let Some(ifindex) = count_tx(ctx, slot as u32) else {
         return drop(DROP_NO_ACTIVE_MEMBER);
     };
@@ -66,12 +73,33 @@ fn send_unicast(ctx: &TcContext, hash: u32) -> i32 {
     unsafe { bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0) as i32 }
 }
 
+/// The member a flow leaves through: its bucket's owner, or, when the
+/// kernel finds the owner's link down, the backup ipmpd chose for it (so
+/// ipmpd's next table moves nothing again), or any member still up.
+#[inline(always)]
+fn member_for(table: &FlowTable, hash: u32) -> u8 {
+    let bucket = hash as usize & (FLOW_TABLE_BUCKETS - 1);
+    let owner = table.slots[bucket];
+    if in_service(owner) {
+        return owner;
+    }
+    let backup = table.backups[bucket];
+    if in_service(backup) {
+        return backup;
+    }
+    any_in_service(table, hash)
+}
+
 #[inline(always)]
 fn send_cast(ctx: &TcContext, group: &GroupConfig, family: Family, broadcast: bool) -> i32 {
-    let slot = match family {
+    let mut slot = match family {
         Family::V4 => group.cast_slot_v4,
         Family::V6 => group.cast_slot_v6,
     };
+    if !in_service(slot as u8) {
+        // Until ipmpd names the next cast member, any member up will do.
+        slot = flow_table().map_or(NO_MEMBER, |t| any_in_service(t, 0)) as u32;
+    }
     let Some(member) = MEMBERS.get(slot) else {
         return drop(DROP_NO_ACTIVE_MEMBER);
     };

@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use ipmp_common::{
-    FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, MAX_DATA_ADDRESSES, MAX_MEMBERS,
-    PROBE_REPLIES_BYTES,
+    FlowTable, GroupConfig, Member, MemberCounters, MemberDevice, DROP_REASONS,
+    MAX_DATA_ADDRESSES, MAX_MEMBERS, PROBE_REPLIES_BYTES,
 };
 
 #[map]
@@ -25,6 +25,10 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS, 0);
 pub static PROBE_REPLIES: RingBuf = RingBuf::pinned(PROBE_REPLIES_BYTES, 0);
 #[map]
 pub static DATA_ADDRESSES: HashMap<[u8; 16], u32> = HashMap::pinned(MAX_DATA_ADDRESSES, 0);
+#[map]
+pub static MEMBER_DEVICES: Array<MemberDevice> = Array::pinned(MAX_MEMBERS, 0);
+#[map]
+pub static TAKEN_OUT: Array<u32> = Array::pinned(MAX_MEMBERS, 0);
 
 /// The slot of the member data address `key` is bound to (`NO_MEMBER`
 /// while unbound); `None` when `key` is not a data address of the group.

@@ -18,10 +18,15 @@ use aya::{
     Ebpf, EbpfLoader, TestRun, TestRunOptions, TestRunResult,
 };
 use ipmp_common::{
-    FlowTable, GroupConfig, Member, MemberCounters, DROP_REASONS, GLOBAL_MEMBER_SLOT,
-    MAP_ACTIVE_TABLE, MAP_DATA_ADDRESSES, MAP_DROPS, MAP_FLOW_TABLE, MAP_GROUP, MAP_MEMBERS,
-    MAP_MEMBER_STATS, MAP_PROBE_REPLIES, MAX_MEMBERS, PROG_EGRESS, PROG_MEMBER_XDP,
+    FlowTable, GroupConfig, Member, MemberCounters, MemberDevice, DROP_REASONS,
+    GLOBAL_LINK_STATE_NOCARRIER, GLOBAL_LINK_STATE_START, GLOBAL_MEMBER_SLOT,
+    GLOBAL_NET_DEVICE_IFINDEX, GLOBAL_NET_DEVICE_STATE, GLOBAL_XDP_BUFF_RXQ,
+    GLOBAL_XDP_RXQ_INFO_DEV, MAP_ACTIVE_TABLE, MAP_DATA_ADDRESSES, MAP_DROPS, MAP_FLOW_TABLE,
+    MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_DEVICES, MAP_MEMBER_STATS, MAP_PROBE_REPLIES,
+    MAP_TAKEN_OUT, MAX_MEMBERS, PROG_EGRESS, PROG_LOCATE_MEMBER, PROG_MEMBER_XDP,
 };
+
+use crate::kernel_layout::KernelLayout;
 
 /// The kernel programs, built by build.rs for bpfel-unknown-none.
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ipmp"));
@@ -51,12 +56,23 @@ impl GroupDataplane {
     pub fn load(pin_dir: &Path) -> Result<Self> {
         fs::create_dir_all(pin_dir)
             .with_context(|| format!("cannot create pin directory {}", pin_dir.display()))?;
+        let layout = KernelLayout::of_running_kernel()?;
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
+            .override_global(GLOBAL_NET_DEVICE_STATE, &layout.net_device_state, true)
+            .override_global(GLOBAL_NET_DEVICE_IFINDEX, &layout.net_device_ifindex, true)
+            .override_global(GLOBAL_XDP_BUFF_RXQ, &layout.xdp_buff_rxq, true)
+            .override_global(GLOBAL_XDP_RXQ_INFO_DEV, &layout.xdp_rxq_info_dev, true)
+            .override_global(GLOBAL_LINK_STATE_START, &layout.link_state_start, true)
+            .override_global(GLOBAL_LINK_STATE_NOCARRIER, &layout.link_state_nocarrier, true)
             .load(PROGRAMS)
             .context("loading the ipmp eBPF programs")?;
         let egress: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
         egress.load().context("verifying the egress program")?;
+        let locate: &mut Xdp = program(&mut ebpf, PROG_LOCATE_MEMBER)?;
+        locate
+            .load()
+            .context("verifying the program that locates members' devices")?;
         Ok(GroupDataplane {
             ebpf,
             members: HashMap::new(),
@@ -157,6 +173,51 @@ impl GroupDataplane {
         let mut index: Array<&mut MapData, u32> = map_mut(&mut self.ebpf, MAP_ACTIVE_TABLE)?;
         index.set(0, spare, 0)?;
         Ok(())
+    }
+
+    /// Lets the kernel find the device of the member in `slot` (interface
+    /// `ifindex`), so that it can read the member's link state itself: runs
+    /// the locating program once with the member as ingress interface.
+    /// Returns whether the kernel now knows the device.
+    pub fn locate_member(&mut self, slot: u8, ifindex: u32) -> Result<bool> {
+        let mut packet = [0u8; 64];
+        packet[..4].copy_from_slice(&u32::from(slot).to_ne_bytes());
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex.
+        let mut context = [0u8; 24];
+        context[4..8].copy_from_slice(&(packet.len() as u32).to_ne_bytes());
+        context[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let prog: &mut Xdp = program(&mut self.ebpf, PROG_LOCATE_MEMBER)?;
+        prog.test_run(TestRunOptions {
+            data_in: Some(&packet),
+            ctx_in: Some(&context),
+            ..TestRunOptions::new()
+        })
+        .with_context(|| format!("locating the device of interface {ifindex}"))?;
+        let devices: Array<&MapData, MemberDevice> = map(&self.ebpf, MAP_MEMBER_DEVICES)?;
+        let found = devices.get(&u32::from(slot), 0)?;
+        Ok(found.net_device != 0 && found.ifindex == ifindex)
+    }
+
+    /// Forgets the device of the member in `slot` (it left the group).
+    pub fn forget_member_device(&mut self, slot: u8) -> Result<()> {
+        let mut devices: Array<&mut MapData, MemberDevice> =
+            map_mut(&mut self.ebpf, MAP_MEMBER_DEVICES)?;
+        Ok(devices.set(u32::from(slot), MemberDevice::default(), 0)?)
+    }
+
+    /// Why the kernel took the member in `slot` out of the egress path
+    /// (`ipmp_common::TAKEN_OUT_*` bits), 0 while it has not.
+    pub fn taken_out(&self, slot: u8) -> Result<u32> {
+        let taken: Array<&MapData, u32> = map(&self.ebpf, MAP_TAKEN_OUT)?;
+        Ok(taken.get(&u32::from(slot), 0)?)
+    }
+
+    /// Puts the member in `slot` back in service after the kernel took it
+    /// out: only ipmpd decides that a member may carry traffic again.
+    pub fn put_back(&mut self, slot: u8) -> Result<()> {
+        let mut taken: Array<&mut MapData, u32> = map_mut(&mut self.ebpf, MAP_TAKEN_OUT)?;
+        Ok(taken.set(u32::from(slot), 0, 0)?)
     }
 
     /// Member slots as a previous ipmpd left them (slot, member).

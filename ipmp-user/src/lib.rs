@@ -4,6 +4,7 @@ pub mod convert;
 pub mod daemon;
 pub mod dataplane;
 pub mod ipmpstat;
+pub mod kernel_layout;
 pub mod memberships;
 pub mod metrics;
 pub mod model;

@@ -2,9 +2,14 @@
 //! e1000g0 and e1000g1 (cables 1 and 2 to switch A) and rge0 (cable 3 to
 //! switch B), cable 4 between the switches, a router and a peer on switch
 //! B, and a remote host behind the router.
-use anyhow::Result;
+use std::collections::HashMap;
 
-use crate::netns::Netns;
+use anyhow::{Context, Result};
+
+use crate::{
+    netns::Netns,
+    traffic::{flows_by_mac, mac_string},
+};
 
 pub const DATA_V4: &str = "192.0.2.200";
 pub const DATA_V6: &str = "2001:db8::200";
@@ -126,6 +131,30 @@ impl Topology {
     /// Adds a member cable to switch A after the fact (a new NIC).
     pub fn add_member_cable(&self, member: &str) -> Result<()> {
         self.cable(&self.host, member, &self.switch_a)
+    }
+
+    /// Flow (UDP source port in `ports`) to the member it left through, as
+    /// the peer saw it, for flows from data address `src` to the peer's
+    /// `dst` (port 9000).
+    pub fn flows_by_member(
+        &self,
+        (src, dst): (&str, &str),
+        ports: std::ops::Range<u16>,
+    ) -> Result<HashMap<u16, String>> {
+        let macs = flows_by_mac(&self.host, src, ports, &self.peer, "eth0", dst, 9000)?;
+        // Members that exist now (a test may have removed one).
+        let names: HashMap<String, &str> = MEMBERS
+            .iter()
+            .filter_map(|m| Some((self.mac(m).ok()?, *m)))
+            .collect();
+        macs.iter()
+            .map(|(port, mac)| {
+                let member = names
+                    .get(&mac_string(mac))
+                    .with_context(|| format!("flow {port} came from unknown MAC"))?;
+                Ok((*port, member.to_string()))
+            })
+            .collect()
     }
 
     pub fn mac(&self, member: &str) -> Result<String> {

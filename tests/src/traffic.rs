@@ -308,6 +308,9 @@ impl Stream {
         let sender = from.spawn(move || {
             let sock = UdpSocket::bind(src)?;
             sock.connect(to_addr)?;
+            // A blocked sender would pause the stream and hide the loss:
+            // a datagram the stack refuses is counted as lost instead.
+            sock.set_nonblocking(true)?;
             let start = Instant::now();
             for seq in 0..count {
                 // Yield rather than spin: on two cores a spinning sender

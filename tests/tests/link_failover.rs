@@ -7,7 +7,7 @@ use ipmp_tests::{
     daemon::Daemon,
     netns::{join, unique},
     topology::{Topology, DATA_V4, DATA_V6, MEMBERS, PEER_V4, PEER_V6, REMOTE_V4},
-    traffic::{echo_once, flows_by_mac, mac_string, FlowMacs},
+    traffic::{echo_once, mac_string},
 };
 
 const FLOWS: std::ops::Range<u16> = 20_000..20_200;
@@ -31,23 +31,9 @@ fn setup() -> Result<(Topology, Daemon)> {
     Ok((t, d))
 }
 
-/// Flow (source port) to member name, as the peer saw it, for flows from
-/// data address `src` to the peer's `dst`.
-fn flows_by_member(t: &Topology, (src, dst): (&str, &str)) -> Result<HashMap<u16, String>> {
-    let macs: FlowMacs = flows_by_mac(&t.host, src, FLOWS, &t.peer, "eth0", dst, 9000)?;
-    // Members that exist now (a test may have removed one).
-    let names: HashMap<String, &str> = MEMBERS
-        .iter()
-        .filter_map(|m| Some((t.mac(m).ok()?, *m)))
-        .collect();
-    macs.iter()
-        .map(|(port, mac)| {
-            let member = names
-                .get(&mac_string(mac))
-                .with_context(|| format!("flow {port} came from unknown MAC"))?;
-            Ok((*port, member.to_string()))
-        })
-        .collect()
+/// Flow (source port) to member name, as the peer saw it.
+fn flows_by_member(t: &Topology, family: (&str, &str)) -> Result<HashMap<u16, String>> {
+    t.flows_by_member(family, FLOWS)
 }
 
 fn count(flows: &HashMap<u16, String>, member: &str) -> usize {

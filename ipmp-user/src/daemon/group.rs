@@ -260,6 +260,8 @@ impl Group {
         self.notices.extend(self.policy.remove_member(&m.name)?);
         self.dataplane.detach_member(&m.name)?;
         self.dataplane.set_member(m.slot, &Member::default())?;
+        self.dataplane.forget_member_device(m.slot)?;
+        self.dataplane.put_back(m.slot)?;
         nl.remove_member_routing(&m.name, m.table).await?;
         if let (Some(link), Some(addr)) = (&m.link, m.test_address) {
             nl.delete_address(link.index, addr).await?;
@@ -603,6 +605,13 @@ impl Group {
             Attached::Adopted => info!("Adopted the XDP program on {}", m.name),
             Attached::New => info!("Attached the XDP program to {} in {why}", m.name),
         }
+        if !self.dataplane.locate_member(m.slot, link.index)? {
+            warn!(
+                "The kernel cannot read the link state of {}: when it fails, traffic moves \
+                 only once ipmpd has heard of it",
+                m.name
+            );
+        }
         self.publish_member(i)
     }
 
@@ -682,8 +691,9 @@ impl Group {
             .map(|&i| self.members[i].slot)
             .collect();
         active.sort_unstable();
+        self.put_back_in_service(&active)?;
         let next = next_table(&self.table, &active);
-        if next.slots != self.table.slots {
+        if next != self.table {
             self.dataplane.write_flow_table(&next)?;
             let moved = next
                 .slots
@@ -730,6 +740,26 @@ impl Group {
         if let Some(mtu) = mtu.filter(|&m| m != self.mtu) {
             nl.set_mtu(&self.name, mtu).await?;
             self.mtu = mtu;
+        }
+        Ok(())
+    }
+
+    /// The kernel takes a member whose link it finds down out of the egress
+    /// path by itself, and keeps it out; putting it back is the policy's
+    /// call, made here for every member the policy counts as active.
+    fn put_back_in_service(&mut self, active: &[u8]) -> Result<()> {
+        for &slot in active {
+            let why = self.dataplane.taken_out(slot)?;
+            if why != 0 {
+                self.dataplane.put_back(slot)?;
+                let name = self.members.iter().find(|m| m.slot == slot);
+                debug!(
+                    "{} back in service in group {} (the kernel had taken it out: {})",
+                    name.map_or("?", |m| m.name.as_str()),
+                    self.name,
+                    taken_out_reason(why)
+                );
+            }
         }
         Ok(())
     }
@@ -998,6 +1028,17 @@ fn solicited_node(address: Ipv6Addr) -> Ipv6Addr {
         0xff00 | u16::from(o[13]),
         u16::from_be_bytes([o[14], o[15]]),
     )
+}
+
+/// The kernel's reasons for taking a member out, in words.
+fn taken_out_reason(why: u32) -> &'static str {
+    use ipmp_common::{TAKEN_OUT_ADMIN_DOWN, TAKEN_OUT_GONE, TAKEN_OUT_NO_CARRIER};
+    match why {
+        TAKEN_OUT_NO_CARRIER => "no carrier",
+        TAKEN_OUT_ADMIN_DOWN => "administratively down",
+        TAKEN_OUT_GONE => "device gone",
+        _ => "link down",
+    }
 }
 
 /// The XDP attach mode for a member, and why.

@@ -28,11 +28,54 @@ const _: () = assert!(FLOW_TABLE_BUCKETS.is_power_of_two());
 const _: () = assert!(FLOW_TABLE_BUCKETS <= 1 << 16, "ranks and counts are u32");
 const _: () = assert!(MAX_MEMBERS <= NO_MEMBER as u32, "a slot must fit a bucket");
 
+/// Buckets to member slots.
+type Slots = [u8; FLOW_TABLE_BUCKETS];
+
 /// Next table for `active` (sorted, deduplicated member slots, each <
 /// [`MAX_MEMBERS`]), changing as few buckets of `prev` as possible. With no
 /// active member every bucket is [`NO_MEMBER`]. Deterministic: the same
 /// `prev` and `active` always give the same table.
+///
+/// Each bucket's backup is where the next table would put it if its owner
+/// failed, so when the kernel finds an owner down and sends its flows to
+/// the backups, the table ipmpd then writes moves nothing again.
 pub fn next_table(prev: &FlowTable, active: &[u8]) -> FlowTable {
+    let slots = next_slots(&prev.slots, active);
+    let mut table = FlowTable {
+        slots,
+        ..FlowTable::EMPTY
+    };
+    let members: Vec<u8> = (0..SLOTS as u8)
+        .filter(|s| active.contains(s))
+        .collect();
+    table.active[..members.len()].copy_from_slice(&members);
+    table.active_count = members.len() as u32;
+    for &failed in &members {
+        let rest: Vec<u8> = members.iter().copied().filter(|&s| s != failed).collect();
+        let without = next_slots(&slots, &rest);
+        for ((backup, &owner), &next) in table.backups.iter_mut().zip(&slots).zip(&without) {
+            if owner == failed {
+                *backup = next;
+            }
+        }
+    }
+    table
+}
+
+/// The buckets as the kernel sends them once it found `slot` down: its
+/// buckets at their backups, the others where they are.
+pub fn without(table: &FlowTable, slot: u8) -> Slots {
+    let mut slots = table.slots;
+    for (s, &backup) in slots.iter_mut().zip(&table.backups) {
+        if *s == slot {
+            *s = backup;
+        }
+    }
+    slots
+}
+
+/// The bucket owners of [`next_table`].
+fn next_slots(prev: &Slots, active: &[u8]) -> Slots {
     let mut is_active = [false; SLOTS];
     for &slot in active {
         debug_assert!(
@@ -45,14 +88,14 @@ pub fn next_table(prev: &FlowTable, active: &[u8]) -> FlowTable {
     }
     let members: Vec<usize> = (0..SLOTS).filter(|&s| is_active[s]).collect();
     if members.is_empty() {
-        return FlowTable::EMPTY;
+        return [NO_MEMBER; FLOW_TABLE_BUCKETS];
     }
     // The active member owning a bucket, if any.
     let owner = |slot: u8| Some(usize::from(slot)).filter(|&s| s < SLOTS && is_active[s]);
 
     let mut table = *prev;
     let mut count = [0u32; SLOTS];
-    for &slot in &table.slots {
+    for &slot in &table {
         if let Some(s) = owner(slot) {
             count[s] += 1;
         }
@@ -79,15 +122,15 @@ pub fn next_table(prev: &FlowTable, active: &[u8]) -> FlowTable {
             // buckets are as many as the receivers' deficits, so a receiver
             // below quota always finds one before the end of its order.
             while let Some(bucket) = r.next() {
-                let free = match owner(table.slots[bucket]) {
+                let free = match owner(table[bucket]) {
                     None => true,
                     Some(o) => count[o] > quota[o],
                 };
                 if free {
-                    if let Some(o) = owner(table.slots[bucket]) {
+                    if let Some(o) = owner(table[bucket]) {
                         count[o] -= 1;
                     }
-                    table.slots[bucket] = r.slot as u8;
+                    table[bucket] = r.slot as u8;
                     count[r.slot] += 1;
                     break;
                 }
@@ -398,6 +441,45 @@ mod tests {
             table = next_table(&table, &all);
             assert_balanced(&table, &all);
         }
+    }
+
+    /// What the kernel does on its own when it finds a member down is
+    /// exactly what ipmpd writes next, for every member of every table of
+    /// a random churn: no flow moves twice.
+    #[test]
+    fn backups_are_the_next_table_without_the_owner() {
+        let mut rng = Rng(0x0bad_5eed_1234_5678);
+        let mut set = [false; SLOTS];
+        let mut table = FlowTable::EMPTY;
+        for _ in 0..60 {
+            let flip = rng.below(12) as usize;
+            set[flip] = !set[flip];
+            let active: Vec<u8> = (0..SLOTS).filter(|&s| set[s]).map(|s| s as u8).collect();
+            table = next_table(&table, &active);
+            assert_eq!(&table.active[..active.len()], &active[..]);
+            assert_eq!(table.active_count as usize, active.len());
+            for &failed in &active {
+                let rest: Vec<u8> = active.iter().copied().filter(|&s| s != failed).collect();
+                assert_eq!(
+                    without(&table, failed),
+                    next_table(&table, &rest).slots,
+                    "the kernel's choice for {failed} differs from ipmpd's"
+                );
+            }
+            // A backup is never the owner itself.
+            assert!(table
+                .slots
+                .iter()
+                .zip(&table.backups)
+                .all(|(&s, &b)| s == NO_MEMBER || s != b));
+        }
+    }
+
+    #[test]
+    fn a_lone_member_has_no_backup() {
+        let t = build(&[4]);
+        assert!(t.backups.iter().all(|&b| b == NO_MEMBER));
+        assert_eq!(&t.active[..1], &[4]);
     }
 
     #[test]

@@ -1,0 +1,160 @@
+//! The kernel's own view of a member's health: before a packet is sent
+//! through a member, its device's link state is read straight from its
+//! `struct net_device`, where `netif_carrier_off()` and `dev_close()`
+//! change it at once, long before netlink tells ipmpd. A member found down
+//! is marked in `TAKEN_OUT` and stays out until ipmpd puts it back: the
+//! kernel only takes members out, the policy decides when they return.
+use aya_ebpf::{
+    bindings::xdp_action, helpers::bpf_probe_read_kernel, macros::xdp, programs::XdpContext,
+    Global,
+};
+use ipmp_common::{
+    FlowTable, MemberDevice, MAX_MEMBERS, NO_MEMBER, TAKEN_OUT_ADMIN_DOWN, TAKEN_OUT_GONE,
+    TAKEN_OUT_NO_CARRIER,
+};
+
+use crate::{
+    maps::{MEMBER_DEVICES, TAKEN_OUT},
+    parse::ptr_at,
+};
+
+// Layout of the running kernel, from its BTF, set by ipmpd at load time.
+#[unsafe(no_mangle)]
+static NET_DEVICE_STATE: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static NET_DEVICE_IFINDEX: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static XDP_BUFF_RXQ: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static XDP_RXQ_INFO_DEV: Global<u32> = Global::new(0);
+/// Bit numbers in `net_device.state`.
+#[unsafe(no_mangle)]
+static LINK_STATE_START: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static LINK_STATE_NOCARRIER: Global<u32> = Global::new(2);
+
+/// Whether traffic may leave through the member in `slot`: it is a member,
+/// the kernel has not taken it out, and its link is up now.
+#[inline(always)]
+pub fn in_service(slot: u8) -> bool {
+    if slot == NO_MEMBER {
+        return false;
+    }
+    let Some(taken_out) = TAKEN_OUT.get_ptr_mut(u32::from(slot)) else {
+        return false;
+    };
+    // SAFETY: a valid map value; a racing writer stores a whole u32.
+    if unsafe { *taken_out } != 0 {
+        return false;
+    }
+    let Some(device) = MEMBER_DEVICES.get(u32::from(slot)) else {
+        return true;
+    };
+    // Never located (or not yet): the flow table is all there is to go by.
+    if device.net_device == 0 {
+        return true;
+    }
+    match link_down(device) {
+        0 => true,
+        why => {
+            // SAFETY: as above.
+            unsafe { *taken_out = why };
+            false
+        }
+    }
+}
+
+/// Why the member's link is down (`TAKEN_OUT_*`), or 0 while it is up.
+#[inline(always)]
+fn link_down(device: &MemberDevice) -> u32 {
+    let base = device.net_device as usize;
+    // SAFETY: bpf_probe_read_kernel copes with any address; a device freed
+    // since it was located fails the ifindex check below.
+    let Ok(state) = (unsafe {
+        bpf_probe_read_kernel((base + NET_DEVICE_STATE.load() as usize) as *const u64)
+    }) else {
+        return TAKEN_OUT_GONE;
+    };
+    if state & (1 << LINK_STATE_NOCARRIER.load()) != 0 {
+        return TAKEN_OUT_NO_CARRIER;
+    }
+    if state & (1 << LINK_STATE_START.load()) == 0 {
+        return TAKEN_OUT_ADMIN_DOWN;
+    }
+    // SAFETY: as above.
+    let ifindex = unsafe {
+        bpf_probe_read_kernel((base + NET_DEVICE_IFINDEX.load() as usize) as *const u32)
+    };
+    match ifindex {
+        Ok(i) if i == device.ifindex => 0,
+        _ => TAKEN_OUT_GONE,
+    }
+}
+
+/// The first active member in service, looking from `hash` on: where a
+/// flow goes when its bucket's owner and backup are both down.
+#[inline(always)]
+pub fn any_in_service(table: &FlowTable, hash: u32) -> u8 {
+    let n = table.active_count;
+    if n == 0 || n > MAX_MEMBERS {
+        return NO_MEMBER;
+    }
+    for i in 0..MAX_MEMBERS {
+        if i >= n {
+            break;
+        }
+        let at = hash.wrapping_add(i) % n;
+        // The compiler knows `at < n <= 64` and drops the bounds check;
+        // the verifier does not know it: mask what it cannot see through.
+        // SAFETY: a read of a local.
+        let at = unsafe { core::ptr::read_volatile(&at) } as usize & (MAX_MEMBERS as usize - 1);
+        match table.active.get(at) {
+            Some(&slot) if in_service(slot) => return slot,
+            _ => {}
+        }
+    }
+    NO_MEMBER
+}
+
+/// Records the device of the member whose slot is the first 4 bytes of the
+/// packet. Never attached: ipmpd runs it with BPF_PROG_TEST_RUN and the
+/// member as ingress interface, so the context's receive queue is the
+/// member's (the context is really a `struct xdp_buff`).
+#[xdp]
+pub fn ipmp_locate_member(ctx: XdpContext) -> u32 {
+    let _ = locate(&ctx);
+    xdp_action::XDP_PASS
+}
+
+#[inline(always)]
+fn locate(ctx: &XdpContext) -> Option<()> {
+    let slot = ptr_at::<u32>(ctx.data(), ctx.data_end(), 0)?;
+    // SAFETY: bounds checked by ptr_at.
+    let slot = unsafe { *slot };
+    let entry = MEMBER_DEVICES.get_ptr_mut(slot)?;
+    let buff = ctx.ctx as usize;
+    // SAFETY: kernel reads of the context's own receive queue and device.
+    let rxq: usize = unsafe {
+        bpf_probe_read_kernel((buff + XDP_BUFF_RXQ.load() as usize) as *const usize)
+    }
+    .ok()?;
+    // SAFETY: as above.
+    let device: usize = unsafe {
+        bpf_probe_read_kernel((rxq + XDP_RXQ_INFO_DEV.load() as usize) as *const usize)
+    }
+    .ok()?;
+    // SAFETY: as above.
+    let ifindex: u32 = unsafe {
+        bpf_probe_read_kernel((device + NET_DEVICE_IFINDEX.load() as usize) as *const u32)
+    }
+    .ok()?;
+    // SAFETY: a valid map value, written whole.
+    unsafe {
+        *entry = MemberDevice {
+            net_device: device as u64,
+            ifindex,
+            _pad: 0,
+        }
+    };
+    Some(())
+}
