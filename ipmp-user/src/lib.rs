@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod ipmpstat;
 pub mod kernel_layout;
+pub mod link_alarm;
 pub mod memberships;
 pub mod metrics;
 pub mod model;

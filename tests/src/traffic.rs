@@ -3,7 +3,10 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr, UdpSocket},
-    sync::mpsc,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        mpsc, Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -46,6 +49,23 @@ pub fn flows_by_mac(
         Ok(())
     })?;
     join(sniff)
+}
+
+fn set_socket_option<T>(fd: i32, level: i32, name: i32, value: &T) -> Result<()> {
+    // SAFETY: value points at a T of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            value as *const T as *const libc::c_void,
+            std::mem::size_of::<T>() as u32,
+        )
+    };
+    if rc < 0 {
+        bail!("setsockopt({level}, {name}): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Receive buffer of a sniffer: room for thousands of frames.
@@ -103,20 +123,7 @@ impl Sniffer {
     }
 
     fn set_option<T>(&self, level: i32, name: i32, value: &T) -> Result<()> {
-        // SAFETY: value points at a T of the given size.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd,
-                level,
-                name,
-                value as *const T as *const libc::c_void,
-                std::mem::size_of::<T>() as u32,
-            )
-        };
-        if rc < 0 {
-            bail!("setsockopt({level}, {name}): {}", std::io::Error::last_os_error());
-        }
-        Ok(())
+        set_socket_option(self.fd, level, name, value)
     }
 
     /// Fails when the kernel dropped frames for this socket (its buffer
@@ -271,9 +278,15 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
 /// A fixed-rate stream of numbered UDP datagrams, for counting loss.
 pub struct Stream {
     sender: std::thread::JoinHandle<Result<()>>,
-    receiver: std::thread::JoinHandle<Result<u32>>,
+    receiver: std::thread::JoinHandle<Result<Vec<bool>>>,
+    /// The sequence number the sender sends next.
+    next: Arc<AtomicU32>,
     count: u32,
 }
+
+/// Receive buffer of a stream's receiver: a whole stream of small
+/// datagrams fits, so a receiver that falls behind loses nothing.
+const STREAM_BUFFER: i32 = 64 << 20;
 
 impl Stream {
     /// Starts `count` datagrams, one every `interval`, from `src:sport` in
@@ -286,26 +299,77 @@ impl Stream {
         interval: Duration,
         count: u32,
     ) -> Result<Stream> {
+        Self::spawn(from, (src, sport), to, (dst, dport), interval, count, false)
+    }
+
+    /// Like [`Self::start`], with the sender and receiver on SCHED_FIFO,
+    /// so the stream keeps its rate while other processes (ipmpd, load)
+    /// compete for the CPUs.
+    pub fn start_realtime(
+        from: &Netns,
+        (src, sport): (&str, u16),
+        to: &Netns,
+        (dst, dport): (&str, u16),
+        interval: Duration,
+        count: u32,
+    ) -> Result<Stream> {
+        Self::spawn(from, (src, sport), to, (dst, dport), interval, count, true)
+    }
+
+    fn spawn(
+        from: &Netns,
+        (src, sport): (&str, u16),
+        to: &Netns,
+        (dst, dport): (&str, u16),
+        interval: Duration,
+        count: u32,
+        realtime: bool,
+    ) -> Result<Stream> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let bind = SocketAddr::new(dst.parse()?, dport);
         let receiver = to.spawn(move || {
+            if realtime {
+                set_realtime()?;
+            }
             let sock = UdpSocket::bind(bind)?;
+            set_socket_option(
+                std::os::fd::AsRawFd::as_raw_fd(&sock),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &STREAM_BUFFER,
+            )?;
             sock.set_read_timeout(Some(Duration::from_millis(500)))?;
+            let overflows_before = udp_receive_buffer_errors()?;
             ready_tx.send(()).ok();
-            let mut seqs = std::collections::HashSet::new();
+            let mut seen = vec![false; count as usize];
             let mut buf = [0u8; 64];
             while let Ok(n) = sock.recv(&mut buf) {
                 if n >= 4 {
-                    seqs.insert(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
+                    let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                    if let Some(s) = seen.get_mut(seq as usize) {
+                        *s = true;
+                    }
                 }
             }
-            Ok(seqs.len() as u32)
+            let overflows = udp_receive_buffer_errors()? - overflows_before;
+            if overflows > 0 {
+                bail!(
+                    "broken measurement: the receiver's buffer overflowed {overflows} times, \
+                     so missing datagrams are not all lost on the way"
+                );
+            }
+            Ok(seen)
         });
         ready_rx
             .recv_timeout(Duration::from_secs(5))
             .context("receiver did not start")?;
         let (src, to_addr) = (SocketAddr::new(src.parse()?, sport), bind);
+        let next = Arc::new(AtomicU32::new(0));
+        let progress = next.clone();
         let sender = from.spawn(move || {
+            if realtime {
+                set_realtime()?;
+            }
             let sock = UdpSocket::bind(src)?;
             sock.connect(to_addr)?;
             // A blocked sender would pause the stream and hide the loss:
@@ -313,27 +377,70 @@ impl Stream {
             sock.set_nonblocking(true)?;
             let start = Instant::now();
             for seq in 0..count {
-                // Yield rather than spin: on two cores a spinning sender
-                // would compete with ipmpd and measure the scheduler.
-                while start.elapsed() < interval * seq {
-                    std::thread::yield_now();
+                let due = interval * seq;
+                let now = start.elapsed();
+                if due > now {
+                    std::thread::sleep(due - now);
                 }
+                progress.store(seq, Ordering::Release);
                 let _ = sock.send(&seq.to_be_bytes());
             }
+            progress.store(count, Ordering::Release);
             Ok(())
         });
         Ok(Stream {
             sender,
             receiver,
+            next,
             count,
         })
     }
 
+    /// The sequence number being sent now: loss from here on is what a
+    /// cut made now costs ([`Self::lost_since`]).
+    pub fn mark(&self) -> u32 {
+        self.next.load(Ordering::Acquire)
+    }
+
     /// Waits for the stream to end; returns how many datagrams were lost.
     pub fn lost(self) -> Result<u32> {
-        join(self.sender)?;
-        Ok(self.count.saturating_sub(join(self.receiver)?))
+        Ok(self.lost_since(0)?.0)
     }
+
+    /// Waits for the stream to end; returns the datagrams lost in all and
+    /// those lost from sequence number `mark` on.
+    pub fn lost_since(self, mark: u32) -> Result<(u32, u32)> {
+        join(self.sender)?;
+        let seen = join(self.receiver)?;
+        let missing = |from: usize| seen[from.min(seen.len())..].iter().filter(|s| !**s).count() as u32;
+        debug_assert_eq!(seen.len(), self.count as usize);
+        Ok((missing(0), missing(mark as usize)))
+    }
+}
+
+/// SCHED_FIFO for the calling thread.
+fn set_realtime() -> Result<()> {
+    let param = libc::sched_param { sched_priority: 50 };
+    // SAFETY: plain syscall on the calling thread (pid 0).
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        bail!("SCHED_FIFO: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `Udp: RcvbufErrors` of the calling thread's network namespace.
+fn udp_receive_buffer_errors() -> Result<u64> {
+    let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp")?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (udp.next(), udp.next());
+    let column = names
+        .and_then(|n| n.split_whitespace().position(|w| w == "RcvbufErrors"))
+        .context("no Udp RcvbufErrors in /proc/net/snmp")?;
+    values
+        .and_then(|v| v.split_whitespace().nth(column))
+        .context("no Udp values in /proc/net/snmp")?
+        .parse()
+        .context("RcvbufErrors")
 }
 
 /// A UDP source port (from `candidates`) whose flow from `src` to

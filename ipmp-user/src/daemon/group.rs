@@ -26,7 +26,7 @@ use crate::{
     netlink::{member_table, Change, Link, Netlink},
     notify::PeerNotifier,
     policy::{
-        flow_table::{bucket_counts, next_table},
+        flow_table::{bucket_counts, fail_over, next_table},
         group::{Event, GroupPolicy, MemberSpec, Notice, PolicyError},
         inbound,
     },
@@ -545,6 +545,34 @@ impl Group {
             Change::Route { oif } if *oif == self.index => self.mirror_routes(nl).await?,
             Change::Route { .. } => {}
         }
+        Ok(())
+    }
+
+    /// The fast path: interface `index` was reported down (by the message
+    /// read at `received`); if it is an active member, the flow table flips
+    /// at once to what the kernel already does. The policy confirms when
+    /// the full message reaches it, and then moves nothing.
+    pub fn link_alarm(&mut self, index: u32, received: Instant) -> Result<()> {
+        let Some(m) = self
+            .members
+            .iter()
+            .find(|m| m.link.as_ref().is_some_and(|l| l.index == index))
+        else {
+            return Ok(());
+        };
+        let active = &self.table.active[..self.table.active_count as usize];
+        if !active.contains(&m.slot) {
+            return Ok(());
+        }
+        let next = fail_over(&self.table, m.slot);
+        self.dataplane.write_flow_table(&next)?;
+        self.table = next;
+        debug!(
+            "Link alarm: {} of group {} down, flow table flipped {} us after the message",
+            m.name,
+            self.name,
+            received.elapsed().as_micros()
+        );
         Ok(())
     }
 

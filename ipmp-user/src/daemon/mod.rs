@@ -21,6 +21,7 @@ use crate::{
     config::Config,
     control::{self, Feeds, Incoming, Request, Response},
     dataplane,
+    link_alarm::LinkAlarm,
     metrics::{self, Snapshot},
     model::Status,
     netlink::{self, Netlink},
@@ -45,6 +46,7 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
     let pin_root = dataplane::namespace_pin_dir(&pin_dir)?;
     // Subscribe before reading any state so no change falls in between.
     let mut changes = netlink::watch()?;
+    let mut alarm = LinkAlarm::open()?;
     let nl = Netlink::connect()?;
     let listener = control::bind(&socket)?;
     let metrics_listener = match overrides.metrics.or(config.daemon.metrics_listen) {
@@ -98,6 +100,19 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
     loop {
         let deadline = groups.iter().filter_map(Group::next_deadline).min();
         tokio::select! {
+            // A member going down flips the flow table before anything else.
+            biased;
+            Ok(()) = alarm.ready() => {
+                let received = Instant::now();
+                alarm.drain(|index| {
+                    for g in groups.iter_mut() {
+                        if let Err(e) = g.link_alarm(index, received) {
+                            error!("{e:#}");
+                        }
+                    }
+                });
+                continue;
+            }
             Some((received, change)) = changes.recv() => {
                 for g in groups.iter_mut() {
                     if let Err(e) = g.on_change(&nl, &change, received).await {

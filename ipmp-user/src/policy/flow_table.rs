@@ -74,6 +74,33 @@ pub fn without(table: &FlowTable, slot: u8) -> Slots {
     slots
 }
 
+/// The table to write the moment `slot` is seen down, before the policy
+/// runs: what the kernel already does (the buckets of `slot` at their
+/// backups), without `slot` in the active list. Buckets that lost their
+/// backup get none until [`next_table`] computes new ones (meanwhile the
+/// kernel takes any member in service for them). No allocation: this is
+/// on ipmpd's fast path.
+pub fn fail_over(table: &FlowTable, slot: u8) -> FlowTable {
+    let mut next = *table;
+    next.slots = without(table, slot);
+    for (backup, &owner) in next.backups.iter_mut().zip(&table.slots) {
+        if *backup == slot || owner == slot {
+            *backup = NO_MEMBER;
+        }
+    }
+    let count = (table.active_count as usize).min(SLOTS);
+    let mut kept = 0;
+    for i in 0..count {
+        if table.active[i] != slot {
+            next.active[kept] = table.active[i];
+            kept += 1;
+        }
+    }
+    next.active[kept..].fill(NO_MEMBER);
+    next.active_count = kept as u32;
+    next
+}
+
 /// The bucket owners of [`next_table`].
 fn next_slots(prev: &Slots, active: &[u8]) -> Slots {
     let mut is_active = [false; SLOTS];
@@ -472,6 +499,22 @@ mod tests {
                 .iter()
                 .zip(&table.backups)
                 .all(|(&s, &b)| s == NO_MEMBER || s != b));
+        }
+    }
+
+    #[test]
+    fn the_fast_path_writes_what_the_policy_writes_next() {
+        let active = [1u8, 4, 6, 9];
+        let t = build(&active);
+        for &failed in &active {
+            let rest: Vec<u8> = active.iter().copied().filter(|&s| s != failed).collect();
+            let fast = fail_over(&t, failed);
+            assert_eq!(fast.slots, next_table(&t, &rest).slots);
+            assert_eq!(&fast.active[..rest.len()], &rest[..]);
+            assert_eq!(fast.active_count as usize, rest.len());
+            assert!(fast.backups.iter().all(|&b| b != failed));
+            // And the policy's table after it moves nothing more.
+            assert_eq!(next_table(&fast, &rest).slots, fast.slots);
         }
     }
 
