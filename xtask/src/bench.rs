@@ -357,23 +357,15 @@ fn scrape_time(members: usize) -> Result<Value> {
     Ok(json!({ "members": members, "scrapes": SCRAPES, "mean_ms": mean, "max_ms": max }))
 }
 
-/// ipmpd's own time from reading a carrier loss to the flipped flow table
-/// (its debug log: the rewrite line, then the notices it logs after), in µs.
+/// ipmpd's own time from reading a member's link-down message to the
+/// flipped flow table (its debug log's link alarm lines), in µs.
 pub(crate) fn failover_table_latencies(log: &str) -> Vec<f64> {
-    let lines: Vec<&str> = log.lines().collect();
-    // Between the two, ipmpd may log the data addresses it rebound.
-    lines
-        .iter()
-        .enumerate()
-        .filter(|(i, l)| {
-            l.contains("us after the event")
-                && lines[i + 1..]
-                    .iter()
-                    .take_while(|n| !n.contains("us after the event"))
-                    .find(|n| !n.contains("now bound to"))
-                    .is_some_and(|n| n.contains("The link has gone down"))
+    log.lines()
+        .filter(|l| l.contains("Link alarm:"))
+        .filter_map(|l| {
+            let (before, _) = l.split_once(" us after the message")?;
+            before.rsplit(' ').next()?.parse().ok()
         })
-        .filter_map(|(_, l)| l.split(", ").last()?.split(' ').next()?.parse().ok())
         .collect()
 }
 

@@ -16,6 +16,8 @@ const ROUNDS: usize = 5;
 const SINGLE_RUNS: usize = 20_000;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
+/// `lo` is interface 1 in every network namespace.
+const LOOPBACK_IFINDEX: u32 = 1;
 
 fn main() -> Result<()> {
     let pin_dir =
@@ -38,6 +40,15 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
         group.set_member(slot, &m)?;
     }
     group.write_flow_table(&next_table(&FlowTable::EMPTY, &[0, 1, 2]))?;
+    // Every member's device is `lo` (read, never changed): the egress
+    // program then reads a member's link state per packet, as it does in
+    // service.
+    for slot in 0..3u8 {
+        anyhow::ensure!(
+            group.locate_member(slot, LOOPBACK_IFINDEX)?,
+            "the kernel could not locate the loopback device"
+        );
+    }
     group.load_member("a", 0)?;
     // Echo answering on, for the data address the echo packet goes to.
     group.set_group(&ipmp_common::GroupConfig {

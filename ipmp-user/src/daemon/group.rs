@@ -539,6 +539,9 @@ impl Group {
                         self.event(Event::Removed(link.name.clone()))?;
                         self.publish_member(i)?;
                         self.apply(nl, received).await?;
+                        // Its memory may be reused: the kernel must not read
+                        // it (the flow table no longer names it).
+                        self.dataplane.forget_member_device(self.members[i].slot)?;
                     }
                 }
             }
