@@ -122,6 +122,21 @@ impl Topology {
             .map(drop)
     }
 
+    /// Pulls a member's cable with one ioctl (no `ip` process to start or
+    /// end) and calls `then` the moment it returned: what is measured from
+    /// there is the cut's aftermath alone.
+    pub fn pull_cable_then<T: Send + 'static>(
+        &self,
+        member: &str,
+        then: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let port = format!("p-{member}");
+        self.switch_of(member).enter(move || {
+            set_admin_down(&port)?;
+            Ok(then())
+        })
+    }
+
     pub fn plug_cable(&self, member: &str) -> Result<()> {
         self.switch_of(member)
             .ip(&format!("link set p-{member} up"))
@@ -187,6 +202,36 @@ impl Topology {
         };
         Names::ROLES.iter().map(|r| n.role(r)).collect()
     }
+}
+
+/// Clears IFF_UP on `ifname` of the calling thread's namespace.
+fn set_admin_down(ifname: &str) -> Result<()> {
+    // SAFETY: plain socket(2); closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    anyhow::ensure!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: a zeroed ifreq is valid; the name fits (checked).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    anyhow::ensure!(ifname.len() < req.ifr_name.len(), "interface name {ifname} too long");
+    for (d, s) in req.ifr_name.iter_mut().zip(ifname.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: valid ifreq for both ioctls; the union's flags member is the
+    // one SIOC[GS]IFFLAGS use.
+    let result = unsafe {
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            req.ifr_ifru.ifru_flags &= !(libc::IFF_UP as libc::c_short);
+            if libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        }
+    };
+    // SAFETY: we own fd.
+    unsafe { libc::close(fd) };
+    result.with_context(|| format!("setting {ifname} down"))
 }
 
 fn port_name(ns: &Netns, ifname: &str, host: &Netns) -> String {

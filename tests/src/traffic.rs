@@ -284,6 +284,18 @@ pub struct Stream {
     count: u32,
 }
 
+/// A stream's sender position.
+#[derive(Clone)]
+pub struct Progress(Arc<AtomicU32>);
+
+impl Progress {
+    /// The sequence number being sent now: loss from here on is what a
+    /// cut made now costs ([`Stream::lost_since`]).
+    pub fn now(&self) -> u32 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// Receive buffer of a stream's receiver: a whole stream of small
 /// datagrams fits, so a receiver that falls behind loses nothing.
 const STREAM_BUFFER: i32 = 64 << 20;
@@ -396,10 +408,9 @@ impl Stream {
         })
     }
 
-    /// The sequence number being sent now: loss from here on is what a
-    /// cut made now costs ([`Self::lost_since`]).
-    pub fn mark(&self) -> u32 {
-        self.next.load(Ordering::Acquire)
+    /// Where the sender is, readable from any thread.
+    pub fn progress(&self) -> Progress {
+        Progress(self.next.clone())
     }
 
     /// Waits for the stream to end; returns how many datagrams were lost.

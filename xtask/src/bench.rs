@@ -373,14 +373,22 @@ pub(crate) fn failover_table_latencies(log: &str) -> Vec<f64> {
 /// per mechanism and load, with the goal beside each.
 fn print_failover(failover: &Value) {
     println!(
-        "\ncarrier cut, {} datagrams/s, {} cuts each: datagrams lost after the cut call returned",
+        "\ncarrier cut, {} datagrams/s, {} cuts each: datagrams lost (min / median / max)",
         failover["datagrams_per_second"],
         failover::ROUNDS
     );
     println!(
-        "{:<24} {:<5} {:>5} {:>7} {:>5}  {:<10} ipmpd event to table (us, median/max)",
-        "mechanism", "cpus", "min", "median", "max", "goal"
+        "{:<24} {:<5} {:>16} {:>6} {:>16}  ipmpd message to flipped table, us (median / max)",
+        "mechanism", "cpus", "after the cut", "goal", "whole stream"
     );
+    let triple = |c: &Value, prefix: &str| {
+        format!(
+            "{} / {} / {}",
+            c[format!("{prefix}min")],
+            c[format!("{prefix}median")],
+            c[format!("{prefix}max")]
+        )
+    };
     for c in failover["contenders"].as_array().into_iter().flatten() {
         let us: Vec<f64> = c["event_to_flow_table_us"]
             .as_array()
@@ -393,13 +401,12 @@ fn print_failover(failover: &Value) {
             _ => "--".into(),
         };
         println!(
-            "{:<24} {:<5} {:>5} {:>7} {:>5}  {:<10} {table}",
+            "{:<24} {:<5} {:>16} {:>6} {:>16}  {table}",
             c["mechanism"].as_str().unwrap_or("?"),
             c["cpus"].as_str().unwrap_or("?"),
-            c["min"],
-            c["median"],
-            c["max"],
+            triple(c, ""),
             "<= 2",
+            triple(c, "in_all_"),
         );
     }
 }

@@ -3,8 +3,9 @@
 //! kernel's own ECMP route over the same members as the reference; each
 //! idle and with both CPUs busy. A real-time sender streams 20k datagrams/s
 //! and never blocks (a datagram the stack refuses is lost); the cable of the
-//! member carrying the stream is pulled 300 ms in; what counts is the
-//! datagrams lost from the moment the cut call returned.
+//! member carrying the stream is pulled 300 ms in (one ioctl); what counts
+//! is the datagrams lost from the moment the cut call returned, and, beside
+//! it, those lost in the whole stream.
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -96,6 +97,8 @@ pub fn run() -> Result<Value> {
             }
             Mechanism::Ecmp => Vec::new(),
         };
+        let mut in_all = c.lost_in_all.clone();
+        in_all.sort_unstable();
         rows.push(json!({
             "mechanism": c.name,
             "cpus": if c.busy { "busy" } else { "idle" },
@@ -105,6 +108,9 @@ pub fn run() -> Result<Value> {
             "min": after.first(),
             "median": after[after.len() / 2],
             "max": after.last(),
+            "in_all_min": in_all.first(),
+            "in_all_median": in_all[in_all.len() / 2],
+            "in_all_max": in_all.last(),
             "event_to_flow_table_us": event_to_table_us,
         }));
     }
@@ -146,8 +152,8 @@ impl Contender {
             PACKETS,
         )?;
         thread::sleep(CUT_AFTER);
-        t.pull_cable(member)?;
-        let mark = stream.mark();
+        let progress = stream.progress();
+        let mark = t.pull_cable_then(member, move || progress.now())?;
         let (in_all, after_cut) = stream.lost_since(mark)?;
         drop(load);
         self.lost_after_cut.push(after_cut);
