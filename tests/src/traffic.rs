@@ -339,6 +339,8 @@ impl Stream {
     ) -> Result<Stream> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let bind = SocketAddr::new(dst.parse()?, dport);
+        let next = Arc::new(AtomicU32::new(0));
+        let sent = next.clone();
         let receiver = to.spawn(move || {
             if realtime {
                 set_realtime()?;
@@ -350,17 +352,25 @@ impl Stream {
                 libc::SO_RCVBUFFORCE,
                 &STREAM_BUFFER,
             )?;
-            sock.set_read_timeout(Some(Duration::from_millis(500)))?;
+            sock.set_read_timeout(Some(Duration::from_millis(100)))?;
             let overflows_before = udp_receive_buffer_errors()?;
             ready_tx.send(()).ok();
             let mut seen = vec![false; count as usize];
             let mut buf = [0u8; 64];
-            while let Ok(n) = sock.recv(&mut buf) {
-                if n >= 4 {
-                    let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-                    if let Some(s) = seen.get_mut(seq as usize) {
-                        *s = true;
+            // Until the sender is done and nothing came for a while: a
+            // sender that starts late must not end the stream early.
+            let mut quiet_since_done = 0;
+            while quiet_since_done < 5 {
+                match sock.recv(&mut buf) {
+                    Ok(n) if n >= 4 => {
+                        let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                        if let Some(s) = seen.get_mut(seq as usize) {
+                            *s = true;
+                        }
                     }
+                    Ok(_) => {}
+                    Err(_) if sent.load(Ordering::Acquire) >= count => quiet_since_done += 1,
+                    Err(_) => {}
                 }
             }
             let overflows = udp_receive_buffer_errors()? - overflows_before;
@@ -376,29 +386,32 @@ impl Stream {
             .recv_timeout(Duration::from_secs(5))
             .context("receiver did not start")?;
         let (src, to_addr) = (SocketAddr::new(src.parse()?, sport), bind);
-        let next = Arc::new(AtomicU32::new(0));
         let progress = next.clone();
         let sender = from.spawn(move || {
-            if realtime {
-                set_realtime()?;
-            }
-            let sock = UdpSocket::bind(src)?;
-            sock.connect(to_addr)?;
-            // A blocked sender would pause the stream and hide the loss:
-            // a datagram the stack refuses is counted as lost instead.
-            sock.set_nonblocking(true)?;
-            let start = Instant::now();
-            for seq in 0..count {
-                let due = interval * seq;
-                let now = start.elapsed();
-                if due > now {
-                    std::thread::sleep(due - now);
+            let sent = (|| {
+                if realtime {
+                    set_realtime()?;
                 }
-                progress.store(seq, Ordering::Release);
-                let _ = sock.send(&seq.to_be_bytes());
-            }
+                let sock = UdpSocket::bind(src)?;
+                sock.connect(to_addr)?;
+                // A blocked sender would pause the stream and hide the loss:
+                // a datagram the stack refuses is counted as lost instead.
+                sock.set_nonblocking(true)?;
+                let start = Instant::now();
+                for seq in 0..count {
+                    let due = interval * seq;
+                    let now = start.elapsed();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    progress.store(seq, Ordering::Release);
+                    let _ = sock.send(&seq.to_be_bytes());
+                }
+                Ok(())
+            })();
+            // Done, also on failure: the receiver stops once it drained.
             progress.store(count, Ordering::Release);
-            Ok(())
+            sent
         });
         Ok(Stream {
             sender,

@@ -174,3 +174,22 @@ fn only_ipmpd_puts_a_member_back() -> Result<()> {
         Ok(flows.values().filter(|m| *m == "e1000g0").count() * 5 >= FLOWS.len())
     })
 }
+
+/// A member repaired by ipmpd after the kernel took it out is in service
+/// again, and the kernel takes it out again on its next cut.
+#[test]
+fn the_same_member_cut_again_after_its_repair_is_survived() -> Result<()> {
+    let (t, d) = setup()?;
+    for round in 0..2u16 {
+        d.signal(Signal::SIGSTOP)?;
+        let ports = 9100 + 100 * round..9200 + 100 * round;
+        let lost = stream_across(&t, "e1000g0", ports, || t.pull_cable("e1000g0"))?;
+        d.signal(Signal::SIGCONT)?;
+        ensure!(lost <= LOSS_BOUND, "round {round}: {lost} datagrams lost across the cut");
+        d.wait_member("e1000g0", "state", "failed")?;
+        t.plug_cable("e1000g0")?;
+        d.wait_member("e1000g0", "state", "ok")?;
+        d.wait_group("ok")?;
+    }
+    Ok(())
+}

@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: the numbers of SPEC section 10 that this build can
 //! reach, as a table and as target/bench/results.json.
 mod failover;
+mod stability;
+mod throughput;
 use std::{
     process::{Command, Stdio},
     thread,
@@ -37,6 +39,15 @@ pub fn run() -> Result<()> {
             }
             return Ok(());
         }
+        Ok("throughput") => {
+            println!("{}", serde_json::to_string_pretty(&throughput::run()?)?);
+            return Ok(());
+        }
+        Ok("stability") => {
+            println!("{}", serde_json::to_string_pretty(&stability::flows()?)?);
+            println!("{}", serde_json::to_string_pretty(&stability::restart_loss()?)?);
+            return Ok(());
+        }
         Ok("failover") => {
             let failover = failover::run()?;
             print_failover(&failover);
@@ -60,7 +71,13 @@ pub fn run() -> Result<()> {
         "fdt_50_ms": detection_time(50)?,
     });
     let soak = false_failures(50)?;
+    let throughput = throughput::run()?;
+    let stability = stability::flows()?;
+    let restart = stability::restart_loss()?;
     let results = json!({
+        "throughput": throughput,
+        "flow_stability": stability,
+        "restart": restart,
         "programs": programs,
         "link_failover": failover,
         "inbound_failover": inbound,
@@ -155,6 +172,42 @@ pub fn run() -> Result<()> {
             num(&soak["false_failures"]),
             "",
             format!("0 in {} s", soak["seconds"]),
+        ),
+        (
+            "TCP through the group / plain path (median of 5)",
+            num(&throughput["tcp_gbit_s"]["ratio"]["median"]),
+            "",
+            ">= 0.95".into(),
+        ),
+        (
+            "64-byte UDP received/s, group / plain (median of 5)",
+            num(&throughput["udp_64b_pps"]["ratio"]["median"]),
+            "",
+            ">= 0.95".into(),
+        ),
+        (
+            "flows of surviving members moved on a failure",
+            num(&stability["worst_surviving_flows_moved_on_failure"]),
+            "",
+            "0".into(),
+        ),
+        (
+            "flows moved on a repair (worst share)",
+            num(&stability["worst_moved_on_repair_fraction"]),
+            "",
+            format!("<= {:.3}", num(&stability["repair_goal_fraction"])),
+        ),
+        (
+            "flows back on their member after fail+repair (least)",
+            num(&stability["least_back_on_first_member_fraction"]),
+            "",
+            String::new(),
+        ),
+        (
+            "kill -9 and restart: datagrams lost (worst of 3)",
+            num(&restart["worst_lost"]),
+            "",
+            "0".into(),
         ),
         (
             "metrics scrape, 3 members (mean of 50)",
