@@ -1,6 +1,7 @@
 //! ipmpd's event loop: kernel changes, control requests, timers and
 //! signals in; each goes to the group it concerns.
 mod group;
+mod lock;
 mod probing;
 
 use std::{
@@ -43,6 +44,7 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
         .pin_dir
         .unwrap_or_else(|| config.daemon.pin_dir.clone());
     let pin_root = dataplane::namespace_pin_dir(&pin_dir)?;
+    let _lock = lock::take(&pin_root)?;
     // Subscribe before reading any state so no change falls in between.
     let mut changes = netlink::watch()?;
     let nl = Netlink::connect()?;
