@@ -68,6 +68,8 @@ const PEER_NOTIFICATION_INTERVAL: Duration = Duration::from_millis(100);
 /// held on the cast member (the kernel announces no change of them), and
 /// the members' groups checked.
 const MEMBERSHIP_REFRESH: Duration = Duration::from_secs(1);
+/// After a failed tick (logged), the group's timers wait this long.
+const TICK_RETRY: Duration = Duration::from_secs(1);
 
 pub struct Group {
     name: String,
@@ -113,6 +115,8 @@ pub struct Group {
     carrier: Option<bool>,
     mtu: u32,
     epoch: Instant,
+    /// Timers are not served before this (a tick failed).
+    retry_at: Option<Instant>,
 }
 
 impl Group {
@@ -190,6 +194,7 @@ impl Group {
             carrier: None,
             mtu: 0,
             epoch,
+            retry_at: None,
         };
         for m in &config.members {
             group
@@ -449,7 +454,20 @@ impl Group {
         }
     }
 
+    /// A failed tick is tried again this much later, not at once.
+    pub fn retry_later(&mut self) {
+        self.retry_at = Some(Instant::now() + TICK_RETRY);
+    }
+
     pub fn next_deadline(&self) -> Option<Instant> {
+        let deadline = self.timers_deadline()?;
+        Some(match self.retry_at {
+            Some(retry) if retry > Instant::now() => deadline.max(retry),
+            _ => deadline,
+        })
+    }
+
+    fn timers_deadline(&self) -> Option<Instant> {
         let policy = self.policy.next_deadline();
         let probes = self.probing.next_deadline();
         let notifications = self.notifications.iter().map(|n| n.due).min();
@@ -464,6 +482,8 @@ impl Group {
 
     /// Serves the timers that are due: anti-flap holds and probes.
     pub async fn tick(&mut self, nl: &Netlink) -> Result<()> {
+        // Replies the kernel already has count before any loss is judged.
+        self.take_replies()?;
         let now = self.epoch.elapsed();
         if self.policy.next_deadline().is_some_and(|d| d <= now) {
             self.event(Event::Tick)?;

@@ -149,7 +149,12 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
             _ = sleep_until(deadline) => {
                 for g in groups.iter_mut() {
                     if g.next_deadline().is_some_and(|d| d <= Instant::now()) {
-                        g.tick(&nl).await?;
+                        // One group's trouble stops neither the others nor
+                        // this group's later ticks.
+                        if let Err(e) = g.tick(&nl).await {
+                            error!("group {}: {e:#}; trying again in a second", g.name());
+                            g.retry_later();
+                        }
                     }
                 }
             }
