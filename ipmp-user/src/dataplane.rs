@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{anyhow, Context, Result};
 use aya::{
-    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::{
         links::{FdLink, PinnedLink},
         tc::{SchedClassifierLink, TcAttachType},
@@ -161,21 +161,22 @@ impl GroupDataplane {
 
     /// Member slots as a previous ipmpd left them (slot, member).
     pub fn members(&self) -> Result<Vec<(u8, Member)>> {
-        let members: Array<&MapData, Member> = map(&self.ebpf, MAP_MEMBERS)?;
-        let mut found = Vec::new();
-        for slot in 0..MAX_MEMBERS {
-            let m = members.get(&slot, 0)?;
-            if m.name[0] != 0 {
-                found.push((slot as u8, m));
-            }
-        }
-        Ok(found)
+        used_slots(&map(&self.ebpf, MAP_MEMBERS)?)
     }
 
     /// Publishes `member` in `slot` (ifindex 0 while the interface is missing).
     pub fn set_member(&mut self, slot: u8, member: &Member) -> Result<()> {
         let mut members: Array<&mut MapData, Member> = map_mut(&mut self.ebpf, MAP_MEMBERS)?;
         Ok(members.set(slot as u32, member, 0)?)
+    }
+
+    /// Zeroes the traffic counters of `slot` (a member new to the slot).
+    pub fn clear_member_counters(&mut self, slot: u8) -> Result<()> {
+        let mut stats: PerCpuArray<&mut MapData, MemberCounters> =
+            map_mut(&mut self.ebpf, MAP_MEMBER_STATS)?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+        let zero = PerCpuValues::try_from(vec![MemberCounters::default(); cpus])?;
+        Ok(stats.set(u32::from(slot), zero, 0)?)
     }
 
     pub fn set_group(&mut self, config: &GroupConfig) -> Result<()> {
@@ -244,6 +245,29 @@ impl GroupDataplane {
         drop(self);
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
     }
+}
+
+/// The member records pinned in a group's pin folder (slot, member),
+/// read without loading the programs (teardown without ipmpd).
+pub fn pinned_members(group_pin_dir: &Path) -> Result<Vec<(u8, Member)>> {
+    let path = group_pin_dir.join(MAP_MEMBERS);
+    let data = MapData::from_pin(&path)
+        .with_context(|| format!("opening pinned map {}", path.display()))?;
+    let members: Array<MapData, Member> = Array::try_from(aya::maps::Map::Array(data))?;
+    used_slots(&members)
+}
+
+fn used_slots<T: std::borrow::Borrow<MapData>>(
+    members: &Array<T, Member>,
+) -> Result<Vec<(u8, Member)>> {
+    let mut found = Vec::new();
+    for slot in 0..MAX_MEMBERS {
+        let m = members.get(&slot, 0)?;
+        if m.name[0] != 0 {
+            found.push((slot as u8, m));
+        }
+    }
+    Ok(found)
 }
 
 /// Runs program `name` of `ebpf` (TC or XDP) on `packet` `repeat` times.

@@ -86,6 +86,24 @@ impl Daemon {
         c
     }
 
+    /// ipmpd's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Runs ipmpd once more in `ns` with this daemon's config and pin
+    /// directory and `args` (say `--teardown`), and waits for it.
+    pub fn run_other(&self, ns: &Netns, args: &[&str]) -> Result<Output> {
+        let mut c = ns.command(bin("ipmpd").to_str().unwrap_or("ipmpd"));
+        c.arg("--config")
+            .arg(&self.config)
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .args(args)
+            .stdin(Stdio::null());
+        Ok(c.output()?)
+    }
+
     /// Waits until ipmpd answers on its socket.
     pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let until = Instant::now() + timeout;

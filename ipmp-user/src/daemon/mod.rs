@@ -3,6 +3,8 @@
 mod group;
 mod lock;
 mod probing;
+mod record;
+mod teardown;
 
 use std::{
     net::SocketAddr,
@@ -48,6 +50,8 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
     // Subscribe before reading any state so no change falls in between.
     let mut changes = netlink::watch()?;
     let nl = Netlink::connect()?;
+    let configured: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
+    teardown::unconfigured_groups(&nl, &pin_root, &configured).await?;
     let listener = control::bind(&socket)?;
     let metrics_listener = match overrides.metrics.or(config.daemon.metrics_listen) {
         Some(addr) => Some(metrics::bind(addr).await?),
@@ -134,10 +138,13 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
                     }
                 };
                 if let Some((teardown, written)) = answer(&groups, incoming) {
-                    for g in groups {
-                        g.teardown(&nl).await?;
+                    // Every group in the pins, configured or not; the
+                    // programs are let go first so the pins' removal
+                    // detaches them.
+                    drop(groups);
+                    if let Err(e) = teardown::everything(&nl, &pin_root).await {
+                        error!("teardown: {e:#}");
                     }
-                    remove_if_empty(&pin_root);
                     remove_if_empty(&pin_dir);
                     let _ = std::fs::remove_file(&socket);
                     let _ = teardown.send(Response::Done);
@@ -169,6 +176,22 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
     }
     let _ = std::fs::remove_file(&socket);
     info!("Exiting; the pinned dataplane keeps forwarding");
+    Ok(())
+}
+
+/// `ipmpd --teardown`: removes every group found in the pins, without a
+/// running ipmpd (one that runs is refused: use `ipmpctl teardown`).
+pub async fn teardown(config: &Config, overrides: Overrides) -> Result<()> {
+    let pin_dir = overrides
+        .pin_dir
+        .unwrap_or_else(|| config.daemon.pin_dir.clone());
+    let pin_root = dataplane::namespace_pin_dir(&pin_dir)?;
+    let _lock = lock::take(&pin_root)
+        .map_err(|e| anyhow::anyhow!("{e:#}; to tear down through it, run ipmpctl teardown"))?;
+    let nl = Netlink::connect()?;
+    teardown::everything(&nl, &pin_root).await?;
+    remove_if_empty(&pin_dir);
+    info!("Torn down");
     Ok(())
 }
 

@@ -1,0 +1,351 @@
+//! A control plane that survives itself: what ipmpd decided outlives a
+//! kill -9, one ipmpd runs a dataplane, and nothing it set up is left
+//! behind when the configuration or the operator says it should go.
+use std::{collections::HashMap, time::Duration};
+
+use anyhow::{ensure, Context, Result};
+use ipmp_tests::{
+    daemon::Daemon,
+    netns::{run, unique, Netns},
+    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
+    traffic::{flows_by_mac, mac_string},
+};
+
+const METRICS: &str = "127.0.0.1:9477";
+
+/// The group with every member; with test addresses (192.0.2.201...) and
+/// the router as target when `probing`.
+fn config(members: &[&str], probing: bool) -> String {
+    let mut c = format!(
+        "[daemon]\nfailure_detection_time_ms = 1000\nmetrics_listen = \"{METRICS}\"\n\n\
+         [[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n{}",
+        if probing {
+            "targets = [\"192.0.2.1\"]\n"
+        } else {
+            ""
+        }
+    );
+    for m in members {
+        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
+        if probing {
+            let i = MEMBERS.iter().position(|x| x == m).unwrap_or(0);
+            c.push_str(&format!("test_address = \"192.0.2.{}/24\"\n", 201 + i));
+        }
+    }
+    c
+}
+
+/// Member name to how many of 100 flows it carries now, by the source MAC
+/// the peer sees.
+fn flows_per_member(t: &Topology) -> Result<HashMap<String, usize>> {
+    let macs = flows_by_mac(
+        &t.host,
+        DATA_V4,
+        23_000..23_100,
+        &t.peer,
+        "eth0",
+        PEER_V4,
+        9000,
+    )?;
+    ensure!(
+        macs.len() == 100,
+        "only {} of 100 flows arrived",
+        macs.len()
+    );
+    let mut counts = HashMap::new();
+    for mac in macs.values() {
+        let name = MEMBERS
+            .iter()
+            .find(|m| t.mac(m).is_ok_and(|own| own == mac_string(mac)))
+            .context("a flow left through no member")?;
+        *counts.entry(name.to_string()).or_insert(0) += 1;
+    }
+    Ok(counts)
+}
+
+/// Log lines of a transition, none of which a restart may repeat.
+const TRANSITIONS: [&str; 7] = [
+    "are now unusable",
+    "is now usable",
+    "failure detected",
+    "repair detected",
+    "taken offline",
+    "brought online",
+    "The link has",
+];
+
+fn ensure_no_transition_logged(d: &Daemon) -> Result<()> {
+    let log = d.log_text();
+    for line in log.lines() {
+        ensure!(
+            !TRANSITIONS.iter().any(|t| line.contains(t)),
+            "the restarted ipmpd logged a transition that did not happen: {line}\n{log}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn kill_9_keeps_an_offline_member_offline_and_logs_no_transition() -> Result<()> {
+    let t = Topology::build(&unique("rs"))?;
+    let mut d = Daemon::start(&t.host, &config(&MEMBERS, false))?;
+    d.wait_group("ok")?;
+    let out = d.ctl(&["offline", "e1000g0"])?;
+    ensure!(out.status.success(), "offline refused: {out:?}");
+    t.pull_cable("rge0")?;
+    d.wait_member("rge0", "state", "failed")?;
+    d.wait_member("e1000g0", "state", "offline")?;
+
+    d.kill()?;
+    let d = Daemon::start_again(d, &t.host)?;
+    // At once, not after some correction: the restart starts from the record.
+    let (e0, rge0) = (d.member("e1000g0")?, d.member("rge0")?);
+    ensure!(
+        e0["state"] == "offline" && e0["active"] == "no",
+        "e1000g0 after the restart: {e0}"
+    );
+    ensure!(
+        rge0["state"] == "failed" && rge0["active"] == "no",
+        "rge0 after the restart: {rge0}"
+    );
+    let flows = flows_per_member(&t)?;
+    ensure!(
+        flows.keys().all(|m| m == "e1000g1"),
+        "flows left through offline or failed members: {flows:?}"
+    );
+    ensure_no_transition_logged(&d)?;
+
+    // The record keeps going: online brings it back as usual.
+    ensure!(
+        d.ctl(&["online", "e1000g0"])?.status.success(),
+        "online refused"
+    );
+    d.wait_member("e1000g0", "state", "ok")?;
+    Ok(())
+}
+
+#[test]
+fn kill_9_keeps_a_probe_failed_member_out_until_acknowledged_probes() -> Result<()> {
+    let t = Topology::build(&unique("rs"))?;
+    let mut d = Daemon::start(&t.host, &config(&MEMBERS, true))?;
+    for m in MEMBERS {
+        d.wait_acked(&t.host, METRICS, m)?;
+        d.wait_member(m, "probe", "ok")?;
+    }
+    // Switch A loses the router: only probes see it.
+    t.switch_a.ip("link set c4 down")?;
+    for m in ["e1000g0", "e1000g1"] {
+        d.wait_for(&format!("{m} failed"), Duration::from_secs(20), |d| {
+            Ok(d.member(m)?["state"] == "failed")
+        })?;
+    }
+
+    d.kill()?;
+    let d = Daemon::start_again(d, &t.host)?;
+    for m in ["e1000g0", "e1000g1"] {
+        let row = d.member(m)?;
+        ensure!(
+            row["state"] == "failed" && row["active"] == "no" && row["probe"] == "failed",
+            "{m} after the restart: {row}"
+        );
+    }
+    let flows = flows_per_member(&t)?;
+    ensure!(
+        flows.keys().all(|m| m == "rge0"),
+        "flows left through probe-failed members: {flows:?}"
+    );
+    // The start-up quiet period (and the targets not yet found) repair
+    // nothing: still failed after a few probe intervals.
+    std::thread::sleep(Duration::from_millis(1500));
+    ensure!(
+        d.member("e1000g0")?["state"] == "failed",
+        "e1000g0 repaired without acknowledged probes"
+    );
+    ensure_no_transition_logged(&d)?;
+
+    t.switch_a.ip("link set c4 up")?;
+    for m in ["e1000g0", "e1000g1"] {
+        d.wait_for(&format!("{m} repaired"), Duration::from_secs(20), |d| {
+            Ok(d.member(m)?["state"] == "ok")
+        })?;
+    }
+    ensure!(
+        d.log_text()
+            .contains("IP interface repair detected on e1000g0 of group production0"),
+        "no repair message"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_second_ipmpd_on_the_same_pins_is_refused_and_the_first_keeps_working() -> Result<()> {
+    let t = Topology::build(&unique("rs"))?;
+    let d = Daemon::start(&t.host, &config(&MEMBERS, false))?;
+    d.wait_group("ok")?;
+    let other_socket = std::env::temp_dir().join(unique("sock"));
+    // Its own socket and metrics address: only the pins are shared.
+    let out = d.run_other(
+        &t.host,
+        &[
+            "--socket",
+            other_socket.to_str().unwrap_or("x"),
+            "--metrics",
+            "127.0.0.1:9478",
+        ],
+    )?;
+    let _ = std::fs::remove_file(&other_socket);
+    let said = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(1), "second ipmpd: {out:?}");
+    let pid = d.pid().context("first ipmpd not running")?;
+    ensure!(
+        said.contains(&format!("PID {pid}")),
+        "the refusal does not name the holder {pid}: {said}"
+    );
+    // The first one still owns the dataplane: it fails over.
+    t.pull_cable("e1000g0")?;
+    d.wait_member("e1000g0", "state", "failed")?;
+    let flows = flows_per_member(&t)?;
+    ensure!(
+        !flows.contains_key("e1000g0"),
+        "flows still leave through the failed member: {flows:?}"
+    );
+    Ok(())
+}
+
+/// Reads a sysctl (dotted) in `ns`.
+fn sysctl(ns: &Netns, key: &str) -> Result<String> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    Ok(run(ns.command("cat").arg(path))?.trim().to_string())
+}
+
+/// What ipmpd sets up on a member, and whether it is still there.
+fn leftovers(t: &Topology, d: &Daemon, member: &str) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let link = t.host.ip(&format!("link show {member}"))?;
+    if link.contains("xdp") {
+        found.push(format!("XDP program: {link}"));
+    }
+    if t.host
+        .ip(&format!("addr show {member}"))?
+        .contains("192.0.2.2")
+    {
+        found.push("test address".into());
+    }
+    for family in ["-4", "-6"] {
+        let rules = t.host.ip(&format!("{family} rule show"))?;
+        if rules.contains(&format!("oif {member}")) {
+            found.push(format!("policy rule: {rules}"));
+        }
+    }
+    let pin = d
+        .pin_dir
+        .join(t.host.inode()?.to_string())
+        .join("production0")
+        .join(format!("link_xdp_{member}"));
+    if pin.exists() {
+        found.push(format!("pin {}", pin.display()));
+    }
+    Ok(found)
+}
+
+const SYSCTLS: [&str; 3] = ["rp_filter", "arp_ignore", "arp_announce"];
+
+/// Sets values ipmpd changes to something it does not use, and returns them.
+fn set_own_sysctls(t: &Topology) -> Result<Vec<(String, String)>> {
+    let mut set = vec![("net.ipv4.conf.all.rp_filter".to_string(), "2".to_string())];
+    for m in MEMBERS {
+        for (key, value) in SYSCTLS.iter().zip(["1", "0", "1"]) {
+            set.push((format!("net.ipv4.conf.{m}.{key}"), value.to_string()));
+        }
+    }
+    for (key, value) in &set {
+        t.host.sysctl(key, value)?;
+    }
+    Ok(set)
+}
+
+fn ensure_sysctls(t: &Topology, wanted: &[(String, String)]) -> Result<()> {
+    for (key, value) in wanted {
+        let now = sysctl(&t.host, key)?;
+        ensure!(now == *value, "{key} is {now}, was {value} before ipmpd");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_restart_without_a_member_leaves_nothing_of_it() -> Result<()> {
+    let t = Topology::build(&unique("rs"))?;
+    let sysctls = set_own_sysctls(&t)?;
+    let mut d = Daemon::start(&t.host, &config(&MEMBERS, true))?;
+    d.wait_group("ok")?;
+    ensure!(
+        !leftovers(&t, &d, "rge0")?.is_empty(),
+        "rge0 was never set up"
+    );
+    d.kill()?;
+    std::fs::write(&d.config, config(&["e1000g0", "e1000g1"], true))?;
+    let d = Daemon::start_again(d, &t.host)?;
+    let left = leftovers(&t, &d, "rge0")?;
+    ensure!(left.is_empty(), "rge0 kept {left:?}");
+    let rge0: Vec<_> = sysctls
+        .iter()
+        .filter(|(k, _)| k.contains("rge0"))
+        .cloned()
+        .collect();
+    ensure_sysctls(&t, &rge0)?;
+    ensure!(
+        d.log_text()
+            .contains("Interface rge0 is no longer in group production0"),
+        "no log line for rge0's removal"
+    );
+    Ok(())
+}
+
+#[test]
+fn teardown_without_ipmpd_removes_every_group_and_restores_the_sysctls() -> Result<()> {
+    let t = Topology::build(&unique("rs"))?;
+    let sysctls = set_own_sysctls(&t)?;
+    let mut d = Daemon::start(&t.host, &config(&MEMBERS, true))?;
+    d.wait_group("ok")?;
+    // Refused while ipmpd runs: it holds the programs.
+    let out = d.run_other(&t.host, &["--teardown"])?;
+    ensure!(
+        out.status.code() == Some(1)
+            && String::from_utf8_lossy(&out.stderr).contains("ipmpctl teardown"),
+        "teardown beside a running ipmpd: {out:?}"
+    );
+    d.kill()?;
+    let out = d.run_other(&t.host, &["--teardown"])?;
+    ensure!(out.status.success(), "ipmpd --teardown: {out:?}");
+    for m in MEMBERS {
+        let left = leftovers(&t, &d, m)?;
+        ensure!(left.is_empty(), "{m} kept {left:?}");
+    }
+    ensure!(
+        t.host.ip("link show production0").is_err(),
+        "the group interface is still there"
+    );
+    let ns_pins = d.pin_dir.join(t.host.inode()?.to_string());
+    ensure!(!ns_pins.exists(), "{} is still there", ns_pins.display());
+    ensure_sysctls(&t, &sysctls)
+}
+
+#[test]
+fn ipmpctl_teardown_restores_the_sysctls() -> Result<()> {
+    let t = Topology::build(&unique("rs"))?;
+    let sysctls = set_own_sysctls(&t)?;
+    let mut d = Daemon::start(&t.host, &config(&MEMBERS, false))?;
+    d.wait_group("ok")?;
+    ensure!(
+        sysctl(&t.host, "net.ipv4.conf.e1000g0.arp_ignore")? == "1",
+        "ipmpd did not set arp_ignore"
+    );
+    let out = d.ctl(&["teardown"])?;
+    ensure!(out.status.success(), "ipmpctl teardown: {out:?}");
+    ensure!(d.wait_exit(Duration::from_secs(10))? == 0, "ipmpd failed");
+    for m in MEMBERS {
+        let left = leftovers(&t, &d, m)?;
+        ensure!(left.is_empty(), "{m} kept {left:?}");
+    }
+    ensure_sysctls(&t, &sysctls)
+}
