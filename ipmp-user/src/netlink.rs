@@ -302,10 +302,7 @@ impl Netlink {
         member: u32,
         table: u32,
     ) -> Result<()> {
-        let mut wanted: Vec<RouteMessage> =
-            routes.iter().map(|r| mirrored(r, member, table)).collect();
-        // On-link routes first: a gateway must be reachable in the table.
-        wanted.sort_by_key(|r| gateway_of(r).is_some());
+        let wanted: Vec<RouteMessage> = routes.iter().map(|r| mirrored(r, member, table)).collect();
         let mut present = Vec::new();
         for version in [IpVersion::V4, IpVersion::V6] {
             let msgs: Vec<RouteMessage> = self
@@ -322,15 +319,30 @@ impl Netlink {
                 self.handle.route().del(r.clone()).execute().await.ok();
             }
         }
-        for r in wanted {
+        self.add_routes(wanted).await;
+        Ok(())
+    }
+
+    /// Puts `routes` (those of a group interface that was deleted) back in
+    /// the main table through `oif`, the interface created in its place.
+    pub async fn restore_routes(&self, routes: &[RouteMessage], oif: u32) {
+        let main = RouteHeader::RT_TABLE_MAIN as u32;
+        self.add_routes(routes.iter().map(|r| mirrored(r, oif, main)).collect())
+            .await;
+    }
+
+    /// Adds (or replaces) `routes`, on-link ones first: a gateway must be
+    /// reachable in its table. A route the kernel refuses is skipped.
+    async fn add_routes(&self, mut routes: Vec<RouteMessage>) {
+        routes.sort_by_key(|r| gateway_of(r).is_some());
+        for r in routes {
             let key = route_key(&r);
             if let Err(e) = self.handle.route().add(r).replace().execute().await {
                 // A member that is administratively down takes no routes; its
                 // table is filled again when it comes up.
-                tracing::debug!("mirror route {key:?} into table {table}: {e}");
+                tracing::debug!("route {key:?} not added: {e}");
             }
         }
-        Ok(())
     }
 
     /// `ip rule add oif MEMBER lookup TABLE`, for both families, once.

@@ -38,6 +38,8 @@ use rtnetlink::packet_route::route::RouteMessage;
 
 use super::{probing::Probing, record, teardown};
 
+mod heal;
+
 struct MemberRuntime {
     name: String,
     slot: u8,
@@ -71,8 +73,8 @@ struct PendingNotification {
 /// the peers and switches that missed the first.
 const PEER_NOTIFICATION_INTERVAL: Duration = Duration::from_millis(100);
 /// How often the group interface's multicast groups are read again, to be
-/// held on the cast member (the kernel announces no change of them), and
-/// the members' groups checked.
+/// held on the cast member (the kernel announces no change of them), the
+/// members' groups checked, and the pins (bpffs announces nothing either).
 const MEMBERSHIP_REFRESH: Duration = Duration::from_secs(1);
 /// After a failed tick (logged), the group's timers wait this long.
 const TICK_RETRY: Duration = Duration::from_secs(1);
@@ -123,6 +125,9 @@ pub struct Group {
     epoch: Instant,
     /// Timers are not served before this (a tick failed).
     retry_at: Option<Instant>,
+    /// The group interface's routes as last mirrored: put back if the
+    /// interface is deleted (the kernel flushes them with it).
+    routes: Vec<RouteMessage>,
 }
 
 impl Group {
@@ -136,21 +141,7 @@ impl Group {
     ) -> Result<Group> {
         let name = config.name.clone();
         let peer = config.peer_interface();
-        let link = match nl.link(&name).await? {
-            Some(link) => link,
-            None => {
-                nl.create_veth(&name, &peer).await?;
-                info!("Created group interface {name} (veth, peer {peer})");
-                nl.link(&name)
-                    .await?
-                    .context("group interface vanished after creation")?
-            }
-        };
-        sysctl::quiet_peer(&peer)?;
-        nl.set_up(&name, true).await?;
-        for addr in &config.data_addresses {
-            nl.add_address(link.index, *addr, false).await?;
-        }
+        let link = heal::group_interface(nl, config).await?;
 
         let pin_dir = pin_root.join(&name);
         let mut dataplane = GroupDataplane::load(&pin_dir)?;
@@ -201,6 +192,7 @@ impl Group {
             mtu: 0,
             epoch,
             retry_at: None,
+            routes: Vec::new(),
         };
         // Every member is known before any is reported: a first member
         // found down must not look like the whole group (a false "All IP
@@ -523,6 +515,7 @@ impl Group {
             // Also after a restart, or a member's new interface index.
             self.hold_cast_groups();
             self.hold_solicited_groups();
+            self.restore_pins();
             self.memberships_due = now + MEMBERSHIP_REFRESH;
         }
         for i in 0..self.members.len() {
@@ -580,6 +573,9 @@ impl Group {
                     self.apply(nl, received).await?;
                 }
             }
+            Change::LinkGone(link) if link.index == self.index => {
+                self.recreate_interface(nl).await?
+            }
             Change::LinkGone(link) => {
                 if let Some(i) = self.member_index(&link.name) {
                     if self.members[i].link.take().is_some() {
@@ -590,7 +586,17 @@ impl Group {
                     }
                 }
             }
-            Change::Route { oif } if *oif == self.index => self.mirror_routes(nl).await?,
+            // Routes flushed with a deleted group interface (its link is
+            // gone) are not mirrored: they come back with it.
+            Change::Route { oif } if *oif == self.index => {
+                if nl
+                    .link(&self.name)
+                    .await?
+                    .is_some_and(|l| l.index == self.index)
+                {
+                    self.mirror_routes(nl).await?
+                }
+            }
             Change::Route { .. } => {}
         }
         Ok(())
@@ -951,6 +957,7 @@ impl Group {
         }
         self.probing
             .set_gateways(&crate::netlink::gateways(&routes));
+        self.routes = routes;
         Ok(())
     }
 

@@ -1,0 +1,107 @@
+//! What an operator or another program removes from a running group is put
+//! back by ipmpd: the group interface with its addresses and routes, and
+//! the pins (nothing detaches meanwhile: ipmpd holds the attachments).
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use ipmp_tests::{
+    daemon::Daemon,
+    netns::unique,
+    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
+    traffic::flows_by_mac,
+};
+
+fn start() -> Result<(Topology, Daemon)> {
+    let t = Topology::build(&unique("heal"))?;
+    let mut config =
+        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
+    for m in MEMBERS {
+        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
+    }
+    let d = Daemon::start(&t.host, &config)?;
+    d.wait_group("ok")?;
+    Ok((t, d))
+}
+
+/// How many of 50 flows from the data address reach the peer.
+fn flows_arriving(t: &Topology) -> Result<usize> {
+    Ok(flows_by_mac(
+        &t.host,
+        DATA_V4,
+        24_000..24_050,
+        &t.peer,
+        "eth0",
+        PEER_V4,
+        9000,
+    )?
+    .len())
+}
+
+#[test]
+fn a_deleted_group_interface_is_back_within_2_s_with_its_addresses_and_routes() -> Result<()> {
+    let (t, d) = start()?;
+    t.host
+        .ip("route add 198.51.100.0/24 via 192.0.2.1 dev production0")?;
+    t.host.ip("link del dev production0")?;
+    d.wait_for(
+        "production0 back with its address and routes",
+        Duration::from_secs(2),
+        |_| {
+            Ok(t.host.ip("-br addr show production0")?.contains(DATA_V4)
+                && t.host
+                    .ip("route show 198.51.100.0/24")?
+                    .contains("dev production0"))
+        },
+    )?;
+    // The egress program is on the new interface: traffic leaves through
+    // the members (a bare veth would swallow it).
+    ensure!(
+        flows_arriving(&t)? == 50,
+        "not every flow arrived after the group interface came back"
+    );
+    ensure!(
+        d.log_text()
+            .contains("Group interface production0 was deleted; creating it again"),
+        "no log line for the re-creation"
+    );
+    ensure!(d.stat("-g")?[0]["state"] == "ok", "{}", d.stat("-g")?);
+    Ok(())
+}
+
+#[test]
+fn removed_pins_detach_nothing_and_are_pinned_again() -> Result<()> {
+    let (t, mut d) = start()?;
+    let group_pins = d
+        .pin_dir
+        .join(t.host.inode()?.to_string())
+        .join("production0");
+    std::fs::remove_dir_all(&group_pins)?;
+    for m in MEMBERS {
+        let link = t.host.ip(&format!("link show {m}"))?;
+        ensure!(link.contains("xdp"), "{m} lost its XDP program: {link}");
+    }
+    ensure!(
+        flows_arriving(&t)? == 50,
+        "traffic stopped when the pins went"
+    );
+    d.wait_for("the pins back", Duration::from_secs(3), |_| {
+        Ok(["FLOW_TABLE", "MEMBERS", "link_egress", "link_xdp_rge0"]
+            .iter()
+            .all(|p| group_pins.join(p).exists()))
+    })?;
+    ensure!(
+        d.log_text()
+            .contains("Pins of group production0 were removed; pinned again"),
+        "no log line for the pins"
+    );
+    // They are the running dataplane's: a restart adopts them.
+    d.kill()?;
+    let d = Daemon::start_again(d, &t.host)?;
+    d.wait_group("ok")?;
+    ensure!(
+        d.log_text().contains("Adopted the pinned dataplane"),
+        "the restart did not adopt the restored pins"
+    );
+    ensure!(flows_arriving(&t)? == 50, "traffic after the restart");
+    Ok(())
+}
