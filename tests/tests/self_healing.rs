@@ -105,3 +105,53 @@ fn removed_pins_detach_nothing_and_are_pinned_again() -> Result<()> {
     ensure!(flows_arriving(&t)? == 50, "traffic after the restart");
     Ok(())
 }
+
+/// The routing table of `member`'s policy rule, and what it holds.
+fn member_table(t: &Topology, member: &str) -> Result<(String, String)> {
+    let rules = t.host.ip("rule show")?;
+    let id = rules
+        .lines()
+        .find(|l| l.contains(&format!("oif {member}")))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_default()
+        .to_string();
+    let routes = t.host.ip(&format!("route show table {id}"))?;
+    Ok((id, routes))
+}
+
+#[test]
+fn a_removed_data_address_rule_and_mirrored_route_are_put_back() -> Result<()> {
+    let (t, d) = start()?;
+    t.host
+        .ip(&format!("addr del {DATA_V4}/24 dev production0"))?;
+    d.wait_for("the data address back", Duration::from_secs(2), |_| {
+        Ok(t.host.ip("-br addr show production0")?.contains(DATA_V4))
+    })?;
+    t.host.ip("rule del oif e1000g1")?;
+    d.wait_for("e1000g1's rule back", Duration::from_secs(2), |_| {
+        Ok(t.host.ip("rule show")?.contains("oif e1000g1"))
+    })?;
+    // Its table mirrors the group interface's on-link route.
+    let (id, routes) = member_table(&t, "e1000g1")?;
+    ensure!(
+        routes.contains("192.0.2.0/24"),
+        "e1000g1's table {id} lacks the mirrored route: {routes}"
+    );
+    t.host
+        .ip(&format!("route del 192.0.2.0/24 dev e1000g1 table {id}"))?;
+    d.wait_for("the mirrored route back", Duration::from_secs(2), |_| {
+        Ok(member_table(&t, "e1000g1")?.1.contains("192.0.2.0/24"))
+    })?;
+    ensure!(
+        flows_arriving(&t)? == 50,
+        "not every flow arrived after the repairs"
+    );
+    let log = d.log_text();
+    for line in [
+        "Data address 192.0.2.200/24 of group production0 was removed; added it again",
+        "The policy rule of e1000g1",
+    ] {
+        ensure!(log.contains(line), "no log line {line:?}:\n{log}");
+    }
+    Ok(())
+}

@@ -589,15 +589,11 @@ impl Group {
             // Routes flushed with a deleted group interface (its link is
             // gone) are not mirrored: they come back with it.
             Change::Route { oif } if *oif == self.index => {
-                if nl
-                    .link(&self.name)
-                    .await?
-                    .is_some_and(|l| l.index == self.index)
-                {
+                if heal::exists(nl, &self.name, self.index).await? {
                     self.mirror_routes(nl).await?
                 }
             }
-            Change::Route { .. } => {}
+            other => self.heal(nl, other).await?,
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use super::Group;
 use crate::{
     config::GroupConfig,
-    netlink::{Link, Netlink},
+    netlink::{Change, Link, Netlink},
     sysctl,
 };
 
@@ -35,6 +35,11 @@ pub(super) async fn group_interface(nl: &Netlink, config: &GroupConfig) -> Resul
     Ok(link)
 }
 
+/// Whether interface `name` still exists as `index`.
+pub(super) async fn exists(nl: &Netlink, name: &str, index: u32) -> Result<bool> {
+    Ok(nl.link(name).await?.is_some_and(|l| l.index == index))
+}
+
 impl Group {
     /// The group interface was deleted under ipmpd: it is created again
     /// with its data addresses, the egress program and the routes it had.
@@ -56,6 +61,62 @@ impl Group {
             "Group interface {} is back with its data addresses, routes and egress program",
             self.name
         );
+        Ok(())
+    }
+
+    /// Puts back what `change` says was removed: a data address, a test
+    /// address, a member's policy rule or a mirrored route.
+    pub(super) async fn heal(&mut self, nl: &Netlink, change: &Change) -> Result<()> {
+        match *change {
+            // Addresses and routes flushed with a deleted interface come
+            // back with it.
+            Change::AddressGone { index } if index == self.index => {
+                if !exists(nl, &self.name, index).await? {
+                    return Ok(());
+                }
+                let present = nl.addresses(index).await?;
+                for addr in &self.config.data_addresses {
+                    if !present.contains(&addr.addr()) {
+                        nl.add_address(index, *addr, false).await?;
+                        warn!(
+                            "Data address {addr} of group {} was removed; added it again",
+                            self.name
+                        );
+                    }
+                }
+            }
+            Change::AddressGone { index } => {
+                let member = self.members.iter().find(|m| {
+                    m.link.as_ref().is_some_and(|l| l.index == index) && m.test_address.is_some()
+                });
+                if let Some((name, addr)) = member.and_then(|m| Some((&m.name, m.test_address?))) {
+                    if exists(nl, name, index).await?
+                        && !nl.addresses(index).await?.contains(&addr.addr())
+                    {
+                        nl.add_address(index, addr, true).await?;
+                        warn!("Test address {addr} of {name} was removed; added it again");
+                    }
+                }
+            }
+            Change::RuleGone => {
+                for m in self.members.iter().filter(|m| m.link.is_some()) {
+                    if nl.ensure_member_rule(&m.name, m.table).await? {
+                        warn!(
+                            "The policy rule of {} (table {}) was removed; added it again",
+                            m.name, m.table
+                        );
+                    }
+                }
+            }
+            Change::TableRouteGone { table } => {
+                if let Some(i) = self.members.iter().position(|m| m.table == table) {
+                    // Mirroring again adds back only what is missing.
+                    let routes = self.routes.clone();
+                    self.mirror_member(nl, i, &routes).await?;
+                }
+            }
+            _ => {}
+        }
         Ok(())
     }
 
