@@ -7,8 +7,8 @@ use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
     netns::{run, unique, Netns},
-    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
-    traffic::{flows_by_mac, mac_string},
+    topology::{Topology, MEMBERS},
+    traffic::mac_string,
 };
 
 const METRICS: &str = "127.0.0.1:9477";
@@ -38,15 +38,7 @@ fn config(members: &[&str], probing: bool) -> String {
 /// Member name to how many of 100 flows it carries now, by the source MAC
 /// the peer sees.
 fn flows_per_member(t: &Topology) -> Result<HashMap<String, usize>> {
-    let macs = flows_by_mac(
-        &t.host,
-        DATA_V4,
-        23_000..23_100,
-        &t.peer,
-        "eth0",
-        PEER_V4,
-        9000,
-    )?;
+    let macs = t.flows_to_peer(23_000..23_100)?;
     ensure!(
         macs.len() == 100,
         "only {} of 100 flows arrived",

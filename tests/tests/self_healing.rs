@@ -6,40 +6,17 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use ipmp_tests::{
     daemon::Daemon,
-    netns::unique,
-    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
-    traffic::flows_by_mac,
+    topology::{Topology, DATA_V4, MEMBERS},
 };
-
-fn start() -> Result<(Topology, Daemon)> {
-    let t = Topology::build(&unique("heal"))?;
-    let mut config =
-        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
-    for m in MEMBERS {
-        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    let d = Daemon::start(&t.host, &config)?;
-    d.wait_group("ok")?;
-    Ok((t, d))
-}
 
 /// How many of 50 flows from the data address reach the peer.
 fn flows_arriving(t: &Topology) -> Result<usize> {
-    Ok(flows_by_mac(
-        &t.host,
-        DATA_V4,
-        24_000..24_050,
-        &t.peer,
-        "eth0",
-        PEER_V4,
-        9000,
-    )?
-    .len())
+    Ok(t.flows_to_peer(24_000..24_050)?.len())
 }
 
 #[test]
 fn a_deleted_group_interface_is_back_within_2_s_with_its_addresses_and_routes() -> Result<()> {
-    let (t, d) = start()?;
+    let (t, d) = Daemon::start_tutorial("heal")?;
     t.host
         .ip("route add 198.51.100.0/24 via 192.0.2.1 dev production0")?;
     t.host.ip("link del dev production0")?;
@@ -70,7 +47,7 @@ fn a_deleted_group_interface_is_back_within_2_s_with_its_addresses_and_routes() 
 
 #[test]
 fn removed_pins_detach_nothing_and_are_pinned_again() -> Result<()> {
-    let (t, mut d) = start()?;
+    let (t, mut d) = Daemon::start_tutorial("heal")?;
     let group_pins = d
         .pin_dir
         .join(t.host.inode()?.to_string())
@@ -121,7 +98,7 @@ fn member_table(t: &Topology, member: &str) -> Result<(String, String)> {
 
 #[test]
 fn a_removed_data_address_rule_and_mirrored_route_are_put_back() -> Result<()> {
-    let (t, d) = start()?;
+    let (t, d) = Daemon::start_tutorial("heal")?;
     t.host
         .ip(&format!("addr del {DATA_V4}/24 dev production0"))?;
     d.wait_for("the data address back", Duration::from_secs(2), |_| {
