@@ -204,6 +204,33 @@ fn a_second_ipmpd_on_the_same_pins_is_refused_and_the_first_keeps_working() -> R
     Ok(())
 }
 
+#[test]
+fn a_second_ipmpd_with_other_pins_does_not_take_the_group() -> Result<()> {
+    let (t, d) = Daemon::start_tutorial("rs")?;
+    // Its own pin directory and socket: only the group is shared.
+    let other = Daemon::start(&t.host, &std::fs::read_to_string(&d.config)?)?;
+    let pid = d.pid().context("first ipmpd not running")?;
+    other.wait_for("the group refused", Duration::from_secs(10), |o| {
+        Ok(o.log_text().contains(&format!(
+            "starting group production0: another ipmpd (PID {pid}) already runs group production0"
+        )))
+    })?;
+    ensure!(
+        other.stat("-g")?.as_array().is_some_and(Vec::is_empty),
+        "the second ipmpd runs the group: {}",
+        other.stat("-g")?
+    );
+    // The first one still owns it.
+    t.pull_cable("e1000g0")?;
+    d.wait_member("e1000g0", "state", "failed")?;
+    let flows = flows_per_member(&t)?;
+    ensure!(
+        !flows.contains_key("e1000g0"),
+        "flows still leave through the failed member: {flows:?}"
+    );
+    Ok(())
+}
+
 /// Reads a sysctl (dotted) in `ns`.
 fn sysctl(ns: &Netns, key: &str) -> Result<String> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));

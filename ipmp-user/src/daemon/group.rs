@@ -36,7 +36,11 @@ use crate::{
 };
 use rtnetlink::packet_route::route::RouteMessage;
 
-use super::{probing::Probing, record, teardown};
+use super::{
+    lock::{self, GroupLock},
+    probing::Probing,
+    record, teardown,
+};
 
 mod heal;
 
@@ -128,6 +132,8 @@ pub struct Group {
     /// The group interface's routes as last mirrored: put back if the
     /// interface is deleted (the kernel flushes them with it).
     routes: Vec<RouteMessage>,
+    /// No other ipmpd runs this group while this one does.
+    _lock: GroupLock,
 }
 
 impl Group {
@@ -140,6 +146,8 @@ impl Group {
         feeds: Feeds,
     ) -> Result<Group> {
         let name = config.name.clone();
+        // Before the group's interface or pins are touched.
+        let lock = lock::take_group(&name)?;
         let peer = config.peer_interface();
         let link = heal::group_interface(nl, config).await?;
 
@@ -193,6 +201,7 @@ impl Group {
             epoch,
             retry_at: None,
             routes: Vec::new(),
+            _lock: lock,
         };
         // Every member is known before any is reported: a first member
         // found down must not look like the whole group (a false "All IP

@@ -1,10 +1,16 @@
 //! One ipmpd per dataplane: an exclusive lock on the pin directory, taken
-//! before anything is touched and held for the daemon's life. A second
-//! instance would take the dataplane over (with its own probe cookie) and
-//! leave the first one deaf.
+//! before anything is touched and held for the daemon's life, and one per
+//! group. A second instance would take the dataplane over (with its own
+//! probe cookie) and leave the first one deaf.
 use std::{
     fs::{self, File},
-    os::unix::fs::MetadataExt,
+    os::{
+        linux::net::SocketAddrExt,
+        unix::{
+            fs::MetadataExt,
+            net::{SocketAddr, UnixListener, UnixStream},
+        },
+    },
     path::Path,
 };
 
@@ -12,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use nix::{
     errno::Errno,
     fcntl::{Flock, FlockArg},
+    sys::socket::{getsockopt, sockopt::PeerCredentials},
 };
 
 /// Held while it lives; the kernel releases it when ipmpd exits, however.
@@ -40,6 +47,38 @@ pub fn take(dir: &Path) -> Result<InstanceLock> {
             )
         }
         Err((_, e)) => Err(e).with_context(|| format!("locking {}", dir.display())),
+    }
+}
+
+/// Held by a running group: one ipmpd per group and network namespace,
+/// whatever the pin directories (two would fight over its interface).
+pub struct GroupLock {
+    _socket: UnixListener,
+}
+
+/// Takes group `name`'s lock in this network namespace: an abstract Unix
+/// socket (abstract names are per namespace, leave no file behind and go
+/// with the process). Fails, naming the holder's PID, when another process
+/// runs the group.
+pub fn take_group(name: &str) -> Result<GroupLock> {
+    let address = SocketAddr::from_abstract_name(format!("ipmpd/group/{name}"))?;
+    match UnixListener::bind_addr(&address) {
+        Ok(socket) => Ok(GroupLock { _socket: socket }),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            // The holder listens: its credentials name it.
+            let holder = UnixStream::connect_addr(&address)
+                .ok()
+                .and_then(|s| getsockopt(&s, PeerCredentials).ok())
+                .map_or_else(
+                    || "another process".to_string(),
+                    |cred| format!("another ipmpd (PID {})", cred.pid()),
+                );
+            bail!(
+                "{holder} already runs group {name} in this network namespace (from another pin \
+                 directory); stop it, or take the group out of one of the configurations"
+            )
+        }
+        Err(e) => Err(e).with_context(|| format!("taking the lock of group {name}")),
     }
 }
 
@@ -81,6 +120,19 @@ mod tests {
         assert_eq!(holder_in(locks, "00:2a:5678"), Some(1234));
         assert_eq!(holder_in(locks, "00:1a:77"), None);
         assert_eq!(holder_in(locks, "00:2a:567"), None);
+    }
+
+    #[test]
+    fn a_group_runs_once_per_namespace() {
+        let name = format!("unit-test-{}", std::process::id());
+        let first = super::take_group(&name).expect("first lock");
+        let text = super::take_group(&name).err().expect("refused").to_string();
+        assert!(
+            text.contains(&format!("PID {}", std::process::id())),
+            "{text}"
+        );
+        drop(first);
+        assert!(super::take_group(&name).is_ok());
     }
 
     #[test]

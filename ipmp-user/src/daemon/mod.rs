@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::{
     signal::unix::{signal, SignalKind},
     sync::{broadcast, mpsc, oneshot, watch},
@@ -66,13 +66,16 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
         probes: broadcast::channel(1024).0,
         events: broadcast::channel(1024).0,
     };
+    let started = Started {
+        pin_root: pin_root.clone(),
+        cookie,
+        feeds: feeds.clone(),
+    };
     let mut groups = Vec::new();
-    for g in &config.groups {
-        let group = Group::start(&nl, g, &config.daemon, &pin_root, cookie, feeds.clone())
-            .await
-            .with_context(|| format!("starting group {}", g.name))?;
-        groups.push(group);
-    }
+    // Groups that could not start (logged), tried again every GROUP_RETRY:
+    // one group's trouble does not keep the others from running.
+    let mut waiting: Vec<String> = config.groups.iter().map(|g| g.name.clone()).collect();
+    let mut retry_due = start_waiting(&config, &mut groups, &mut waiting, &nl, &started).await;
 
     let (to_daemon, mut requests) = mpsc::channel(16);
     tokio::spawn(control::serve(listener, to_daemon, feeds.clone()));
@@ -90,11 +93,6 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let started = Started {
-        pin_root: pin_root.clone(),
-        cookie,
-        feeds: feeds.clone(),
-    };
     info!(
         "ipmpd ready: {} group(s), control socket {}",
         groups.len(),
@@ -165,6 +163,9 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
                     }
                 }
             }
+            _ = sleep_until(retry_due) => {
+                retry_due = start_waiting(&config, &mut groups, &mut waiting, &nl, &started).await;
+            }
             _ = sighup.recv() => {
                 // The errors are logged by reload; the running config stays.
                 let _ = reload(config_path, &mut config, &mut groups, &nl, &started).await;
@@ -172,6 +173,10 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
+        // A reload starts (or drops) the groups that were waiting.
+        waiting.retain(|w| {
+            config.groups.iter().any(|g| g.name == *w) && !groups.iter().any(|g| g.name() == w)
+        });
         publish.send_replace(snapshot(&groups));
     }
     let _ = std::fs::remove_file(&socket);
@@ -193,6 +198,45 @@ pub async fn teardown(config: &Config, overrides: Overrides) -> Result<()> {
     remove_if_empty(&pin_dir);
     info!("Torn down");
     Ok(())
+}
+
+/// How long a group that could not start waits before the next try.
+const GROUP_RETRY: Duration = Duration::from_secs(5);
+
+/// Starts the `waiting` groups of `config`; those that fail stay waiting,
+/// with their error logged. Returns when to try again, if any wait.
+async fn start_waiting(
+    config: &Config,
+    groups: &mut Vec<Group>,
+    waiting: &mut Vec<String>,
+    nl: &Netlink,
+    started: &Started,
+) -> Option<Instant> {
+    let mut still = Vec::new();
+    for name in waiting.drain(..) {
+        let Some(g) = config.groups.iter().find(|g| g.name == name) else {
+            continue;
+        };
+        let feeds = started.feeds.clone();
+        match Group::start(
+            nl,
+            g,
+            &config.daemon,
+            &started.pin_root,
+            started.cookie,
+            feeds,
+        )
+        .await
+        {
+            Ok(group) => groups.push(group),
+            Err(e) => {
+                error!("starting group {name}: {e:#}; trying again in {GROUP_RETRY:?}");
+                still.push(name);
+            }
+        }
+    }
+    *waiting = still;
+    (!waiting.is_empty()).then(|| Instant::now() + GROUP_RETRY)
 }
 
 /// What a group needs from the daemon's start, again for groups a reload adds.
