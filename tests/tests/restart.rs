@@ -6,12 +6,17 @@ use std::{collections::HashMap, time::Duration};
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
+    http::member_sum,
     netns::{run, unique, Netns},
     topology::{Topology, MEMBERS},
     traffic::mac_string,
 };
 
 const METRICS: &str = "127.0.0.1:9477";
+
+/// The tutorial's members and a new NIC, e1000g2 (added with
+/// `Topology::add_member_cable`).
+const WITH_NEW: [&str; 4] = ["e1000g0", "e1000g1", "rge0", "e1000g2"];
 
 /// The group with every member; with test addresses (192.0.2.201...) and
 /// the router as target when `probing`.
@@ -28,7 +33,7 @@ fn config(members: &[&str], probing: bool) -> String {
     for m in members {
         c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
         if probing {
-            let i = MEMBERS.iter().position(|x| x == m).unwrap_or(0);
+            let i = WITH_NEW.iter().position(|x| x == m).unwrap_or(0);
             c.push_str(&format!("test_address = \"192.0.2.{}/24\"\n", 201 + i));
         }
     }
@@ -301,9 +306,29 @@ fn a_restart_without_a_member_leaves_nothing_of_it() -> Result<()> {
         !leftovers(&t, &d, "rge0")?.is_empty(),
         "rge0 was never set up"
     );
+    // rge0 carries about a third of 300 flows.
+    t.flows_to_peer(25_000..25_300)?;
+    let transmitted = |m: &str| {
+        member_sum(
+            &t.host,
+            METRICS,
+            "ipmp_interface_transmit_packets_total",
+            &[m],
+        )
+    };
+    let rge0_sent = transmitted("rge0")?;
+    ensure!(rge0_sent >= 50.0, "rge0 sent only {rge0_sent} packets");
     d.kill()?;
-    std::fs::write(&d.config, config(&["e1000g0", "e1000g1"], true))?;
+    // A new NIC takes rge0's place (and slot).
+    t.add_member_cable("e1000g2")?;
+    std::fs::write(&d.config, config(&["e1000g0", "e1000g1", "e1000g2"], true))?;
     let d = Daemon::start_again(d, &t.host)?;
+    d.wait_member("e1000g2", "active", "yes")?;
+    let inherited = transmitted("e1000g2")?;
+    ensure!(
+        inherited < rge0_sent / 2.0,
+        "e1000g2 starts with {inherited} packets sent; rge0 had sent {rge0_sent}"
+    );
     let left = leftovers(&t, &d, "rge0")?;
     ensure!(left.is_empty(), "rge0 kept {left:?}");
     let rge0: Vec<_> = sysctls

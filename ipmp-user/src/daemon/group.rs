@@ -203,6 +203,8 @@ impl Group {
             routes: Vec::new(),
             _lock: lock,
         };
+        // Before a new member takes a slot that one of them had.
+        group.remove_unconfigured_members(nl).await?;
         // Every member is known before any is reported: a first member
         // found down must not look like the whole group (a false "All IP
         // interfaces ... unusable").
@@ -213,7 +215,6 @@ impl Group {
             group.take_in_hand(nl, i).await?;
         }
         group.probing.warn_untested();
-        group.remove_unconfigured_members(nl).await?;
         group.apply(nl, Instant::now()).await?;
         group.mirror_routes(nl).await?;
         Ok(group)
@@ -722,8 +723,8 @@ impl Group {
     /// ipmpd set up for them goes, and their slots are freed.
     async fn remove_unconfigured_members(&mut self, nl: &Netlink) -> Result<()> {
         for (slot, m) in self.dataplane.members()? {
-            if !self.members.iter().any(|m| m.slot == slot) {
-                let name = record::name(&m);
+            let name = record::name(&m);
+            if !self.config.members.iter().any(|c| c.interface == name) {
                 info!(
                     "Interface {name} is no longer in group {}: removing its XDP program, \
                      test address, rules and table",
