@@ -134,6 +134,8 @@ pub struct Group {
     routes: Vec<RouteMessage>,
     /// No other ipmpd runs this group while this one does.
     _lock: GroupLock,
+    /// The group interface was deleted and is not back yet.
+    interface_lost: bool,
 }
 
 impl Group {
@@ -202,6 +204,7 @@ impl Group {
             retry_at: None,
             routes: Vec::new(),
             _lock: lock,
+            interface_lost: false,
         };
         // Before a new member takes a slot that one of them had.
         group.remove_unconfigured_members(nl).await?;
@@ -522,6 +525,15 @@ impl Group {
         }
         self.notify_peers(now);
         if self.memberships_due <= now {
+            if self.interface_lost {
+                // Probing goes on meanwhile.
+                if let Err(e) = self.recreate_interface(nl).await {
+                    warn!(
+                        "Group interface {}: {e:#}; trying again in a second",
+                        self.name
+                    );
+                }
+            }
             // Also after a restart, or a member's new interface index.
             self.hold_cast_groups();
             self.hold_solicited_groups();

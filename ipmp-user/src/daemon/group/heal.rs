@@ -43,11 +43,16 @@ pub(super) async fn exists(nl: &Netlink, name: &str, index: u32) -> Result<bool>
 impl Group {
     /// The group interface was deleted under ipmpd: it is created again
     /// with its data addresses, the egress program and the routes it had.
+    /// On failure [`Self::interface_lost`] stays set and the next tick
+    /// tries again.
     pub(super) async fn recreate_interface(&mut self, nl: &Netlink) -> Result<()> {
-        warn!(
-            "Group interface {} was deleted; creating it again",
-            self.name
-        );
+        if !self.interface_lost {
+            warn!(
+                "Group interface {} was deleted; creating it again",
+                self.name
+            );
+        }
+        self.interface_lost = true;
         let link = group_interface(nl, &self.config).await?;
         self.index = link.index;
         self.dataplane.reattach_egress(&self.name)?;
@@ -57,6 +62,7 @@ impl Group {
         self.mtu = 0;
         self.apply(nl, std::time::Instant::now()).await?;
         self.mirror_routes(nl).await?;
+        self.interface_lost = false;
         info!(
             "Group interface {} is back with its data addresses, routes and egress program",
             self.name
