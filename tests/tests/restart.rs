@@ -346,6 +346,48 @@ fn a_restart_without_a_member_leaves_nothing_of_it() -> Result<()> {
 }
 
 #[test]
+fn a_restart_without_a_group_leaves_nothing_of_it() -> Result<()> {
+    let t = Topology::build(&unique("rs"))?;
+    let sysctls = set_own_sysctls(&t)?;
+    let mut d = Daemon::start(&t.host, &config(&MEMBERS, true))?;
+    d.wait_group("ok")?;
+    d.kill()?;
+    // production0 goes; another group takes e1000g0.
+    std::fs::write(
+        &d.config,
+        "[[group]]\nname = \"staging0\"\ndata_addresses = [\"192.0.2.100/24\"]\n\n\
+         [[group.member]]\ninterface = \"e1000g0\"\n",
+    )?;
+    let d = Daemon::start_again(d, &t.host)?;
+    d.wait_group("ok")?;
+    ensure!(
+        t.host.ip("link show production0").is_err(),
+        "production0 is still there"
+    );
+    let pins = d.pin_dir.join(t.host.inode()?.to_string());
+    ensure!(
+        !pins.join("production0").exists(),
+        "production0's pins are still there"
+    );
+    for m in ["e1000g1", "rge0"] {
+        let left = leftovers(&t, &d, m)?;
+        ensure!(left.is_empty(), "{m} kept {left:?}");
+    }
+    let untouched: Vec<_> = sysctls
+        .iter()
+        .filter(|(k, _)| k.contains("e1000g1") || k.contains("rge0"))
+        .cloned()
+        .collect();
+    ensure_sysctls(&t, &untouched)?;
+    ensure!(
+        d.log_text()
+            .contains("Group production0 is no longer configured"),
+        "no log line for production0's removal"
+    );
+    Ok(())
+}
+
+#[test]
 fn teardown_without_ipmpd_removes_every_group_and_restores_the_sysctls() -> Result<()> {
     let t = Topology::build(&unique("rs"))?;
     let sysctls = set_own_sysctls(&t)?;
