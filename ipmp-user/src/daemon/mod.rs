@@ -173,10 +173,16 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
-        // A reload starts (or drops) the groups that were waiting.
-        waiting.retain(|w| {
-            config.groups.iter().any(|g| g.name == *w) && !groups.iter().any(|g| g.name() == w)
-        });
+        // Whatever a reload added and could not start waits too.
+        waiting = config
+            .groups
+            .iter()
+            .map(|g| g.name.clone())
+            .filter(|name| !groups.iter().any(|g| g.name() == name))
+            .collect();
+        if !waiting.is_empty() && retry_due.is_none() {
+            retry_due = Some(Instant::now() + GROUP_RETRY);
+        }
         publish.send_replace(snapshot(&groups));
     }
     let _ = std::fs::remove_file(&socket);
