@@ -137,7 +137,46 @@ pub struct Member {
     pub test_v6: [u8; 16],
     /// Probes counted by ipmpd, kept here like `failures`.
     pub probes: ProbeCounts,
+    /// ipmpd's decisions about the member (`RECORD_*` bits), so that a
+    /// restarted ipmpd starts from them (the dataplane does not read them).
+    pub record: u32,
+    /// The member's sysctls before ipmpd first changed them, restored at
+    /// teardown (valid with [`RECORD_SYSCTLS_SAVED`]), by `SAVED_*` index.
+    pub saved_sysctls: [u8; SAVED_SYSCTLS],
+    /// The IPv4 test address's prefix length (with `test_v4`), so that the
+    /// address can be removed from the pins alone.
+    pub test_v4_prefix: u8,
+    pub _pad2: [u8; 7],
 }
+
+/// `Member::record`: taken offline by the operator (if_mpadm -d).
+pub const RECORD_OFFLINE: u32 = 1 << 0;
+/// Failed by its probes (the probe verdict); repaired only by acknowledged
+/// probes.
+pub const RECORD_PROBE_FAILED: u32 = 1 << 1;
+/// The link was last seen up / down (neither: not seen).
+pub const RECORD_LINK_UP: u32 = 1 << 2;
+pub const RECORD_LINK_DOWN: u32 = 1 << 3;
+/// In the active set (carries traffic).
+pub const RECORD_ACTIVE: u32 = 1 << 4;
+/// Usable but held back by `failback = false` (flag `i` on a non-standby).
+pub const RECORD_HELD_BACK: u32 = 1 << 5;
+/// Failed, for any reason (link, removal, probes).
+pub const RECORD_FAILED: u32 = 1 << 6;
+/// `saved_sysctls` holds the originals.
+pub const RECORD_SYSCTLS_SAVED: u32 = 1 << 7;
+/// "All IP interfaces in group ... are now unusable" was said about the
+/// member's group and no member has been usable since.
+pub const RECORD_GROUP_FAILURE_ANNOUNCED: u32 = 1 << 8;
+
+/// Indices into `Member::saved_sysctls`: net.ipv4.conf.all.rp_filter (as
+/// it was when this member was prepared), then the member's own rp_filter,
+/// arp_ignore and arp_announce.
+pub const SAVED_ALL_RP_FILTER: usize = 0;
+pub const SAVED_RP_FILTER: usize = 1;
+pub const SAVED_ARP_IGNORE: usize = 2;
+pub const SAVED_ARP_ANNOUNCE: usize = 3;
+pub const SAVED_SYSCTLS: usize = 4;
 
 /// A member's failure-detection probes as ipmpd counts them: sent, and of
 /// those acknowledged (by the prober's rules) or lost.

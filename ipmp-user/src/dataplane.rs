@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{anyhow, Context, Result};
 use aya::{
-    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::{
         links::{FdLink, PinnedLink},
         tc::{SchedClassifierLink, TcAttachType},
@@ -48,6 +48,11 @@ pub struct GroupDataplane {
     /// constant); the maps are the group's, shared through the pins.
     members: HashMap<String, Ebpf>,
     pin_dir: PathBuf,
+    /// Every pinned map and attachment, held by ipmpd's own descriptors
+    /// too: removing a pin detaches nothing while ipmpd runs, and
+    /// [`Self::restore_pins`] pins it again.
+    maps: Vec<(String, MapData)>,
+    links: HashMap<PathBuf, FdLink>,
 }
 
 impl GroupDataplane {
@@ -73,11 +78,49 @@ impl GroupDataplane {
         locate
             .load()
             .context("verifying the program that locates members' devices")?;
+        // The loader pinned every map by name (the object's own sections,
+        // `.rodata` and the like, are not pinned).
+        let mut maps = Vec::new();
+        for (name, _) in ebpf.maps().filter(|(name, _)| !name.starts_with('.')) {
+            let path = pin_dir.join(name);
+            let map = MapData::from_pin(&path)
+                .with_context(|| format!("opening pinned map {}", path.display()))?;
+            maps.push((name.to_string(), map));
+        }
         Ok(GroupDataplane {
             ebpf,
             members: HashMap::new(),
             pin_dir: pin_dir.to_owned(),
+            maps,
+            links: HashMap::new(),
         })
+    }
+
+    /// Pins again what someone removed from the pin folder (maps and
+    /// attachments, from ipmpd's descriptors). Returns the pins restored.
+    pub fn restore_pins(&mut self) -> Result<Vec<PathBuf>> {
+        fs::create_dir_all(&self.pin_dir)
+            .with_context(|| format!("cannot create pin directory {}", self.pin_dir.display()))?;
+        let mut restored = Vec::new();
+        for (name, map) in &self.maps {
+            let path = self.pin_dir.join(name);
+            if !path.exists() {
+                map.pin(&path)
+                    .with_context(|| format!("pinning {}", path.display()))?;
+                restored.push(path);
+            }
+        }
+        let missing: Vec<PathBuf> = self.links.keys().filter(|p| !p.exists()).cloned().collect();
+        for path in missing {
+            if let Some(link) = self.links.remove(&path) {
+                let pinned = link
+                    .pin(&path)
+                    .with_context(|| format!("pinning {}", path.display()))?;
+                self.links.insert(path.clone(), FdLink::from(pinned));
+                restored.push(path);
+            }
+        }
+        Ok(restored)
     }
 
     /// Loads (and verifies) `member`'s own XDP program for `slot`.
@@ -106,12 +149,12 @@ impl GroupDataplane {
     pub fn attach_egress(&mut self, group_if: &str) -> Result<Attached> {
         let pin = self.pin_dir.join(EGRESS_LINK_PIN);
         let prog: &mut SchedClassifier = program(&mut self.ebpf, PROG_EGRESS)?;
-        attach_pinned(
+        let (attached, link) = attach_pinned(
             prog,
             &pin,
             |p, link| {
-                Ok(p.attach_to_link(SchedClassifierLink::try_from(link)?)
-                    .map(drop)?)
+                let id = p.attach_to_link(SchedClassifierLink::try_from(link)?)?;
+                Ok(p.take_link(id)?.try_into()?)
             },
             |p| {
                 let id = p
@@ -119,7 +162,18 @@ impl GroupDataplane {
                     .with_context(|| format!("attaching the egress program to {group_if}"))?;
                 Ok(p.take_link(id)?.try_into()?)
             },
-        )
+        )?;
+        self.links.insert(pin, link);
+        Ok(attached)
+    }
+
+    /// The group interface was created again: the egress program is
+    /// attached to the new one (its attachment went with the old one).
+    pub fn reattach_egress(&mut self, group_if: &str) -> Result<()> {
+        let pin = self.pin_dir.join(EGRESS_LINK_PIN);
+        self.links.remove(&pin);
+        remove_pin(&pin)?;
+        self.attach_egress(group_if).map(drop)
     }
 
     /// Attaches the member XDP program to `member`, adopting a pinned
@@ -127,23 +181,30 @@ impl GroupDataplane {
     pub fn attach_member(&mut self, member: &str, slot: u8, mode: XdpMode) -> Result<Attached> {
         let pin = self.member_link_pin(member);
         let prog = self.load_member(member, slot)?;
-        attach_pinned(
+        let (attached, link) = attach_pinned(
             prog,
             &pin,
-            |p, link| Ok(p.attach_to_link(XdpLink::try_from(link)?).map(drop)?),
+            |p, link| {
+                let id = p.attach_to_link(XdpLink::try_from(link)?)?;
+                Ok(p.take_link(id)?.try_into()?)
+            },
             |p| {
                 let id = p
                     .attach(member, mode)
                     .with_context(|| format!("attaching the XDP program to {member}"))?;
                 Ok(p.take_link(id)?.try_into()?)
             },
-        )
+        )?;
+        self.links.insert(pin, link);
+        Ok(attached)
     }
 
     /// Detaches `member`'s XDP program (the member left the group).
     pub fn detach_member(&mut self, member: &str) -> Result<()> {
-        remove_pin(&self.member_link_pin(member))?;
-        // Dropping the instance drops its link: the program detaches.
+        let pin = self.member_link_pin(member);
+        remove_pin(&pin)?;
+        // Dropping the last descriptor of the link detaches the program.
+        self.links.remove(&pin);
         self.members.remove(member);
         Ok(())
     }
@@ -222,21 +283,22 @@ impl GroupDataplane {
 
     /// Member slots as a previous ipmpd left them (slot, member).
     pub fn members(&self) -> Result<Vec<(u8, Member)>> {
-        let members: Array<&MapData, Member> = map(&self.ebpf, MAP_MEMBERS)?;
-        let mut found = Vec::new();
-        for slot in 0..MAX_MEMBERS {
-            let m = members.get(&slot, 0)?;
-            if m.name[0] != 0 {
-                found.push((slot as u8, m));
-            }
-        }
-        Ok(found)
+        used_slots(&map(&self.ebpf, MAP_MEMBERS)?)
     }
 
     /// Publishes `member` in `slot` (ifindex 0 while the interface is missing).
     pub fn set_member(&mut self, slot: u8, member: &Member) -> Result<()> {
         let mut members: Array<&mut MapData, Member> = map_mut(&mut self.ebpf, MAP_MEMBERS)?;
         Ok(members.set(slot as u32, member, 0)?)
+    }
+
+    /// Zeroes the traffic counters of `slot` (a member new to the slot).
+    pub fn clear_member_counters(&mut self, slot: u8) -> Result<()> {
+        let mut stats: PerCpuArray<&mut MapData, MemberCounters> =
+            map_mut(&mut self.ebpf, MAP_MEMBER_STATS)?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+        let zero = PerCpuValues::try_from(vec![MemberCounters::default(); cpus])?;
+        Ok(stats.set(u32::from(slot), zero, 0)?)
     }
 
     pub fn set_group(&mut self, config: &GroupConfig) -> Result<()> {
@@ -298,13 +360,29 @@ impl GroupDataplane {
             }
         }
     }
+}
 
-    /// Detaches everything and removes the group's pins.
-    pub fn remove(self) -> Result<()> {
-        let dir = self.pin_dir.clone();
-        drop(self);
-        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+/// The member records pinned in a group's pin folder (slot, member),
+/// read without loading the programs (teardown without ipmpd).
+pub fn pinned_members(group_pin_dir: &Path) -> Result<Vec<(u8, Member)>> {
+    let path = group_pin_dir.join(MAP_MEMBERS);
+    let data = MapData::from_pin(&path)
+        .with_context(|| format!("opening pinned map {}", path.display()))?;
+    let members: Array<MapData, Member> = Array::try_from(aya::maps::Map::Array(data))?;
+    used_slots(&members)
+}
+
+fn used_slots<T: std::borrow::Borrow<MapData>>(
+    members: &Array<T, Member>,
+) -> Result<Vec<(u8, Member)>> {
+    let mut found = Vec::new();
+    for slot in 0..MAX_MEMBERS {
+        let m = members.get(&slot, 0)?;
+        if m.name[0] != 0 {
+            found.push((slot as u8, m));
+        }
     }
+    Ok(found)
 }
 
 /// Runs program `name` of `ebpf` (TC or XDP) on `packet` `repeat` times.
@@ -394,23 +472,25 @@ where
 }
 
 /// Swaps `prog` into the link pinned at `pin`, or, when there is none (or
-/// its interface is gone), attaches it anew and pins the link.
+/// its interface is gone), attaches it anew and pins the link. Returns the
+/// link too, for ipmpd to hold.
 fn attach_pinned<P>(
     prog: &mut P,
     pin: &Path,
-    swap: impl FnOnce(&mut P, FdLink) -> Result<()>,
+    swap: impl FnOnce(&mut P, FdLink) -> Result<FdLink>,
     attach: impl FnOnce(&mut P) -> Result<FdLink>,
-) -> Result<Attached> {
+) -> Result<(Attached, FdLink)> {
     if let Some(link) = pinned_link(pin) {
-        if swap(prog, link).is_ok() {
-            return Ok(Attached::Adopted);
+        if let Ok(held) = swap(prog, link) {
+            return Ok((Attached::Adopted, held));
         }
         remove_pin(pin)?;
     }
     let link = attach(prog)?;
-    link.pin(pin)
+    let pinned = link
+        .pin(pin)
         .with_context(|| format!("pinning {}", pin.display()))?;
-    Ok(Attached::New)
+    Ok((Attached::New, FdLink::from(pinned)))
 }
 
 fn pinned_link(pin: &Path) -> Option<FdLink> {

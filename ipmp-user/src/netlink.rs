@@ -73,15 +73,29 @@ pub enum Change {
     Route {
         oif: u32,
     },
+    /// A route of another table (a member's, say) was removed.
+    TableRouteGone {
+        table: u32,
+    },
+    /// An address was removed from the link `index`.
+    AddressGone {
+        index: u32,
+    },
+    /// A policy rule was removed.
+    RuleGone,
 }
 
-/// Subscribes to link and route changes (what `ip monitor link route`
+/// Subscribes to link, address, route and rule changes (what `ip monitor`
 /// shows), each stamped with the moment it was read from the kernel.
 pub fn watch() -> Result<UnboundedReceiver<(Instant, Change)>> {
     let (conn, _handle, mut messages) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Link,
         MulticastGroup::Ipv4Route,
         MulticastGroup::Ipv6Route,
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+        MulticastGroup::Ipv4Rule,
+        MulticastGroup::Ipv6Rule,
     ])
     .context("subscribing to rtnetlink link and route events")?;
     tokio::spawn(conn);
@@ -105,12 +119,18 @@ fn change_of(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<Change> {
     match inner {
         RouteNetlinkMessage::NewLink(l) => Link::from_message(&l).map(Change::Link),
         RouteNetlinkMessage::DelLink(l) => Link::from_message(&l).map(Change::LinkGone),
-        RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => {
-            let main = table_of(&r) == RouteHeader::RT_TABLE_MAIN as u32;
-            main.then(|| oif_of(&r))
-                .flatten()
-                .map(|oif| Change::Route { oif })
+        RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r)
+            if table_of(&r) == RouteHeader::RT_TABLE_MAIN as u32 =>
+        {
+            oif_of(&r).map(|oif| Change::Route { oif })
         }
+        RouteNetlinkMessage::DelRoute(r) => Some(Change::TableRouteGone {
+            table: table_of(&r),
+        }),
+        RouteNetlinkMessage::DelAddress(a) => Some(Change::AddressGone {
+            index: a.header.index,
+        }),
+        RouteNetlinkMessage::DelRule(_) => Some(Change::RuleGone),
         _ => None,
     }
 }
@@ -246,6 +266,26 @@ impl Netlink {
         Ok(())
     }
 
+    /// The addresses on the link.
+    pub async fn addresses(&self, index: u32) -> Result<Vec<IpAddr>> {
+        let msgs: Vec<_> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await?;
+        Ok(msgs
+            .iter()
+            .flat_map(|m| &m.attributes)
+            .filter_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// The link's IPv6 link-local address, once it has one that passed DAD.
     pub async fn link_local(&self, index: u32) -> Result<Option<Ipv6Addr>> {
         let mut found = self
@@ -302,10 +342,7 @@ impl Netlink {
         member: u32,
         table: u32,
     ) -> Result<()> {
-        let mut wanted: Vec<RouteMessage> =
-            routes.iter().map(|r| mirrored(r, member, table)).collect();
-        // On-link routes first: a gateway must be reachable in the table.
-        wanted.sort_by_key(|r| gateway_of(r).is_some());
+        let wanted: Vec<RouteMessage> = routes.iter().map(|r| mirrored(r, member, table)).collect();
         let mut present = Vec::new();
         for version in [IpVersion::V4, IpVersion::V6] {
             let msgs: Vec<RouteMessage> = self
@@ -322,21 +359,39 @@ impl Netlink {
                 self.handle.route().del(r.clone()).execute().await.ok();
             }
         }
-        for r in wanted {
+        self.add_routes(wanted).await;
+        Ok(())
+    }
+
+    /// Puts `routes` (those of a group interface that was deleted) back in
+    /// the main table through `oif`, the interface created in its place.
+    pub async fn restore_routes(&self, routes: &[RouteMessage], oif: u32) {
+        let main = RouteHeader::RT_TABLE_MAIN as u32;
+        self.add_routes(routes.iter().map(|r| mirrored(r, oif, main)).collect())
+            .await;
+    }
+
+    /// Adds (or replaces) `routes`, on-link ones first: a gateway must be
+    /// reachable in its table. A route the kernel refuses is skipped.
+    async fn add_routes(&self, mut routes: Vec<RouteMessage>) {
+        routes.sort_by_key(|r| gateway_of(r).is_some());
+        for r in routes {
             let key = route_key(&r);
             if let Err(e) = self.handle.route().add(r).replace().execute().await {
                 // A member that is administratively down takes no routes; its
                 // table is filled again when it comes up.
-                tracing::debug!("mirror route {key:?} into table {table}: {e}");
+                tracing::debug!("route {key:?} not added: {e}");
             }
         }
-        Ok(())
     }
 
     /// `ip rule add oif MEMBER lookup TABLE`, for both families, once.
-    pub async fn ensure_member_rule(&self, member: &str, table: u32) -> Result<()> {
+    /// Returns whether a rule was missing.
+    pub async fn ensure_member_rule(&self, member: &str, table: u32) -> Result<bool> {
+        let mut added = false;
         for (version, present) in self.member_rules(member, table).await? {
             if present.is_empty() {
+                added = true;
                 let req = self
                     .handle
                     .rule()
@@ -354,7 +409,7 @@ impl Netlink {
                 done.with_context(|| format!("adding the policy rule for {member}"))?;
             }
         }
-        Ok(())
+        Ok(added)
     }
 
     /// Removes the member's policy rules and empties its table.

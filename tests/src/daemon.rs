@@ -11,7 +11,10 @@ use std::{
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::netns::{unique, Netns};
+use crate::{
+    netns::{unique, Netns},
+    topology::{Topology, MEMBERS},
+};
 
 /// Where the built binaries are (`cargo xtask test` sets IPMP_BIN_DIR).
 pub fn bin(name: &str) -> PathBuf {
@@ -36,6 +39,22 @@ impl Daemon {
         let d = Daemon::spawn(ns, config)?;
         d.wait_ready(Duration::from_secs(20))?;
         Ok(d)
+    }
+
+    /// The tutorial's network (namespaces named after `prefix`) with group
+    /// production0 (data address 192.0.2.200/24, every member, link-based
+    /// detection only), its state ok.
+    pub fn start_tutorial(prefix: &str) -> Result<(Topology, Daemon)> {
+        let t = Topology::build(&unique(prefix))?;
+        let mut config = String::from(
+            "[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n",
+        );
+        for m in MEMBERS {
+            config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
+        }
+        let d = Daemon::start(&t.host, &config)?;
+        d.wait_group("ok")?;
+        Ok((t, d))
     }
 
     /// Starts ipmpd again with the same config, socket and pins (after
@@ -84,6 +103,24 @@ impl Daemon {
             c.stderr(log);
         }
         c
+    }
+
+    /// ipmpd's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Runs ipmpd once more in `ns` with this daemon's config and pin
+    /// directory and `args` (say `--teardown`), and waits for it.
+    pub fn run_other(&self, ns: &Netns, args: &[&str]) -> Result<Output> {
+        let mut c = ns.command(bin("ipmpd").to_str().unwrap_or("ipmpd"));
+        c.arg("--config")
+            .arg(&self.config)
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .args(args)
+            .stdin(Stdio::null());
+        Ok(c.output()?)
     }
 
     /// Waits until ipmpd answers on its socket.

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::{
     netns::Netns,
-    traffic::{flows_by_mac, mac_string},
+    traffic::{flows_by_mac, mac_string, FlowMacs},
 };
 
 pub const DATA_V4: &str = "192.0.2.200";
@@ -179,6 +179,14 @@ impl Topology {
             .nth(2)
             .unwrap_or_default()
             .to_string())
+    }
+
+    /// Sends one datagram per source port from the data address to the
+    /// peer and returns the source MAC with which each arrived.
+    pub fn flows_to_peer(&self, ports: std::ops::Range<u16>) -> Result<FlowMacs> {
+        flows_by_mac(
+            &self.host, DATA_V4, ports, &self.peer, "eth0", PEER_V4, 9000,
+        )
     }
 
     /// Leaves the namespaces in place (the testbed).

@@ -11,15 +11,7 @@ use ipmp_tests::{
 };
 
 fn setup() -> Result<(Topology, Daemon)> {
-    let t = Topology::build(&unique("off"))?;
-    let mut config =
-        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
-    for m in MEMBERS {
-        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    let d = Daemon::start(&t.host, &config)?;
-    d.wait_group("ok")?;
-    Ok((t, d))
+    Daemon::start_tutorial("off")
 }
 
 /// Starts 2 s of a 5 kpps stream from the data address to the peer, on a

@@ -176,3 +176,42 @@ fn an_invalid_file_is_refused_and_changes_nothing() -> Result<()> {
     );
     Ok(())
 }
+
+/// An FDT raised to 600 s and lowered back: probing follows the new FDT at
+/// once, not when the old 86 s interval would have ended.
+#[test]
+fn lowering_the_fdt_reschedules_probing_at_once() -> Result<()> {
+    let t = Topology::build(&unique("rl"))?;
+    let one = [("e1000g0", "192.0.2.201/24")];
+    let d = Daemon::start(&t.host, &config(2000, &one))?;
+    d.wait_acked(&t.host, METRICS, "e1000g0")?;
+    let reload = |fdt_ms: u64| -> Result<()> {
+        std::fs::write(&d.config, config(fdt_ms, &one))?;
+        let out = d.ctl(&["reload"])?;
+        ensure!(
+            out.status.success(),
+            "reload to {fdt_ms} ms failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    let sent = probes_sent(&t, "e1000g0")?;
+    reload(600_000)?;
+    // One probe goes out (at once, or on the old schedule); the next one
+    // is 43 to 86 s later (FDT/7).
+    d.wait_for("the probe after the reload", Duration::from_secs(5), |_| {
+        Ok(probes_sent(&t, "e1000g0")? > sent)
+    })?;
+    reload(2000)?;
+    let sent = probes_sent(&t, "e1000g0")?;
+    // Every 286 ms at 2 s: 3 within 2 s leaves room for a busy host.
+    d.wait_for("probes at the lowered FDT", Duration::from_secs(2), |_| {
+        Ok(probes_sent(&t, "e1000g0")? >= sent + 3.0)
+    })?;
+    ensure!(
+        d.stat("-g")?[0]["fdt"] == "2.00s",
+        "FDT after the reload: {}",
+        d.stat("-g")?
+    );
+    Ok(())
+}

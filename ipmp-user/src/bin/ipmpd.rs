@@ -27,6 +27,11 @@ struct Args {
     /// Validate the configuration and exit: 0 valid, 1 invalid.
     #[arg(long)]
     check: bool,
+    /// Remove every group found in the pin directory (group interfaces,
+    /// programs, rules, test addresses, pins), put back the sysctls ipmpd
+    /// changed, and exit; for when no ipmpd runs (else: ipmpctl teardown).
+    #[arg(long, conflicts_with = "check")]
+    teardown: bool,
     /// Print the ipmpd(8) man page (roff) and exit.
     #[arg(long, hide = true)]
     manpage: bool,
@@ -81,7 +86,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(daemon::run(&args.config, config, overrides)) {
+    let done = if args.teardown {
+        runtime.block_on(daemon::teardown(&config, overrides))
+    } else {
+        runtime.block_on(daemon::run(&args.config, config, overrides))
+    };
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ipmpd: {e:#}");

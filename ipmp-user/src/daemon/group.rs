@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use aya::programs::XdpMode as KernelXdpMode;
 use ipmp_common::{
     data_address_key, FlowTable, Member, ProbeCounts, MAX_BROADCASTS, MAX_MEMBERS, NO_MEMBER,
+    SAVED_SYSCTLS,
 };
 use ipnet::IpNet;
 use tokio::sync::broadcast;
@@ -35,7 +36,13 @@ use crate::{
 };
 use rtnetlink::packet_route::route::RouteMessage;
 
-use super::probing::Probing;
+use super::{
+    lock::{self, GroupLock},
+    probing::Probing,
+    record, teardown,
+};
+
+mod heal;
 
 struct MemberRuntime {
     name: String,
@@ -50,6 +57,11 @@ struct MemberRuntime {
     failures: u64,
     repairs: u64,
     table: u32,
+    /// The record bits last written to the member's pinned record.
+    record: u32,
+    /// The member's sysctls before ipmpd first changed them (kept in the
+    /// record across restarts, restored at teardown).
+    saved_sysctls: Option<[u8; SAVED_SYSCTLS]>,
 }
 
 /// Peer notifications of one data address's binding still to send.
@@ -65,9 +77,11 @@ struct PendingNotification {
 /// the peers and switches that missed the first.
 const PEER_NOTIFICATION_INTERVAL: Duration = Duration::from_millis(100);
 /// How often the group interface's multicast groups are read again, to be
-/// held on the cast member (the kernel announces no change of them), and
-/// the members' groups checked.
+/// held on the cast member (the kernel announces no change of them), the
+/// members' groups checked, and the pins (bpffs announces nothing either).
 const MEMBERSHIP_REFRESH: Duration = Duration::from_secs(1);
+/// After a failed tick (logged), the group's timers wait this long.
+const TICK_RETRY: Duration = Duration::from_secs(1);
 
 pub struct Group {
     name: String,
@@ -113,6 +127,15 @@ pub struct Group {
     carrier: Option<bool>,
     mtu: u32,
     epoch: Instant,
+    /// Timers are not served before this (a tick failed).
+    retry_at: Option<Instant>,
+    /// The group interface's routes as last mirrored: put back if the
+    /// interface is deleted (the kernel flushes them with it).
+    routes: Vec<RouteMessage>,
+    /// No other ipmpd runs this group while this one does.
+    _lock: GroupLock,
+    /// The group interface was deleted and is not back yet.
+    interface_lost: bool,
 }
 
 impl Group {
@@ -125,22 +148,10 @@ impl Group {
         feeds: Feeds,
     ) -> Result<Group> {
         let name = config.name.clone();
+        // Before the group's interface or pins are touched.
+        let lock = lock::take_group(&name)?;
         let peer = config.peer_interface();
-        let link = match nl.link(&name).await? {
-            Some(link) => link,
-            None => {
-                nl.create_veth(&name, &peer).await?;
-                info!("Created group interface {name} (veth, peer {peer})");
-                nl.link(&name)
-                    .await?
-                    .context("group interface vanished after creation")?
-            }
-        };
-        sysctl::quiet_peer(&peer)?;
-        nl.set_up(&name, true).await?;
-        for addr in &config.data_addresses {
-            nl.add_address(link.index, *addr, false).await?;
-        }
+        let link = heal::group_interface(nl, config).await?;
 
         let pin_dir = pin_root.join(&name);
         let mut dataplane = GroupDataplane::load(&pin_dir)?;
@@ -156,11 +167,11 @@ impl Group {
         let pinned = dataplane.members()?;
         let slots = assign_slots(&pinned, config);
         let bindings = adopt_bindings(&mut dataplane, config, &slots)?;
-        // Counters a previous ipmpd kept in the pins for this member.
+        // The record a previous ipmpd kept in the pins for this member.
         let kept = |name: &str| {
             pinned
                 .iter()
-                .find(|(slot, m)| *slot == slots[name] && member_name(m) == name)
+                .find(|(slot, m)| *slot == slots[name] && record::name(m) == name)
                 .map_or_else(Member::default, |(_, m)| *m)
         };
         let mut group = Group {
@@ -190,31 +201,41 @@ impl Group {
             carrier: None,
             mtu: 0,
             epoch,
+            retry_at: None,
+            routes: Vec::new(),
+            _lock: lock,
+            interface_lost: false,
         };
+        // Before a new member takes a slot that one of them had.
+        group.remove_unconfigured_members(nl).await?;
+        // Every member is known before any is reported: a first member
+        // found down must not look like the whole group (a false "All IP
+        // interfaces ... unusable").
         for m in &config.members {
-            group
-                .add_member(nl, m, slots[&m.interface], kept(&m.interface))
-                .await?;
+            group.register_member(m, slots[&m.interface], kept(&m.interface))?;
+        }
+        for i in 0..group.members.len() {
+            group.take_in_hand(nl, i).await?;
         }
         group.probing.warn_untested();
-        group.clear_unused_slots()?;
         group.apply(nl, Instant::now()).await?;
         group.mirror_routes(nl).await?;
         Ok(group)
     }
 
-    /// Adds member `m` in `slot`, with the counters `kept` in the pins, and
-    /// takes its interface in hand if it exists.
-    async fn add_member(
-        &mut self,
-        nl: &Netlink,
-        m: &MemberConfig,
-        slot: u8,
-        kept: Member,
-    ) -> Result<()> {
-        let probing = self
-            .probing
-            .add_member(m, slot, kept.probes, self.epoch.elapsed());
+    /// Adds member `m` in `slot` and takes its interface in hand if it
+    /// exists (a reload's new member).
+    async fn add_member(&mut self, nl: &Netlink, m: &MemberConfig, slot: u8) -> Result<()> {
+        self.register_member(m, slot, Member::default())?;
+        self.take_in_hand(nl, self.members.len() - 1).await
+    }
+
+    /// Adds member `m` in `slot` to the policy and the prober, starting from
+    /// the record `kept` in the pins (its decisions and counters; a default
+    /// one for a member new to the slot, whose counters are then cleared).
+    fn register_member(&mut self, m: &MemberConfig, slot: u8, kept: Member) -> Result<()> {
+        let now = self.epoch.elapsed();
+        let probing = self.probing.add_member(m, slot, kept.probes, now);
         self.policy.add_member(MemberSpec {
             name: m.interface.clone(),
             standby: m.standby,
@@ -229,18 +250,42 @@ impl Group {
             failures: kept.failures,
             repairs: kept.repairs,
             table: member_table(&m.interface),
+            record: 0,
+            saved_sysctls: record::saved_sysctls(&kept),
         });
         let i = self.members.len() - 1;
-        match nl.link(&m.interface).await? {
+        if kept.name[0] == 0 {
+            // Another member's traffic counts, device and kernel verdict
+            // are not this one's.
+            self.dataplane.clear_member_counters(slot)?;
+            self.dataplane.forget_member_device(slot)?;
+            self.dataplane.put_back(slot)?;
+            return Ok(());
+        }
+        let decisions = record::kept(kept.record);
+        self.policy.restore(&m.interface, decisions)?;
+        if decisions.offline {
+            self.probing.set_offline(i, true, now);
+        } else if decisions.probe_failed {
+            self.probing.restore_failed(i, now);
+        }
+        Ok(())
+    }
+
+    /// Takes member `i`'s interface in hand if it exists, or reports it
+    /// missing.
+    async fn take_in_hand(&mut self, nl: &Netlink, i: usize) -> Result<()> {
+        let name = self.members[i].name.clone();
+        match nl.link(&name).await? {
             Some(link) => self.member_link(nl, i, link).await,
             None => {
                 warn!(
-                    "Interface {} of group {} does not exist; it will be adopted when it appears",
-                    m.interface, self.name
+                    "Interface {name} of group {} does not exist; it will be adopted when it appears",
+                    self.name
                 );
                 self.members[i].reported = true;
                 self.probing.gone(i, self.epoch.elapsed());
-                self.event(Event::Removed(m.interface.clone()))?;
+                self.event(Event::Removed(name))?;
                 self.publish_member(i)
             }
         }
@@ -249,6 +294,7 @@ impl Group {
     /// Takes member `i` out of the group: what ipmpd set up on its interface
     /// goes, its slot is freed, its traffic moves to the others.
     async fn remove_member(&mut self, nl: &Netlink, i: usize) -> Result<()> {
+        let record = self.member_record(i);
         let m = self.members.remove(i);
         // A new member may get the slot: it must announce its bindings.
         for bound in &mut self.bindings {
@@ -262,10 +308,7 @@ impl Group {
         self.dataplane.set_member(m.slot, &Member::default())?;
         self.dataplane.forget_member_device(m.slot)?;
         self.dataplane.put_back(m.slot)?;
-        nl.remove_member_routing(&m.name, m.table).await?;
-        if let (Some(link), Some(addr)) = (&m.link, m.test_address) {
-            nl.delete_address(link.index, addr).await?;
-        }
+        teardown::member(nl, &record).await?;
         info!("Interface {} removed from group {}", m.name, self.name);
         Ok(())
     }
@@ -338,7 +381,7 @@ impl Group {
             let slot = (0..MAX_MEMBERS as u8)
                 .find(|s| !taken.contains(s))
                 .context("no free member slot")?;
-            self.add_member(nl, m, slot, Member::default()).await?;
+            self.add_member(nl, m, slot).await?;
         }
         self.config = new.clone();
         self.apply(nl, Instant::now()).await?;
@@ -451,7 +494,20 @@ impl Group {
         }
     }
 
+    /// A failed tick is tried again this much later, not at once.
+    pub fn retry_later(&mut self) {
+        self.retry_at = Some(Instant::now() + TICK_RETRY);
+    }
+
     pub fn next_deadline(&self) -> Option<Instant> {
+        let deadline = self.timers_deadline()?;
+        Some(match self.retry_at {
+            Some(retry) if retry > Instant::now() => deadline.max(retry),
+            _ => deadline,
+        })
+    }
+
+    fn timers_deadline(&self) -> Option<Instant> {
         let policy = self.policy.next_deadline();
         let probes = self.probing.next_deadline();
         let notifications = self.notifications.iter().map(|n| n.due).min();
@@ -466,15 +522,27 @@ impl Group {
 
     /// Serves the timers that are due: anti-flap holds and probes.
     pub async fn tick(&mut self, nl: &Netlink) -> Result<()> {
+        // Replies the kernel already has count before any loss is judged.
+        self.take_replies()?;
         let now = self.epoch.elapsed();
         if self.policy.next_deadline().is_some_and(|d| d <= now) {
             self.event(Event::Tick)?;
         }
         self.notify_peers(now);
         if self.memberships_due <= now {
+            if self.interface_lost {
+                // Probing goes on meanwhile.
+                if let Err(e) = self.recreate_interface(nl).await {
+                    warn!(
+                        "Group interface {}: {e:#}; trying again in a second",
+                        self.name
+                    );
+                }
+            }
             // Also after a restart, or a member's new interface index.
             self.hold_cast_groups();
             self.hold_solicited_groups();
+            self.restore_pins();
             self.memberships_due = now + MEMBERSHIP_REFRESH;
         }
         for i in 0..self.members.len() {
@@ -532,6 +600,9 @@ impl Group {
                     self.apply(nl, received).await?;
                 }
             }
+            Change::LinkGone(link) if link.index == self.index => {
+                self.recreate_interface(nl).await?
+            }
             Change::LinkGone(link) => {
                 if let Some(i) = self.member_index(&link.name) {
                     if self.members[i].link.take().is_some() {
@@ -545,8 +616,14 @@ impl Group {
                     }
                 }
             }
-            Change::Route { oif } if *oif == self.index => self.mirror_routes(nl).await?,
-            Change::Route { .. } => {}
+            // Routes flushed with a deleted group interface (its link is
+            // gone) are not mirrored: they come back with it.
+            Change::Route { oif } if *oif == self.index => {
+                if heal::exists(nl, &self.name, self.index).await? {
+                    self.mirror_routes(nl).await?
+                }
+            }
+            other => self.heal(nl, other).await?,
         }
         Ok(())
     }
@@ -623,8 +700,10 @@ impl Group {
     }
 
     async fn prepare_member(&mut self, nl: &Netlink, i: usize, link: &Link) -> Result<()> {
+        let originals = sysctl::prepare_member(&self.members[i].name)?;
+        // The first ipmpd to prepare it saw the originals; later ones see ours.
+        self.members[i].saved_sysctls.get_or_insert(originals);
         let m = &self.members[i];
-        sysctl::prepare_member(&m.name)?;
         if let Some(addr) = m.test_address {
             nl.add_address(link.index, addr, true).await?;
         }
@@ -646,8 +725,17 @@ impl Group {
         self.publish_member(i)
     }
 
-    /// Tells the dataplane where member `i` is (ifindex 0 while missing).
+    /// Tells the dataplane where member `i` is (ifindex 0 while missing),
+    /// and keeps its record there.
     fn publish_member(&mut self, i: usize) -> Result<()> {
+        let entry = self.member_record(i);
+        self.members[i].record = entry.record;
+        self.dataplane.set_member(self.members[i].slot, &entry)
+    }
+
+    /// Member `i` as its pinned record holds it.
+    fn member_record(&self, i: usize) -> Member {
+        let bits = self.record_bits(i);
         let m = &self.members[i];
         let (test_v4, test_v6) = self.probing.test_addresses(i);
         let mut entry = Member {
@@ -656,6 +744,9 @@ impl Group {
             probes: self.probing.counts(i),
             test_v4: test_v4.map_or(0, |a| u32::from_ne_bytes(a.octets())),
             test_v6: test_v6.map_or([0; 16], |a| a.octets()),
+            record: bits,
+            saved_sysctls: m.saved_sysctls.unwrap_or_default(),
+            test_v4_prefix: m.test_address.map_or(0, |a| a.prefix_len()),
             ..Member::default()
         };
         let n = m.name.len().min(entry.name.len() - 1);
@@ -664,13 +755,38 @@ impl Group {
             entry.ifindex = link.index;
             entry.mac = link.mac;
         }
-        self.dataplane.set_member(m.slot, &entry)
+        entry
     }
 
-    /// Slots a previous configuration used and this one does not.
-    fn clear_unused_slots(&mut self) -> Result<()> {
-        for (slot, _) in self.dataplane.members()? {
-            if !self.members.iter().any(|m| m.slot == slot) {
+    /// Member `i`'s decisions as its record holds them.
+    fn record_bits(&self, i: usize) -> u32 {
+        let saved = self.members[i].saved_sysctls.is_some();
+        record::bits(&self.policy.kept(i), saved)
+    }
+
+    /// Keeps every member's record in step with the policy's decisions.
+    fn write_records(&mut self) -> Result<()> {
+        for i in 0..self.members.len() {
+            if self.record_bits(i) != self.members[i].record {
+                self.publish_member(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Members a previous configuration had and this one does not: what
+    /// ipmpd set up for them goes, and their slots are freed.
+    async fn remove_unconfigured_members(&mut self, nl: &Netlink) -> Result<()> {
+        for (slot, m) in self.dataplane.members()? {
+            let name = record::name(&m);
+            if !self.config.members.iter().any(|c| c.interface == name) {
+                info!(
+                    "Interface {name} is no longer in group {}: removing its XDP program, \
+                     test address, rules and table",
+                    self.name
+                );
+                self.dataplane.detach_member(&name)?;
+                teardown::member(nl, &m).await?;
                 self.dataplane.set_member(slot, &Member::default())?;
             }
         }
@@ -772,7 +888,7 @@ impl Group {
             nl.set_mtu(&self.name, mtu).await?;
             self.mtu = mtu;
         }
-        Ok(())
+        self.write_records()
     }
 
     /// The kernel takes a member whose link it finds down out of the egress
@@ -923,6 +1039,7 @@ impl Group {
         }
         self.probing
             .set_gateways(&crate::netlink::gateways(&routes));
+        self.routes = routes;
         Ok(())
     }
 
@@ -933,19 +1050,13 @@ impl Group {
     }
 
     /// Removes what ipmpd created for this group.
+    /// Removes what ipmpd created for this group (a reload dropped it).
     pub async fn teardown(self, nl: &Netlink) -> Result<()> {
-        for m in &self.members {
-            nl.remove_member_routing(&m.name, m.table).await?;
-            if let (Some(link), Some(addr)) = (&m.link, m.test_address) {
-                nl.delete_address(link.index, addr).await?;
-            }
-        }
-        self.dataplane.remove()?;
-        // Deleting one end of the veth pair deletes both, with the data
-        // addresses and routes on it.
-        nl.delete_link(self.index).await?;
-        info!("Group {} removed", self.name);
-        Ok(())
+        let dir = self.pin_dir.clone();
+        // Its programs and links must be let go before their pins, or they
+        // would stay attached.
+        drop(self);
+        teardown::group(nl, &dir).await.map(drop)
     }
 }
 
@@ -954,7 +1065,7 @@ impl Group {
 fn assign_slots(pinned: &[(u8, Member)], config: &GroupConfig) -> HashMap<String, u8> {
     let mut slots = HashMap::new();
     for (slot, m) in pinned {
-        let name = member_name(m);
+        let name = record::name(m);
         if config.members.iter().any(|c| c.interface == name) {
             slots.insert(name, *slot);
         }
@@ -1000,12 +1111,6 @@ fn adopt_bindings(
             slots.values().find(|&&s| u32::from(s) == *slot).copied()
         })
         .collect())
-}
-
-/// The interface name stored in a pinned member entry.
-fn member_name(m: &Member) -> String {
-    let len = m.name.iter().position(|&b| b == 0).unwrap_or(m.name.len());
-    String::from_utf8_lossy(&m.name[..len]).into_owned()
 }
 
 /// The group's dataplane settings from its configuration: the IPv4 data

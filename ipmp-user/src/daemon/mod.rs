@@ -1,7 +1,10 @@
 //! ipmpd's event loop: kernel changes, control requests, timers and
 //! signals in; each goes to the group it concerns.
 mod group;
+mod lock;
 mod probing;
+mod record;
+mod teardown;
 
 use std::{
     net::SocketAddr,
@@ -9,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::{
     signal::unix::{signal, SignalKind},
     sync::{broadcast, mpsc, oneshot, watch},
@@ -44,10 +47,13 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
         .pin_dir
         .unwrap_or_else(|| config.daemon.pin_dir.clone());
     let pin_root = dataplane::namespace_pin_dir(&pin_dir)?;
+    let _lock = lock::take(&pin_root)?;
     // Subscribe before reading any state so no change falls in between.
     let mut changes = netlink::watch()?;
     let mut alarm = LinkAlarm::open()?;
     let nl = Netlink::connect()?;
+    let configured: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
+    teardown::unconfigured_groups(&nl, &pin_root, &configured).await?;
     let listener = control::bind(&socket)?;
     let metrics_listener = match overrides.metrics.or(config.daemon.metrics_listen) {
         Some(addr) => Some(metrics::bind(addr).await?),
@@ -62,13 +68,16 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
         probes: broadcast::channel(1024).0,
         events: broadcast::channel(1024).0,
     };
+    let started = Started {
+        pin_root: pin_root.clone(),
+        cookie,
+        feeds: feeds.clone(),
+    };
     let mut groups = Vec::new();
-    for g in &config.groups {
-        let group = Group::start(&nl, g, &config.daemon, &pin_root, cookie, feeds.clone())
-            .await
-            .with_context(|| format!("starting group {}", g.name))?;
-        groups.push(group);
-    }
+    // Groups that could not start (logged), tried again every GROUP_RETRY:
+    // one group's trouble does not keep the others from running.
+    let mut waiting: Vec<String> = config.groups.iter().map(|g| g.name.clone()).collect();
+    let mut retry_due = start_waiting(&config, &mut groups, &mut waiting, &nl, &started).await;
 
     let (to_daemon, mut requests) = mpsc::channel(16);
     tokio::spawn(control::serve(listener, to_daemon, feeds.clone()));
@@ -86,11 +95,6 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let started = Started {
-        pin_root: pin_root.clone(),
-        cookie,
-        feeds: feeds.clone(),
-    };
     info!(
         "ipmpd ready: {} group(s), control socket {}",
         groups.len(),
@@ -147,10 +151,13 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
                     }
                 };
                 if let Some((teardown, written)) = answer(&groups, incoming) {
-                    for g in groups {
-                        g.teardown(&nl).await?;
+                    // Every group in the pins, configured or not; the
+                    // programs are let go first so the pins' removal
+                    // detaches them.
+                    drop(groups);
+                    if let Err(e) = teardown::everything(&nl, &pin_root).await {
+                        error!("teardown: {e:#}");
                     }
-                    remove_if_empty(&pin_root);
                     remove_if_empty(&pin_dir);
                     let _ = std::fs::remove_file(&socket);
                     let _ = teardown.send(Response::Done);
@@ -162,9 +169,17 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
             _ = sleep_until(deadline) => {
                 for g in groups.iter_mut() {
                     if g.next_deadline().is_some_and(|d| d <= Instant::now()) {
-                        g.tick(&nl).await?;
+                        // One group's trouble stops neither the others nor
+                        // this group's later ticks.
+                        if let Err(e) = g.tick(&nl).await {
+                            error!("group {}: {e:#}; trying again in a second", g.name());
+                            g.retry_later();
+                        }
                     }
                 }
+            }
+            _ = sleep_until(retry_due) => {
+                retry_due = start_waiting(&config, &mut groups, &mut waiting, &nl, &started).await;
             }
             _ = sighup.recv() => {
                 // The errors are logged by reload; the running config stays.
@@ -173,11 +188,76 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
+        // Whatever a reload added and could not start waits too.
+        waiting = config
+            .groups
+            .iter()
+            .map(|g| g.name.clone())
+            .filter(|name| !groups.iter().any(|g| g.name() == name))
+            .collect();
+        if !waiting.is_empty() && retry_due.is_none() {
+            retry_due = Some(Instant::now() + GROUP_RETRY);
+        }
         publish.send_replace(snapshot(&groups));
     }
     let _ = std::fs::remove_file(&socket);
     info!("Exiting; the pinned dataplane keeps forwarding");
     Ok(())
+}
+
+/// `ipmpd --teardown`: removes every group found in the pins, without a
+/// running ipmpd (one that runs is refused: use `ipmpctl teardown`).
+pub async fn teardown(config: &Config, overrides: Overrides) -> Result<()> {
+    let pin_dir = overrides
+        .pin_dir
+        .unwrap_or_else(|| config.daemon.pin_dir.clone());
+    let pin_root = dataplane::namespace_pin_dir(&pin_dir)?;
+    let _lock = lock::take(&pin_root)
+        .map_err(|e| anyhow::anyhow!("{e:#}; to tear down through it, run ipmpctl teardown"))?;
+    let nl = Netlink::connect()?;
+    teardown::everything(&nl, &pin_root).await?;
+    remove_if_empty(&pin_dir);
+    info!("Torn down");
+    Ok(())
+}
+
+/// How long a group that could not start waits before the next try.
+const GROUP_RETRY: Duration = Duration::from_secs(5);
+
+/// Starts the `waiting` groups of `config`; those that fail stay waiting,
+/// with their error logged. Returns when to try again, if any wait.
+async fn start_waiting(
+    config: &Config,
+    groups: &mut Vec<Group>,
+    waiting: &mut Vec<String>,
+    nl: &Netlink,
+    started: &Started,
+) -> Option<Instant> {
+    let mut still = Vec::new();
+    for name in waiting.drain(..) {
+        let Some(g) = config.groups.iter().find(|g| g.name == name) else {
+            continue;
+        };
+        let feeds = started.feeds.clone();
+        match Group::start(
+            nl,
+            g,
+            &config.daemon,
+            &started.pin_root,
+            started.cookie,
+            feeds,
+        )
+        .await
+        {
+            Ok(group) => groups.push(group),
+            Err(e) => {
+                error!("starting group {name}: {e:#}; trying again in {GROUP_RETRY:?}");
+                still.push(name);
+            }
+        }
+    }
+    *waiting = still;
+    (!waiting.is_empty()).then(|| Instant::now() + GROUP_RETRY)
 }
 
 /// What a group needs from the daemon's start, again for groups a reload adds.

@@ -139,6 +139,12 @@ impl Probing {
         self.probes(self.members.len() - 1)
     }
 
+    /// Member `i` was failed by a previous ipmpd's probes: it stays failed
+    /// until acknowledged probes repair it.
+    pub fn restore_failed(&mut self, i: usize, now: Duration) {
+        self.prober.restore_failed(&self.members[i].name, now);
+    }
+
     pub fn remove_member(&mut self, i: usize) {
         let m = self.members.remove(i);
         self.prober.remove_member(&m.name);

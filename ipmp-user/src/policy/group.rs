@@ -59,6 +59,25 @@ pub struct MemberSpec {
     pub probing: bool,
 }
 
+/// What ipmpd decided about a member, kept across its restarts (in the
+/// member's pinned record): a restarted ipmpd starts from it, so that a
+/// decision stays and no transition is logged that did not happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kept {
+    pub offline: bool,
+    /// The probes' verdict was failure (and no repair since).
+    pub probe_failed: bool,
+    pub link: LinkState,
+    /// Usable but held back by `failback = false`.
+    pub held_back: bool,
+    /// The group's failure was announced and no member was usable since.
+    pub failure_announced: bool,
+    /// Carries traffic; and failed (for any reason). Derived from the
+    /// rest, kept for whoever reads the record (not restored).
+    pub active: bool,
+    pub failed: bool,
+}
+
 /// Something that happened to a member (named by interface), or the timer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -265,6 +284,8 @@ struct Member {
     /// Held back by `failback = false` (in.mpathd's IFF_INACTIVE on a
     /// non-standby interface).
     held_back: bool,
+    /// A previous ipmpd held it back: it stays back when first usable.
+    kept_held_back: bool,
 }
 
 impl Member {
@@ -282,6 +303,7 @@ impl Member {
             ever_usable: false,
             active: false,
             held_back: false,
+            kept_held_back: false,
         }
     }
 
@@ -535,12 +557,42 @@ impl GroupPolicy {
         }
     }
 
-    /// Adds a member (configuration reload) at the end, not yet reported.
+    /// What a restarted ipmpd needs to know of member `i`'s decisions.
+    pub fn kept(&self, i: usize) -> Kept {
+        let m = &self.members[i];
+        Kept {
+            offline: m.offline,
+            probe_failed: m.spec.probing && !m.probe_ok,
+            link: m.link,
+            held_back: m.held_back && m.usable(),
+            failure_announced: self.failure_announced,
+            active: m.active,
+            failed: m.state() == MemberState::Failed,
+        }
+    }
+
+    /// Takes over what a previous ipmpd decided about member `name`, before
+    /// the member is first reported: nothing is logged, and the reports
+    /// that follow log only what changed since (a link that went down
+    /// while no ipmpd ran, say).
+    pub fn restore(&mut self, name: &str, kept: Kept) -> Result<(), PolicyError> {
+        self.failure_announced |= kept.failure_announced;
+        let m = self.member_mut(name)?;
+        m.offline = kept.offline;
+        m.probe_ok = !(kept.probe_failed || kept.offline);
+        m.link = kept.link;
+        m.kept_held_back = kept.held_back;
+        // It was usable under the previous ipmpd: failback rules apply.
+        m.ever_usable = kept.held_back || kept.link == LinkState::Up;
+        Ok(())
+    }
+
     /// Changes the failback setting (reload); it applies to later repairs.
     pub fn set_failback(&mut self, failback: bool) {
         self.failback = failback;
     }
 
+    /// Adds a member (configuration reload) at the end, not yet reported.
     pub fn add_member(&mut self, spec: MemberSpec) -> Result<(), PolicyError> {
         if self.index(&spec.name).is_ok() {
             return Err(PolicyError::DuplicateMember {
@@ -607,11 +659,12 @@ impl GroupPolicy {
                 // failback = false: a repaired non-standby member stays back,
                 // unless the group had no active member or this is its first
                 // time or the operator just brought it online (in.mpathd).
-                m.held_back = !m.spec.standby
-                    && !failback
-                    && m.ever_usable
-                    && onlined != Some(i)
-                    && had_active;
+                m.held_back = std::mem::take(&mut m.kept_held_back)
+                    || (!m.spec.standby
+                        && !failback
+                        && m.ever_usable
+                        && onlined != Some(i)
+                        && had_active);
                 m.ever_usable = true;
                 newly_usable.push(i);
             } else if !m.usable() {
@@ -701,7 +754,16 @@ impl GroupPolicy {
             }
         }
         // Held-back members replace lost active members that no standby
-        // could, and never leave the group without an active member.
+        // could, and never leave the group without an active member; but
+        // not while members are still unreported (a restart reports them
+        // in turn, and the next may be the one that was active).
+        if self
+            .members
+            .iter()
+            .any(|m| m.presence == Presence::Unreported)
+        {
+            return;
+        }
         let floor = if lost > 0 { active_before } else { 1 }.min(want);
         for m in &mut self.members {
             if count >= floor {
@@ -1266,6 +1328,90 @@ mod tests {
         assert_eq!(
             p.remove_member("c").unwrap(),
             [Notice::GroupFailure { group: "g".into() }]
+        );
+    }
+
+    /// A restarted ipmpd: offline, probe-failed and held-back members
+    /// start where the previous one left them, and nothing is logged.
+    #[test]
+    fn kept_decisions_are_restored_silently() {
+        let mut old = policy(
+            &[
+                ("a", false, false),
+                ("b", false, true),
+                ("c", false, false),
+                ("d", false, false),
+            ],
+            false,
+        );
+        start(&mut old);
+        ev(&mut old, 1.0, Event::Offline("a".into()));
+        ev(&mut old, 2.0, Event::ProbeFailure("b".into()));
+        ev(&mut old, 3.0, down("c"));
+        ev(&mut old, 4.0, up("c"));
+        assert_eq!(active(&old), ["d"]);
+        let kept: Vec<Kept> = (0..4).map(|i| old.kept(i)).collect();
+        assert!(kept[0].offline && kept[1].probe_failed && kept[2].held_back);
+
+        let mut new = policy(
+            &[
+                ("a", false, false),
+                ("b", false, true),
+                ("c", false, false),
+                ("d", false, false),
+            ],
+            false,
+        );
+        for (name, k) in ["a", "b", "c", "d"].iter().zip(&kept) {
+            new.restore(name, *k).unwrap();
+        }
+        for name in ["a", "b", "c", "d"] {
+            assert_eq!(ev(&mut new, 10.0, up(name)), Vec::<String>::new());
+        }
+        assert_eq!(active(&new), ["d"]);
+        let states: Vec<MemberState> = new.status().members.iter().map(|m| m.state).collect();
+        assert_eq!(
+            states,
+            [
+                MemberState::Offline,
+                MemberState::Failed,
+                MemberState::Ok,
+                MemberState::Ok
+            ]
+        );
+        // A link that went down while no ipmpd ran is a change to log.
+        assert_eq!(
+            ev(&mut new, 11.0, down("d")),
+            [
+                "The link has gone down on d",
+                "IP interface failure detected on d of group g"
+            ]
+        );
+    }
+
+    /// All members reported in turn, the first one down: no false group
+    /// failure while the others are still unknown.
+    #[test]
+    fn a_group_failure_known_before_the_restart_is_not_announced_again() {
+        let mut old = policy(&[("a", false, false), ("b", false, false)], true);
+        ev(&mut old, 0.0, down("a"));
+        assert_eq!(
+            ev(&mut old, 0.0, down("b")),
+            ["All IP interfaces in group g are now unusable"]
+        );
+        let kept = old.kept(0);
+        let mut new = policy(&[("a", false, false), ("b", false, false)], true);
+        new.restore("a", kept).unwrap();
+        new.restore("b", old.kept(1)).unwrap();
+        assert_eq!(ev(&mut new, 5.0, down("a")), Vec::<String>::new());
+        assert_eq!(ev(&mut new, 5.0, down("b")), Vec::<String>::new());
+        assert_eq!(
+            ev(&mut new, 6.0, up("b")),
+            [
+                "The link has come up on b",
+                "IP interface repair detected on b of group g",
+                "At least 1 IP interface (b) in group g is now usable"
+            ]
         );
     }
 

@@ -394,6 +394,9 @@ struct Member {
     /// Failed by a group failure: not repaired merely for having no target
     /// until another member has repaired.
     awaiting_group_repair: bool,
+    /// Failed by a previous ipmpd's probes: not repaired merely for having
+    /// no target before this time (its targets are still being found).
+    kept_failed_until: Option<Duration>,
     /// Routers per family (index [`fam`]), kept even while the family does
     /// not probe.
     routers: [Vec<IpAddr>; 2],
@@ -528,6 +531,7 @@ impl GroupProber {
                     offline: false,
                     ok: true,
                     awaiting_group_repair: false,
+                    kept_failed_until: None,
                     routers: [Vec::new(), Vec::new()],
                     instances: Vec::new(),
                 });
@@ -551,6 +555,22 @@ impl GroupProber {
             self.refresh_routers(mi, fi);
         }
         self.settle();
+    }
+
+    /// A previous ipmpd's probes failed `member` (read from its record at
+    /// a restart): it stays failed until [`NUM_PROBE_REPAIRS`] acknowledged
+    /// probes, and the start-up quiet period does not repair it. Only when
+    /// it still has no target at all after that period is it treated as
+    /// working, as any member without targets.
+    pub fn restore_failed(&mut self, member: &str, now: Duration) {
+        self.observe(now);
+        let quiet = self.startup_quiet;
+        if let Some(m) = self.index(member).map(|mi| &mut self.members[mi]) {
+            if !m.instances.is_empty() {
+                m.ok = false;
+                m.kept_failed_until = Some(now + quiet);
+            }
+        }
     }
 
     /// Removes a member (configuration reload).
@@ -663,6 +683,9 @@ impl GroupProber {
                 if !i.quiet_checked {
                     consider(i.quiet_until);
                 }
+                if let Some(until) = m.kept_failed_until.filter(|_| !m.ok) {
+                    consider(until);
+                }
                 for s in i.history.iter().filter(|s| s.fate == Fate::Pending) {
                     consider(i.deadline(s, self.interval));
                 }
@@ -751,8 +774,16 @@ impl GroupProber {
         self.fdt
     }
 
-    /// A new configured FDT (reload): the FDT starts over from it.
+    /// A new configured FDT (reload): the FDT starts over from it, and
+    /// when it changed every instance probes at once and then at the new
+    /// interval (its next tick may have been a long old interval away).
     pub fn set_configured_fdt(&mut self, fdt: Duration) {
+        if fdt != self.configured_fdt {
+            let now = self.last_now;
+            for i in self.members.iter_mut().flat_map(|m| &mut m.instances) {
+                i.restart(now);
+            }
+        }
         self.configured_fdt = fdt;
         self.user_interval = fdt / PROBES_PER_FDT;
         self.fdt = fdt;
@@ -1128,6 +1159,7 @@ impl GroupProber {
         let m = &mut self.members[mi];
         m.ok = true;
         m.awaiting_group_repair = false;
+        m.kept_failed_until = None;
         self.events.push(ProberEvent::Repair(m.name.clone()));
         self.group_repaired();
     }
@@ -1146,11 +1178,14 @@ impl GroupProber {
     /// Repairs the failed members that have no target at all: without
     /// targets a member is treated as working (probe state `unknown`).
     fn settle(&mut self) {
-        while let Some(mi) = self
-            .members
-            .iter()
-            .position(|m| !m.ok && m.probing() && !m.awaiting_group_repair && !m.has_targets())
-        {
+        let now = self.last_now;
+        while let Some(mi) = self.members.iter().position(|m| {
+            !m.ok
+                && m.probing()
+                && !m.awaiting_group_repair
+                && m.kept_failed_until.is_none_or(|until| now >= until)
+                && !m.has_targets()
+        }) {
             self.repair_member(mi);
         }
     }
@@ -1654,6 +1689,52 @@ mod tests {
             ]
         );
         assert_eq!(sim.p.probe_state("a"), ProbeState::Ok);
+    }
+
+    /// A restart of ipmpd: the member its probes had failed stays failed
+    /// through the quiet period until ten acknowledged probes.
+    #[test]
+    fn a_kept_failure_needs_ten_acknowledged_probes() {
+        let mut sim = pair(always(1.0), outage("a", Duration::ZERO, secs(20)));
+        sim.p.restore_failed("a", Duration::ZERO);
+        sim.run_until(secs(20));
+        assert_eq!(sim.events, []);
+        assert_eq!(sim.p.probe_state("a"), ProbeState::Failed);
+        // Probes from 20 s on are answered: the tenth at 29.010.
+        sim.run_until(secs(40));
+        assert_eq!(sim.events, [(at(29, 10), repair("a"))]);
+    }
+
+    /// Without targets a member is working, but a kept failure waits for
+    /// the quiet period (its targets may still be found) before that.
+    #[test]
+    fn a_kept_failure_without_targets_waits_for_the_quiet_period() {
+        let mut sim = Sim::new(always(1.0), Box::new(|_, _| vec![]));
+        sim.add("a", &[Family::V4]);
+        sim.p.restore_failed("a", Duration::ZERO);
+        sim.run_until(QUIET - ms(1));
+        assert_eq!(sim.events, []);
+        sim.run_until(QUIET + secs(1));
+        assert_eq!(sim.events, [(QUIET, repair("a"))]);
+    }
+
+    /// A reload that lowers the FDT again probes at once, not a long old
+    /// interval later.
+    #[test]
+    fn a_new_fdt_reschedules_the_probes_at_once() {
+        let mut sim = pair(always(1.0), answering());
+        sim.run_until(secs(5));
+        sim.p.set_configured_fdt(FDT * 300);
+        sim.run_until(secs(6));
+        let before = sim.fd_probes("a").len();
+        sim.p.set_configured_fdt(FDT);
+        sim.run_until(secs(9));
+        let after: Vec<Duration> = sim.fd_probes("a")[before..].iter().map(|p| p.0).collect();
+        assert!(after.len() >= 3, "probes after the reload: {after:?}");
+        assert!(
+            after[0] <= secs(7),
+            "first probe after the reload: {after:?}"
+        );
     }
 
     #[test]
