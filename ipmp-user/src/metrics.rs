@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::{
     dataplane::PinnedCounters,
-    model::{GroupState, GroupStatus, LinkState, MemberState},
+    model::{GroupState, GroupStatus, LinkState, MemberState, ProbeState},
 };
 
 /// What the event loop publishes for metrics, per group.
@@ -62,6 +62,12 @@ const MEMBER_STATES: [(MemberState, &str); 4] = [
     (MemberState::Failed, "failed"),
     (MemberState::Offline, "offline"),
     (MemberState::Unknown, "unknown"),
+];
+const PROBE_STATES: [(ProbeState, &str); 4] = [
+    (ProbeState::Ok, "ok"),
+    (ProbeState::Failed, "failed"),
+    (ProbeState::Unknown, "unknown"),
+    (ProbeState::Disabled, "disabled"),
 ];
 
 /// Reads every group's counters from its pins and encodes the lot.
@@ -115,6 +121,12 @@ pub fn encode(groups: &[GroupReading]) -> Result<String> {
     let state = gauge(
         "ipmp_interface_state",
         "1 for the member's current state (ok, failed, offline, unknown), 0 for the others.",
+        &["group", "interface", "state"],
+    )?;
+    // ipmpstat -i PROBE, so "probing without a target" can be alerted on.
+    let probe = gauge(
+        "ipmp_interface_probe_state",
+        "1 for the member's probe-based detection state (ok, failed, unknown: no target, disabled: no test address), 0 for the others.",
         &["group", "interface", "state"],
     )?;
     let buckets = gauge(
@@ -230,6 +242,11 @@ pub fn encode(groups: &[GroupReading]) -> Result<String> {
                 state
                     .with_label_values(&[name, &m.name, word])
                     .set(i64::from(m.state == s));
+            }
+            for (s, word) in PROBE_STATES {
+                probe
+                    .with_label_values(&[name, &m.name, word])
+                    .set(i64::from(m.probe == s));
             }
             buckets.with_label_values(&l).set(i64::from(src.buckets));
             tx_packets.with_label_values(&l).inc_by(c.tx_packets);
@@ -408,6 +425,7 @@ mod tests {
             format!("ipmp_interface_link_up{{{g},interface=\"e1000g0\"}} 0"),
             format!("ipmp_interface_state{{{g},interface=\"e1000g0\",state=\"failed\"}} 1"),
             format!("ipmp_interface_state{{{g},interface=\"e1000g0\",state=\"ok\"}} 0"),
+            format!("ipmp_interface_probe_state{{{g},interface=\"rge0\",state=\"disabled\"}} 1"),
             format!("ipmp_interface_transmit_packets_total{{{g},interface=\"rge0\"}} 11"),
             format!("ipmp_interface_receive_bytes_total{{{g},interface=\"e1000g0\"}} 700"),
             format!("ipmp_interface_failures_total{{{g},interface=\"e1000g0\"}} 2"),
@@ -435,7 +453,7 @@ mod tests {
             families,
             text.lines().filter(|l| l.starts_with("# HELP")).count()
         );
-        // 20 families; FDT appears only for groups that probe.
-        assert_eq!(families, 20);
+        // 21 families; FDT appears only for groups that probe.
+        assert_eq!(families, 21);
     }
 }

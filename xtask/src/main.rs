@@ -56,7 +56,7 @@ fn main() -> Result<()> {
         Task::Package => {
             setup::setup()?;
             cmd(cargo().args(["build", "--release", "--package", "ipmp-user", "--bins"]))?;
-            package::run()
+            package::deb(package::Profile::Release).map(drop)
         }
         Task::Bench => {
             // Timing a debug ipmpd would measure the compiler, not ipmp.
@@ -75,6 +75,10 @@ fn build() -> Result<()> {
 
 fn test() -> Result<()> {
     build()?;
+    // The install test takes the package around the debug binaries just
+    // built: the same files and scripts, without a second (release) build.
+    let deb = package::deb(package::Profile::Debug)?;
+    unit_security()?;
     // --tests: there are no doc-tests, and an empty doc-test run would be
     // the last word of the output.
     cmd(cargo().args([
@@ -94,7 +98,34 @@ fn test() -> Result<()> {
             "--",
             "--test-threads=2",
         ])
-        .env("IPMP_BIN_DIR", bin_dir()))
+        .env("IPMP_BIN_DIR", bin_dir())
+        .env("IPMP_DEB", deb))
+}
+
+/// The unit's exposure as `systemd-analyze security` scores it (README,
+/// "Installing on a host"); fails when a change weakens it past 4.0.
+fn unit_security() -> Result<()> {
+    let unit = workspace().join("packaging/ipmpd.service");
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("systemd-analyze not found (Debian package systemd): unit hardening not scored");
+        return Ok(());
+    }
+    let report = output(
+        Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--threshold=40"])
+            .arg(&unit),
+    )
+    .context("the unit's exposure is above 4.0 (systemd-analyze security)")?;
+    let score = report
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or("no overall exposure line");
+    println!("{}", score.trim());
+    Ok(())
 }
 
 fn cargo() -> Command {

@@ -1,6 +1,7 @@
 //! Installs what building and testing ipmp needs, once: nightly rust-src
 //! (for -Z build-std), bpf-linker linked against the nightly toolchain's
-//! LLVM, and the Debian tools the tests use. Each step checks first, so a
+//! LLVM, cargo-deb for the Debian package, and the Debian tools the tests
+//! use. Each step checks first, so a
 //! second run installs nothing.
 use std::{
     env,
@@ -13,8 +14,10 @@ use anyhow::{bail, Context, Result};
 use crate::{cmd, output};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The newest cargo-deb that builds on the image's stable rustc (1.95).
+const CARGO_DEB_VERSION: &str = "3.8.0";
 /// Debian packages the tests, demo and bench call (binary, package).
-const TOOLS: [(&str, &str); 10] = [
+const TOOLS: [(&str, &str); 12] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ping", "iputils-ping"),
@@ -27,11 +30,16 @@ const TOOLS: [(&str, &str); 10] = [
     // Ask for the data addresses as a peer would (inbound tests).
     ("arping", "arping"),
     ("ndisc6", "ndisc6"),
+    // The package install test: dpkg into a scratch root, and the
+    // maintainer scripts' enablement of the unit there.
+    ("dpkg-deb", "dpkg"),
+    ("deb-systemd-helper", "init-system-helpers"),
 ];
 
 pub fn setup() -> Result<()> {
     rust_src()?;
     bpf_linker()?;
+    cargo_deb()?;
     debian_tools()?;
     Ok(())
 }
@@ -108,6 +116,26 @@ fn bpf_linker() -> Result<()> {
         ])
         .args(["--features", &format!("llvm-{major}")])
         .env("LLVM_PREFIX", &prefix))
+}
+
+fn cargo_deb() -> Result<()> {
+    let installed = Command::new("cargo")
+        .args(["deb", "--version"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_DEB_VERSION)
+        });
+    if installed {
+        return Ok(());
+    }
+    eprintln!("setup: installing cargo-deb {CARGO_DEB_VERSION}");
+    cmd(Command::new("cargo").args([
+        "install",
+        "cargo-deb",
+        "--version",
+        CARGO_DEB_VERSION,
+        "--locked",
+    ]))
 }
 
 fn cargo_home() -> PathBuf {
