@@ -101,16 +101,26 @@ impl GroupDataplane {
     pub fn restore_pins(&mut self) -> Result<Vec<PathBuf>> {
         fs::create_dir_all(&self.pin_dir)
             .with_context(|| format!("cannot create pin directory {}", self.pin_dir.display()))?;
+        // One directory read, not a stat per pin: this runs every second.
+        let present: std::collections::HashSet<PathBuf> = fs::read_dir(&self.pin_dir)
+            .with_context(|| format!("reading {}", self.pin_dir.display()))?
+            .filter_map(|e| Some(e.ok()?.path()))
+            .collect();
         let mut restored = Vec::new();
         for (name, map) in &self.maps {
             let path = self.pin_dir.join(name);
-            if !path.exists() {
+            if !present.contains(&path) {
                 map.pin(&path)
                     .with_context(|| format!("pinning {}", path.display()))?;
                 restored.push(path);
             }
         }
-        let missing: Vec<PathBuf> = self.links.keys().filter(|p| !p.exists()).cloned().collect();
+        let missing: Vec<PathBuf> = self
+            .links
+            .keys()
+            .filter(|p| !present.contains(*p))
+            .cloned()
+            .collect();
         for path in missing {
             if let Some(link) = self.links.remove(&path) {
                 let pinned = link

@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: the numbers of SPEC section 10 that this build can
 //! reach, as a table and as target/bench/results.json.
+mod daemon_cost;
 mod failover;
 mod stability;
 mod throughput;
@@ -39,6 +40,10 @@ pub fn run() -> Result<()> {
             }
             return Ok(());
         }
+        Ok("idle") => {
+            println!("{}", serde_json::to_string_pretty(&daemon_cost::run()?)?);
+            return Ok(());
+        }
         Ok("throughput") => {
             println!("{}", serde_json::to_string_pretty(&throughput::run()?)?);
             return Ok(());
@@ -74,7 +79,9 @@ pub fn run() -> Result<()> {
     let throughput = throughput::run()?;
     let stability = stability::flows()?;
     let restart = stability::restart_loss()?;
+    let idle = daemon_cost::run()?;
     let results = json!({
+        "daemon_idle": idle,
         "throughput": throughput,
         "flow_stability": stability,
         "restart": restart,
@@ -208,6 +215,30 @@ pub fn run() -> Result<()> {
             num(&restart["worst_lost"]),
             "",
             "0".into(),
+        ),
+        (
+            "ipmpd RSS, 3 members probing at the default FDT",
+            num(&idle["members_3_probing"]["rss_mb"]),
+            "MB",
+            "<= 30 MB".into(),
+        ),
+        (
+            "ipmpd idle CPU, 3 members probing at the default FDT",
+            num(&idle["members_3_probing"]["cpu_percent"]),
+            "%",
+            String::new(),
+        ),
+        (
+            "ipmpd RSS, 64 link-only members",
+            num(&idle["members_64_link_only"]["rss_mb"]),
+            "MB",
+            "<= 30 MB".into(),
+        ),
+        (
+            "ipmpd idle CPU, 64 link-only members",
+            num(&idle["members_64_link_only"]["cpu_percent"]),
+            "%",
+            "<= 0.5 %".into(),
         ),
         (
             "metrics scrape, 3 members (mean of 50)",

@@ -73,6 +73,9 @@ struct PendingNotification {
     due: Duration,
 }
 
+/// How often the kernel's verdicts on members ipmpd counts as active are
+/// read (newly active members' at once).
+const TAKEN_OUT_SWEEP: Duration = Duration::from_secs(10);
 /// Time between the peer notifications of one binding: repeats are for
 /// the peers and switches that missed the first.
 const PEER_NOTIFICATION_INTERVAL: Duration = Duration::from_millis(100);
@@ -125,6 +128,11 @@ pub struct Group {
     /// Policy notices waiting to be logged.
     notices: Vec<Notice>,
     carrier: Option<bool>,
+    /// When the kernel's verdicts on every active member were last read.
+    taken_out_swept: Option<Instant>,
+    /// `table` is what the policy computed for its active members (not the
+    /// adopted one, nor the link alarm's stopgap).
+    table_settled: bool,
     mtu: u32,
     epoch: Instant,
     /// Timers are not served before this (a tick failed).
@@ -199,6 +207,8 @@ impl Group {
             configured: dataplane_settings(config, cookie),
             notices: Vec::new(),
             carrier: None,
+            taken_out_swept: None,
+            table_settled: false,
             mtu: 0,
             epoch,
             retry_at: None,
@@ -647,6 +657,8 @@ impl Group {
         let next = fail_over(&self.table, m.slot);
         self.dataplane.write_flow_table(&next)?;
         self.table = next;
+        // Its backups are partial: the policy's table replaces it.
+        self.table_settled = false;
         debug!(
             "Link alarm: {} of group {} down, flow table flipped {} us after the message",
             m.name,
@@ -838,8 +850,18 @@ impl Group {
             .map(|&i| self.members[i].slot)
             .collect();
         active.sort_unstable();
-        self.put_back_in_service(&active)?;
-        let next = next_table(&self.table, &active);
+        self.put_back_in_service(&active, since)?;
+        // The table is a function of the previous one and the active set:
+        // unchanged set, unchanged table (the backups cost a table per
+        // member to compute, too much for every tick of a large group).
+        let unchanged = self.table_settled
+            && active[..] == self.table.active[..self.table.active_count as usize];
+        let next = if unchanged {
+            self.table
+        } else {
+            next_table(&self.table, &active)
+        };
+        self.table_settled = true;
         if next != self.table {
             self.dataplane.write_flow_table(&next)?;
             let moved = next
@@ -894,8 +916,21 @@ impl Group {
     /// The kernel takes a member whose link it finds down out of the egress
     /// path by itself, and keeps it out; putting it back is the policy's
     /// call, made here for every member the policy counts as active.
-    fn put_back_in_service(&mut self, active: &[u8]) -> Result<()> {
+    ///
+    /// Members that were active already are looked at only every
+    /// [`TAKEN_OUT_SWEEP`] (the kernel marks a member again at once if its
+    /// link is still down): the netlink messages that bring a member back
+    /// make it newly active, so a sweep only catches what netlink lost.
+    fn put_back_in_service(&mut self, active: &[u8], now: Instant) -> Result<()> {
+        let sweep = self.taken_out_swept.is_none_or(|at| now >= at + TAKEN_OUT_SWEEP);
+        if sweep {
+            self.taken_out_swept = Some(now);
+        }
+        let was_active = &self.table.active[..self.table.active_count as usize];
         for &slot in active {
+            if !sweep && was_active.contains(&slot) {
+                continue;
+            }
             let why = self.dataplane.taken_out(slot)?;
             if why != 0 {
                 self.dataplane.put_back(slot)?;
