@@ -146,6 +146,11 @@ impl Daemon {
         bail!("ipmpd did not exit within {timeout:?}")
     }
 
+    /// ipmpd's process id (nsenter execs ipmpd, so the child is ipmpd).
+    pub fn pid(&self) -> Result<u32> {
+        Ok(self.child.as_ref().context("ipmpd not running")?.id())
+    }
+
     pub fn ctl(&self, args: &[&str]) -> Result<Output> {
         Ok(Command::new(bin("ipmpctl"))
             .arg("--socket")

@@ -3,7 +3,7 @@ use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
 use clap::{CommandFactory, Parser};
 use ipmp::{
-    config::{Config, DEFAULT_CONFIG_PATH},
+    config::{printable, Config, DEFAULT_CONFIG_PATH},
     daemon::{self, Overrides},
 };
 
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
     match runtime.block_on(daemon::run(&args.config, config, overrides)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ipmpd: {e:#}");
+            eprintln!("ipmpd: {}", printable(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }

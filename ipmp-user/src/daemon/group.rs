@@ -106,7 +106,7 @@ pub struct Group {
     /// The group-wide dataplane settings as last written.
     settings: Option<ipmp_common::GroupConfig>,
     /// The dataplane settings that come from the configuration (and the
-    /// probe cookie); `apply` adds the cast member.
+    /// secret probe key); `apply` adds the cast member.
     configured: ipmp_common::GroupConfig,
     /// Policy notices waiting to be logged.
     notices: Vec<Notice>,
@@ -121,7 +121,7 @@ impl Group {
         config: &GroupConfig,
         daemon: &DaemonConfig,
         pin_root: &Path,
-        cookie: u64,
+        probe_key: [u64; 2],
         feeds: Feeds,
     ) -> Result<Group> {
         let name = config.name.clone();
@@ -170,7 +170,7 @@ impl Group {
             peer,
             index: link.index,
             policy: GroupPolicy::new(&config.name, Vec::new(), daemon.failback),
-            probing: Probing::new(config, daemon, cookie, feeds.probes, epoch_ns),
+            probing: Probing::new(config, daemon, probe_key, feeds.probes, epoch_ns),
             replies,
             events: feeds.events,
             dataplane,
@@ -185,7 +185,7 @@ impl Group {
             solicited: HashMap::new(),
             memberships_due: Duration::ZERO,
             settings: None,
-            configured: dataplane_settings(config, cookie),
+            configured: dataplane_settings(config, probe_key),
             notices: Vec::new(),
             carrier: None,
             mtu: 0,
@@ -270,7 +270,9 @@ impl Group {
 
     /// Applies a changed configuration of this group as a difference:
     /// members, data addresses, targets, FDT and failback; what did not
-    /// change keeps its slot, flows and probe state.
+    /// change keeps its slot, flows and probe state. Members come and go
+    /// first, and `self.config` follows each step, so that after a failure
+    /// reconfiguring to the previous configuration undoes what was done.
     pub async fn reconfigure(
         &mut self,
         nl: &Netlink,
@@ -288,6 +290,32 @@ impl Group {
             if let Some(j) = self.member_index(&old.interface) {
                 self.remove_member(nl, j).await?;
             }
+        }
+        self.peer_notifications = daemon.peer_notifications;
+        self.probing.configure(new, daemon);
+        self.policy.set_failback(daemon.failback);
+        let added: Vec<MemberConfig> = new
+            .members
+            .iter()
+            .filter(|m| !self.config.members.contains(m))
+            .cloned()
+            .collect();
+        for m in &added {
+            let taken: Vec<u8> = self.members.iter().map(|m| m.slot).collect();
+            let slot = (0..MAX_MEMBERS as u8)
+                .find(|s| !taken.contains(s))
+                .context("no free member slot")?;
+            if let Err(e) = self.add_member(nl, m, slot, Member::default()).await {
+                // Take the half-added member out again: the group stays as
+                // its configuration says.
+                if let Some(j) = self.member_index(&m.interface) {
+                    if let Err(undo) = self.remove_member(nl, j).await {
+                        warn!("Removing {} again: {undo:#}", m.interface);
+                    }
+                }
+                return Err(e.context(format!("adding {} to group {}", m.interface, self.name)));
+            }
+            self.config.members.push(m.clone());
         }
         for addr in self
             .config
@@ -311,7 +339,6 @@ impl Group {
             .iter()
             .map(|a| bound.get(a).copied().flatten())
             .collect();
-        self.peer_notifications = daemon.peer_notifications;
         // A removed address is no longer announced.
         self.notifications
             .retain(|n| new.data_addresses.iter().any(|a| a.addr() == n.address));
@@ -322,22 +349,7 @@ impl Group {
         {
             nl.add_address(self.index, *addr, false).await?;
         }
-        self.configured = dataplane_settings(new, self.configured.cookie);
-        self.probing.configure(new, daemon);
-        self.policy.set_failback(daemon.failback);
-        let added: Vec<MemberConfig> = new
-            .members
-            .iter()
-            .filter(|m| !self.config.members.contains(m))
-            .cloned()
-            .collect();
-        for m in &added {
-            let taken: Vec<u8> = self.members.iter().map(|m| m.slot).collect();
-            let slot = (0..MAX_MEMBERS as u8)
-                .find(|s| !taken.contains(s))
-                .context("no free member slot")?;
-            self.add_member(nl, m, slot, Member::default()).await?;
-        }
+        self.configured = dataplane_settings(new, self.configured.probe_key);
         self.config = new.clone();
         self.apply(nl, Instant::now()).await?;
         self.mirror_routes(nl).await
@@ -949,8 +961,8 @@ fn member_name(m: &Member) -> String {
 
 /// The group's dataplane settings from its configuration: the IPv4 data
 /// subnets' broadcast addresses (network order, as many as the dataplane
-/// holds), echo answering, and the probe cookie.
-fn dataplane_settings(config: &GroupConfig, cookie: u64) -> ipmp_common::GroupConfig {
+/// holds), echo answering, and the secret probe key.
+fn dataplane_settings(config: &GroupConfig, probe_key: [u64; 2]) -> ipmp_common::GroupConfig {
     let v4: Vec<ipnet::Ipv4Net> = config
         .data_addresses
         .iter()
@@ -974,7 +986,7 @@ fn dataplane_settings(config: &GroupConfig, cookie: u64) -> ipmp_common::GroupCo
         );
     }
     let mut settings = ipmp_common::GroupConfig {
-        cookie,
+        probe_key,
         answer_echo: config.answer_echo.into(),
         ..Default::default()
     };
