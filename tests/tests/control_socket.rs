@@ -100,7 +100,10 @@ fn endless_requests_are_cut_off_and_memory_stays_bounded() -> Result<()> {
         peak < rss_before + 16 * 1024,
         "ipmpd grew from {rss_before} kB to a peak of {peak} kB"
     );
-    ensure!(d.ctl(&["stat", "-g"])?.status.success(), "ipmpd stopped answering");
+    ensure!(
+        d.ctl(&["stat", "-g"])?.status.success(),
+        "ipmpd stopped answering"
+    );
     Ok(())
 }
 
@@ -208,7 +211,8 @@ fn ipmpctl_output_errors_end_it_without_a_panic() -> Result<()> {
     let full = Command::new(bin("ipmpctl"))
         .arg("--socket")
         .arg(&d.socket)
-        .args(["stat", "-g"])
+        // JSON: an empty list is still output (a table without rows is not).
+        .args(["stat", "-g", "--json"])
         .stdout(std::fs::File::create("/dev/full")?)
         .output()?;
     let stderr = String::from_utf8_lossy(&full.stderr);
@@ -222,7 +226,7 @@ fn ipmpctl_output_errors_end_it_without_a_panic() -> Result<()> {
     let mut child = Command::new(bin("ipmpctl"))
         .arg("--socket")
         .arg(&d.socket)
-        .args(["stat", "-g"])
+        .args(["stat", "-g", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
@@ -324,7 +328,10 @@ fn socket_path_that_is_not_a_stale_socket_is_left_alone() -> Result<()> {
             if out.status.success() {
                 break;
             }
-            ensure!(Instant::now() < until, "ipmpd did not take over the stale socket");
+            ensure!(
+                Instant::now() < until,
+                "ipmpd did not take over the stale socket"
+            );
             thread::sleep(Duration::from_millis(50));
         }
         Ok(())

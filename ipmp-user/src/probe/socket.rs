@@ -155,7 +155,7 @@ fn set_raw_option<T>(
 }
 
 /// The Internet checksum (RFC 1071).
-pub(crate) fn checksum(data: &[u8]) -> u16 {
+pub fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = data
         .chunks(2)
         .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
