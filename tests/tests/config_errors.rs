@@ -118,19 +118,82 @@ fn check_refuses_what_applying_would_fail_on_or_harm() -> Result<()> {
     let member = "interface = \"eth9\"\ntest_address = \"192.0.2.201/24\"";
     let seventy: Vec<String> = (1..=70).map(|i| format!("\"192.0.2.{i}/24\"")).collect();
     let cases = [
-        (group_file("", "g0", "\"0.0.0.0/0\", \"::/0\"", "", member), "is the unspecified address"),
-        (group_file("", "lo", data, "", member), "is the loopback interface"),
-        (group_file("", "g0", data, "", "interface = \"lo\""), "is the loopback interface"),
-        (group_file("", "g0", &seventy.join(", "), "", "interface = \"eth9\""), "the dataplane holds at most 64"),
-        (group_file("", "g0", data, "", "interface = \"eth9\"\ntest_address = \"198.51.100.201/24\""), "outside every data subnet"),
-        (group_file("", "g0", data, "\"255.255.255.255\"", member), "is the broadcast address"),
-        (group_file("", "g0", data, "\"224.0.0.1\"", member), "is a multicast address"),
-        (group_file("", "g0", data, "\"0.0.0.0\"", member), "is the unspecified address"),
-        (group_file("", "g0", data, "\"192.0.2.200\"", member), "is an address of group"),
-        (group_file("", "g0", "\"127.0.0.5/8\"", "", "interface = \"eth9\""), "is a loopback address"),
-        (group_file("", "g0", "\"::ffff:192.0.2.200/120\"", "", "interface = \"eth9\""), "IPv4-mapped"),
-        (group_file("failure_detection_time_ms = 9223372036854775808", "g0", data, "", member), "above the maximum"),
-        (group_file("startup_quiet_ms = 9223372036854775808", "g0", data, "", member), "above the maximum"),
+        (
+            group_file("", "g0", "\"0.0.0.0/0\", \"::/0\"", "", member),
+            "is the unspecified address",
+        ),
+        (
+            group_file("", "lo", data, "", member),
+            "is the loopback interface",
+        ),
+        (
+            group_file("", "g0", data, "", "interface = \"lo\""),
+            "is the loopback interface",
+        ),
+        (
+            group_file("", "g0", &seventy.join(", "), "", "interface = \"eth9\""),
+            "the dataplane holds at most 64",
+        ),
+        (
+            group_file(
+                "",
+                "g0",
+                data,
+                "",
+                "interface = \"eth9\"\ntest_address = \"198.51.100.201/24\"",
+            ),
+            "outside every data subnet",
+        ),
+        (
+            group_file("", "g0", data, "\"255.255.255.255\"", member),
+            "is the broadcast address",
+        ),
+        (
+            group_file("", "g0", data, "\"224.0.0.1\"", member),
+            "is a multicast address",
+        ),
+        (
+            group_file("", "g0", data, "\"0.0.0.0\"", member),
+            "is the unspecified address",
+        ),
+        (
+            group_file("", "g0", data, "\"192.0.2.200\"", member),
+            "is an address of group",
+        ),
+        (
+            group_file("", "g0", "\"127.0.0.5/8\"", "", "interface = \"eth9\""),
+            "is a loopback address",
+        ),
+        (
+            group_file(
+                "",
+                "g0",
+                "\"::ffff:192.0.2.200/120\"",
+                "",
+                "interface = \"eth9\"",
+            ),
+            "IPv4-mapped",
+        ),
+        (
+            group_file(
+                "failure_detection_time_ms = 9223372036854775808",
+                "g0",
+                data,
+                "",
+                member,
+            ),
+            "above the maximum",
+        ),
+        (
+            group_file(
+                "startup_quiet_ms = 9223372036854775808",
+                "g0",
+                data,
+                "",
+                member,
+            ),
+            "above the maximum",
+        ),
     ];
     let result = (|| {
         for (i, (text, expected)) in cases.iter().enumerate() {
@@ -199,7 +262,10 @@ fn group_name_of_a_foreign_interface_is_refused() -> Result<()> {
         "exit {code}: {log}"
     );
     let addrs = ns.ip("addr show taken0")?;
-    ensure!(!addrs.contains("192.0.2.200"), "the bridge got the data address: {addrs}");
+    ensure!(
+        !addrs.contains("192.0.2.200"),
+        "the bridge got the data address: {addrs}"
+    );
     ensure!(!d.pin_dir.exists(), "ipmpd created pins");
     Ok(())
 }

@@ -131,17 +131,28 @@ fn multicast_discovery_finds_host_targets() -> Result<()> {
     Ok(())
 }
 
+/// The tutorial's probe-based group with `target` as its only target, once
+/// e1000g0 has had a probe acknowledged.
+fn probing_e1000g0(target: &str) -> Result<(Topology, Daemon)> {
+    let t = Topology::build(&unique("pr"))?;
+    let d = Daemon::start(&t.host, &config(1000, &[target], true))?;
+    wait_probe(&d, "e1000g0", "ok")?;
+    d.wait_acked(&t.host, METRICS, "e1000g0")?;
+    Ok((t, d))
+}
+
+/// e1000g0's rejected probe replies so far.
+fn rejected_replies(t: &Topology) -> Result<f64> {
+    let series = "ipmp_probe_replies_rejected_total{group=\"production0\",interface=\"e1000g0\"}";
+    sample(&get(&t.host, METRICS, "/metrics")?, series).context("no rejected counter")
+}
+
 /// Echo replies with our identifier but a wrong token, or from a host that
 /// is not a target, are never acknowledgements.
 #[test]
 fn forged_replies_are_rejected() -> Result<()> {
-    let t = Topology::build(&unique("pr"))?;
-    let d = Daemon::start(&t.host, &config(1000, &["192.0.2.1"], true))?;
-    wait_probe(&d, "e1000g0", "ok")?;
-    d.wait_acked(&t.host, METRICS, "e1000g0")?;
-    let rejected = "ipmp_probe_replies_rejected_total{group=\"production0\",interface=\"e1000g0\"}";
-    let before =
-        sample(&get(&t.host, METRICS, "/metrics")?, rejected).context("no rejected counter")?;
+    let (t, d) = probing_e1000g0(ROUTER_V4)?;
+    let before = rejected_replies(&t)?;
 
     // The peer forges replies to e1000g0's test address (slot 0) with a
     // wrong token, all the while the real target goes silent. They go
@@ -154,8 +165,7 @@ fn forged_replies_are_rejected() -> Result<()> {
     t.router.ip("link set eth0 down")?;
     wait_probe(&d, "e1000g0", "failed")?;
     ipmp_tests::netns::join(forger)?;
-    let after =
-        sample(&get(&t.host, METRICS, "/metrics")?, rejected).context("no rejected counter")?;
+    let after = rejected_replies(&t)?;
     ensure!(
         after > before,
         "rejected replies did not rise ({before} -> {after})"
@@ -205,14 +215,9 @@ fn internet_checksum(data: &[u8]) -> u16 {
 /// and counted, and the member fails as it should.
 #[test]
 fn replies_to_probes_never_seen_are_rejected() -> Result<()> {
-    let t = Topology::build(&unique("pr"))?;
     // The peer is the target: it sees e1000g0's probes.
-    let d = Daemon::start(&t.host, &config(1000, &[PEER_V4], true))?;
-    wait_probe(&d, "e1000g0", "ok")?;
-    d.wait_acked(&t.host, METRICS, "e1000g0")?;
-    let rejected = "ipmp_probe_replies_rejected_total{group=\"production0\",interface=\"e1000g0\"}";
-    let before =
-        sample(&get(&t.host, METRICS, "/metrics")?, rejected).context("no rejected counter")?;
+    let (t, d) = probing_e1000g0(PEER_V4)?;
+    let before = rejected_replies(&t)?;
     let mac = t.mac("e1000g0")?;
     let forger = t
         .peer
@@ -220,8 +225,7 @@ fn replies_to_probes_never_seen_are_rejected() -> Result<()> {
     wait_probe(&d, "e1000g0", "failed")?;
     let forged = ipmp_tests::netns::join(forger)?;
     ensure!(forged > 0, "the forger sent nothing");
-    let after =
-        sample(&get(&t.host, METRICS, "/metrics")?, rejected).context("no rejected counter")?;
+    let after = rejected_replies(&t)?;
     ensure!(
         after >= before + 10.0,
         "rejected replies did not rise enough ({before} -> {after}, {forged} forged)"

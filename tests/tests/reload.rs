@@ -197,7 +197,11 @@ fn running_state(t: &Topology, d: &Daemon) -> Result<(serde_json::Value, Vec<Str
         .iter()
         .map(|a| a["address"].to_string())
         .collect();
-    Ok((d.stat("-i")?, addresses, t.host.ip("-br addr show production0")?))
+    Ok((
+        d.stat("-i")?,
+        addresses,
+        t.host.ip("-br addr show production0")?,
+    ))
 }
 
 #[test]
@@ -241,7 +245,10 @@ fn reloads_that_cannot_work_are_refused_and_change_nothing() -> Result<()> {
     // ipmpd runs on and its members keep working.
     d.wait_group("ok")?;
     ensure!(
-        d.log_text().matches("refused; the running configuration stays").count() == cases.len(),
+        d.log_text()
+            .matches("refused; the running configuration stays")
+            .count()
+            == cases.len(),
         "not every refusal was logged:\n{}",
         d.log_text()
     );
@@ -297,7 +304,8 @@ fn a_reload_that_fails_while_applying_is_rolled_back() -> Result<()> {
         "br9 kept its test address"
     );
     ensure!(
-        !d.log_text().contains("refused; the running configuration stays"),
+        !d.log_text()
+            .contains("refused; the running configuration stays"),
         "the log says nothing changed although the reload was applied and undone"
     );
     d.wait_group("ok")?;

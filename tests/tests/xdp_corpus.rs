@@ -84,6 +84,19 @@ impl Bench {
         Ok(())
     }
 
+    /// Checks that `frame` is answered (XDP_TX) from the member's MAC to
+    /// the peer's, and returns the answer.
+    fn answers(&mut self, what: &str, frame: &[u8]) -> Result<Vec<u8>> {
+        let (verdict, out) = self.run(frame)?;
+        ensure!(verdict == XDP_TX, "{what}: verdict {verdict}, not answered");
+        ensure!(
+            out[0..6] == PEER_MAC && out[6..12] == MEMBER_MAC,
+            "{what}: answer MACs {:02x?}",
+            &out[..12]
+        );
+        Ok(out)
+    }
+
     fn counters(&self) -> Result<ipmp_common::MemberCounters> {
         PinnedCounters::open(&self.pin_dir)?.member(0)
     }
@@ -208,6 +221,16 @@ fn tagged(frame: &[u8], tpid: u16) -> Vec<u8> {
     f
 }
 
+/// `frame` (IPv4) with its IP header changed by `change`, checksum redone:
+/// the header is wrong only in what `change` did.
+fn ipv4_header_changed(mut frame: Vec<u8>, change: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    change(&mut frame[14..34]);
+    frame[24..26].copy_from_slice(&[0, 0]);
+    let sum = checksum(&frame[14..34]);
+    frame[24..26].copy_from_slice(&sum.to_be_bytes());
+    frame
+}
+
 /// The Internet checksum of `data` with its checksum in place: 0 if right.
 fn verifies(data: &[u8]) -> bool {
     checksum(data) == 0
@@ -219,16 +242,7 @@ fn echo_requests_are_answered_only_when_ours_and_well_formed() -> Result<()> {
 
     // A proper request: answered in place, from the member's MAC.
     let request = echo_v4(MEMBER_MAC, PEER_V4);
-    let (verdict, reply) = bench.run(&request)?;
-    ensure!(
-        verdict == XDP_TX,
-        "a proper echo request got verdict {verdict}"
-    );
-    ensure!(
-        reply[0..6] == PEER_MAC && reply[6..12] == MEMBER_MAC,
-        "reply MACs: {:02x?}",
-        &reply[..12]
-    );
+    let reply = bench.answers("a proper echo request", &request)?;
     ensure!(
         reply[26..30] == DATA_V4 && reply[30..34] == PEER_V4,
         "reply addresses"
@@ -266,20 +280,14 @@ fn echo_requests_are_answered_only_when_ours_and_well_formed() -> Result<()> {
     }
     // Header length 3 (shorter than a header), 6 (options), 15.
     for vihl in [0x43, 0x46, 0x4f] {
-        let mut bad = echo_v4(MEMBER_MAC, PEER_V4);
-        bad[14] = vihl;
-        bad[24..26].copy_from_slice(&[0, 0]);
-        let sum = checksum(&bad[14..34]);
-        bad[24..26].copy_from_slice(&sum.to_be_bytes());
+        let bad = ipv4_header_changed(echo_v4(MEMBER_MAC, PEER_V4), |ip| ip[0] = vihl);
         bench.passes(&format!("echo with version/IHL {vihl:#x}"), &bad)?;
     }
     // Total length beyond the frame, and too short for an echo header.
     for total in [2000u16, 24] {
-        let mut bad = echo_v4(MEMBER_MAC, PEER_V4);
-        bad[16..18].copy_from_slice(&total.to_be_bytes());
-        bad[24..26].copy_from_slice(&[0, 0]);
-        let sum = checksum(&bad[14..34]);
-        bad[24..26].copy_from_slice(&sum.to_be_bytes());
+        let bad = ipv4_header_changed(echo_v4(MEMBER_MAC, PEER_V4), |ip| {
+            ip[2..4].copy_from_slice(&total.to_be_bytes())
+        });
         bench.passes(&format!("echo with total length {total}"), &bad)?;
     }
     // Bad checksums: the kernel drops these, so they get no answer.
@@ -295,15 +303,7 @@ fn echo_requests_are_answered_only_when_ours_and_well_formed() -> Result<()> {
 
     // IPv6: answered when proper, passed otherwise.
     let request = echo_v6(MEMBER_MAC, PEER_V6);
-    let (verdict, reply) = bench.run(&request)?;
-    ensure!(
-        verdict == XDP_TX,
-        "a proper ICMPv6 echo request got verdict {verdict}"
-    );
-    ensure!(
-        reply[0..6] == PEER_MAC && reply[6..12] == MEMBER_MAC,
-        "ICMPv6 reply MACs"
-    );
+    let reply = bench.answers("a proper ICMPv6 echo request", &request)?;
     ensure!(
         reply[22..38] == DATA_V6 && reply[38..54] == PEER_V6,
         "ICMPv6 reply addresses"
@@ -346,15 +346,7 @@ fn echo_requests_are_answered_only_when_ours_and_well_formed() -> Result<()> {
 fn neighbour_requests_are_answered_only_when_ours() -> Result<()> {
     let mut bench = Bench::new()?;
     let request = arp_request(BROADCAST_MAC, PEER_MAC, PEER_V4, DATA_V4);
-    let (verdict, reply) = bench.run(&request)?;
-    ensure!(
-        verdict == XDP_TX,
-        "a broadcast ARP request got verdict {verdict}"
-    );
-    ensure!(
-        reply[0..6] == PEER_MAC && reply[6..12] == MEMBER_MAC,
-        "ARP reply MACs"
-    );
+    let reply = bench.answers("a broadcast ARP request", &request)?;
     ensure!(reply[20..22] == [0, 2], "not an ARP reply");
     ensure!(
         reply[22..28] == MEMBER_MAC && reply[28..32] == DATA_V4,
@@ -365,11 +357,10 @@ fn neighbour_requests_are_answered_only_when_ours() -> Result<()> {
         "ARP reply target"
     );
     // Unicast to us (a peer re-checking its entry) is answered too.
-    let (verdict, _) = bench.run(&arp_request(MEMBER_MAC, PEER_MAC, PEER_V4, DATA_V4))?;
-    ensure!(
-        verdict == XDP_TX,
-        "a unicast ARP request to us got verdict {verdict}"
-    );
+    bench.answers(
+        "a unicast ARP request to us",
+        &arp_request(MEMBER_MAC, PEER_MAC, PEER_V4, DATA_V4),
+    )?;
     bench.passes(
         "ARP request to a foreign MAC",
         &arp_request(FOREIGN_MAC, PEER_MAC, PEER_V4, DATA_V4),
@@ -389,15 +380,11 @@ fn neighbour_requests_are_answered_only_when_ours() -> Result<()> {
     let request = arp_request(BROADCAST_MAC, PEER_MAC, PEER_V4, DATA_V4);
     bench.passes("short ARP", &request[..14 + 20])?;
 
-    let (verdict, advert) = bench.run(&solicitation([0x33, 0x33, 0xff, 0, 2, 0]))?;
-    ensure!(
-        verdict == XDP_TX,
-        "a neighbour solicitation got verdict {verdict}"
-    );
-    ensure!(
-        advert[6..12] == MEMBER_MAC && advert[54] == 136,
-        "not our advertisement"
-    );
+    let advert = bench.answers(
+        "a neighbour solicitation",
+        &solicitation([0x33, 0x33, 0xff, 0, 2, 0]),
+    )?;
+    ensure!(advert[54] == 136, "not an advertisement");
     bench.passes("solicitation to a foreign MAC", &solicitation(FOREIGN_MAC))?;
     bench.passes(
         "solicitation to another solicited-node group",
