@@ -90,7 +90,11 @@ fn check_parse(text: &str) -> Result<(), TestCaseError> {
             prop_assert!(!e.problems.is_empty());
             let lines = text.lines().count() + 1;
             for p in &e.problems {
-                prop_assert!(p.line.is_none_or(|l| l >= 1 && l <= lines), "line {:?}", p.line);
+                prop_assert!(
+                    p.line.is_none_or(|l| l >= 1 && l <= lines),
+                    "line {:?}",
+                    p.line
+                );
             }
             let shown = e.to_string();
             prop_assert!(

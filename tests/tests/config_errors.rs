@@ -261,6 +261,16 @@ fn group_name_of_a_foreign_interface_is_refused() -> Result<()> {
         code == 1 && log.contains("taken0 already exists and is not an IPMP group interface"),
         "exit {code}: {log}"
     );
+    let check = ipmp_tests::netns::run(
+        ns.command(ipmp_tests::daemon::bin("ipmpd").to_str().unwrap_or("ipmpd"))
+            .arg("--check")
+            .arg("--config")
+            .arg(&d.config),
+    );
+    ensure!(
+        check.is_err_and(|e| e.to_string().contains("taken0 already exists")),
+        "--check accepted a group named after the bridge"
+    );
     let addrs = ns.ip("addr show taken0")?;
     ensure!(
         !addrs.contains("192.0.2.200"),

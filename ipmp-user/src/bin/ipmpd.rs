@@ -62,15 +62,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if args.check {
-        println!("{}: configuration is valid", args.config.display());
-        return ExitCode::SUCCESS;
-    }
-    let overrides = Overrides {
-        socket: args.socket,
-        pin_dir: args.pin_dir,
-        metrics: args.metrics,
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -80,6 +71,20 @@ fn main() -> ExitCode {
             eprintln!("ipmpd: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
+    };
+    if args.check {
+        // What the file alone cannot tell: the interfaces it names.
+        if let Err(problems) = runtime.block_on(daemon::check_system(&config)) {
+            eprintln!("{}: {}", args.config.display(), printable(&problems));
+            return ExitCode::from(1);
+        }
+        println!("{}: configuration is valid", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let overrides = Overrides {
+        socket: args.socket,
+        pin_dir: args.pin_dir,
+        metrics: args.metrics,
     };
     match runtime.block_on(daemon::run(&args.config, config, overrides)) {
         Ok(()) => ExitCode::SUCCESS,

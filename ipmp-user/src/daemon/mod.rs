@@ -169,6 +169,13 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
     Ok(())
 }
 
+/// Checks `config` against this network namespace as start and reload do
+/// (for `ipmpd --check`): the problems, one a line.
+pub async fn check_system(config: &Config) -> Result<(), String> {
+    let nl = Netlink::connect().map_err(|e| format!("{e:#}"))?;
+    checks::check_system(&nl, config).await
+}
+
 /// What a group needs from the daemon's start, again for groups a reload adds.
 struct Started {
     pin_root: PathBuf,
