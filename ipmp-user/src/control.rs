@@ -324,3 +324,54 @@ pub fn follow(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: Vec<u8>) -> Result<Request, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(read_request(std::io::Cursor::new(bytes)))
+    }
+
+    #[test]
+    fn a_request_line_is_read() {
+        assert_eq!(
+            read(b"{\"request\":\"status\"}\n".to_vec()),
+            Ok(Request::Status)
+        );
+        // A line as long as allowed, padded with JSON whitespace.
+        let mut line = b"{\"request\":\"reload\"}".to_vec();
+        line.resize(MAX_REQUEST_BYTES - 1, b' ');
+        line.push(b'\n');
+        assert_eq!(read(line), Ok(Request::Reload));
+    }
+
+    #[test]
+    fn a_longer_request_is_refused_unread() {
+        let mut line = b"{\"request\":\"reload\"}".to_vec();
+        line.resize(MAX_REQUEST_BYTES, b' ');
+        line.push(b'\n');
+        assert_eq!(
+            read(line),
+            Err(format!(
+                "request longer than {MAX_REQUEST_BYTES} bytes; a request is one short JSON line"
+            ))
+        );
+    }
+
+    #[test]
+    fn malformed_requests_are_refused_with_the_reason() {
+        let refusal = read(b"{\"request\":\"shutdown\"}\n".to_vec()).unwrap_err();
+        assert!(
+            refusal.starts_with("malformed request: unknown variant `shutdown`"),
+            "{refusal}"
+        );
+        assert!(read(Vec::new())
+            .unwrap_err()
+            .starts_with("malformed request"));
+    }
+}
