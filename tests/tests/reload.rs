@@ -309,5 +309,27 @@ fn a_reload_that_fails_while_applying_is_rolled_back() -> Result<()> {
         "the log says nothing changed although the reload was applied and undone"
     );
     d.wait_group("ok")?;
+
+    // A new group that cannot start leaves neither interface nor pins.
+    let backup = "\n[[group]]\nname = \"backup0\"\ndata_addresses = [\"203.0.113.200/24\"]\n\
+                  [[group.member]]\ninterface = \"br9\"\n";
+    std::fs::write(&d.config, native(config(1000, &two)) + backup)?;
+    let out = d.ctl(&["reload"])?;
+    let reason = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(1) && reason.contains("the previous configuration is restored"),
+        "reload adding backup0: {:?} {reason}",
+        out.status
+    );
+    ensure!(
+        t.host.ip("link show backup0").is_err(),
+        "backup0 was left behind"
+    );
+    let pins = d.pin_dir.join(t.host.inode()?.to_string()).join("backup0");
+    ensure!(!pins.exists(), "backup0's pins were left behind");
+    ensure!(
+        running_state(&t, &d)? == before,
+        "production0 changed with the failed group"
+    );
     Ok(())
 }

@@ -126,14 +126,16 @@ impl Group {
     ) -> Result<Group> {
         let name = config.name.clone();
         let peer = config.peer_interface();
-        let link = match nl.link(&name).await? {
-            Some(link) => link,
+        let (link, created) = match nl.link(&name).await? {
+            Some(link) => (link, false),
             None => {
                 nl.create_veth(&name, &peer).await?;
                 info!("Created group interface {name} (veth, peer {peer})");
-                nl.link(&name)
+                let link = nl
+                    .link(&name)
                     .await?
-                    .context("group interface vanished after creation")?
+                    .context("group interface vanished after creation")?;
+                (link, true)
             }
         };
         sysctl::quiet_peer(&peer)?;
@@ -191,15 +193,29 @@ impl Group {
             mtu: 0,
             epoch,
         };
-        for m in &config.members {
-            group
-                .add_member(nl, m, slots[&m.interface], kept(&m.interface))
-                .await?;
+        let taken_up: Result<()> = async {
+            for m in &config.members {
+                group
+                    .add_member(nl, m, slots[&m.interface], kept(&m.interface))
+                    .await?;
+            }
+            group.probing.warn_untested();
+            group.clear_unused_slots()?;
+            group.apply(nl, Instant::now()).await?;
+            group.mirror_routes(nl).await
         }
-        group.probing.warn_untested();
-        group.clear_unused_slots()?;
-        group.apply(nl, Instant::now()).await?;
-        group.mirror_routes(nl).await?;
+        .await;
+        if let Err(e) = taken_up {
+            // A group made by this attempt leaves nothing behind (a reload
+            // that adds it is then undone cleanly); an adopted one keeps
+            // its pinned dataplane forwarding.
+            if created {
+                if let Err(undo) = group.teardown(nl).await {
+                    warn!("Removing the group that failed to start: {undo:#}");
+                }
+            }
+            return Err(e);
+        }
         Ok(group)
     }
 
