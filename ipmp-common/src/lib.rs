@@ -202,8 +202,9 @@ pub struct GroupConfig {
     /// The group interface is NOARP, so the kernel gives a subnet
     /// broadcast its own MAC as destination: only the address tells.
     pub broadcast_v4: [u32; MAX_BROADCASTS],
-    /// ipmpd's random probe cookie: a reply without it is not ours.
-    pub cookie: u64,
+    /// ipmpd's secret probe key, random at each start: a reply counts only
+    /// when it carries the [`probe_token`] of its probe under this key.
+    pub probe_key: [u64; 2],
     /// 1: answer ICMP and ICMPv6 echo requests in XDP (`answer_echo`), 0:
     /// leave them to the kernel.
     pub answer_echo: u32,
@@ -216,7 +217,7 @@ impl Default for GroupConfig {
             cast_slot_v4: NO_MEMBER as u32,
             cast_slot_v6: NO_MEMBER as u32,
             broadcast_v4: [0; MAX_BROADCASTS],
-            cookie: 0,
+            probe_key: [0; 2],
             answer_echo: 0,
             _pad: 0,
         }
@@ -232,7 +233,7 @@ pub struct MemberCounters {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     /// Echo replies to a test address that were not ours (identifier,
-    /// cookie or length wrong): passed to the kernel.
+    /// token or length wrong): passed to the kernel.
     pub probe_replies_rejected: u64,
     /// Echo requests to a data or test address answered in XDP.
     pub echo_answered: u64,
@@ -312,10 +313,66 @@ pub const fn probe_identifier(slot: u8) -> u16 {
 pub struct ProbePayload {
     /// CLOCK_MONOTONIC at sending, in ns: the clock of bpf_ktime_get_ns.
     pub sent_ns: u64,
-    pub cookie: u64,
+    /// [`probe_token`] of this probe: only a host that saw the probe can
+    /// send it back, so a reply to a probe never seen is not taken.
+    pub token: u64,
     /// The probe kind's code (failure detection, target discovery, RTT only).
     pub kind: u32,
     pub _pad: u32,
+}
+
+/// The token of one probe: SipHash-2-4 under ipmpd's secret `key` of the
+/// echo identifier (the member), sequence number, kind and send time.
+/// Computed by ipmpd for the payload and again by XDP for the reply.
+#[inline(always)]
+pub fn probe_token(key: &[u64; 2], identifier: u16, seq: u16, kind: u32, sent_ns: u64) -> u64 {
+    let words = [
+        sent_ns,
+        (u64::from(identifier) << 48) | (u64::from(seq) << 32) | u64::from(kind),
+    ];
+    siphash24(key, &words)
+}
+
+/// SipHash-2-4 (Aumasson and Bernstein) of whole 64-bit words: 16 bytes of
+/// message, so the final block holds the length byte alone.
+#[inline(always)]
+fn siphash24(key: &[u64; 2], words: &[u64; 2]) -> u64 {
+    let mut v = [
+        key[0] ^ 0x736f_6d65_7073_6575,
+        key[1] ^ 0x646f_7261_6e64_6f6d,
+        key[0] ^ 0x6c79_6765_6e65_7261,
+        key[1] ^ 0x7465_6462_7974_6573,
+    ];
+    let len_block = ((words.len() as u64 * 8) & 0xff) << 56;
+    let mut i = 0;
+    while i < 3 {
+        let m = if i < 2 { words[i] } else { len_block };
+        v[3] ^= m;
+        sip_round(&mut v);
+        sip_round(&mut v);
+        v[0] ^= m;
+        i += 1;
+    }
+    v[2] ^= 0xff;
+    sip_round(&mut v);
+    sip_round(&mut v);
+    sip_round(&mut v);
+    sip_round(&mut v);
+    v[0] ^ v[1] ^ v[2] ^ v[3]
+}
+
+#[inline(always)]
+fn sip_round(v: &mut [u64; 4]) {
+    v[0] = v[0].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(13) ^ v[0];
+    v[0] = v[0].rotate_left(32);
+    v[2] = v[2].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(16) ^ v[2];
+    v[0] = v[0].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(21) ^ v[0];
+    v[2] = v[2].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(17) ^ v[2];
+    v[2] = v[2].rotate_left(32);
 }
 
 /// A probe reply as XDP hands it to ipmpd (ring buffer record).
@@ -345,4 +402,35 @@ mod pod {
     unsafe impl aya::Pod for super::MemberCounters {}
     unsafe impl aya::Pod for super::ProbeReply {}
     unsafe impl aya::Pod for super::MemberDevice {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference implementation's vector for key 00 01 .. 0f and the
+    /// 16-byte message 00 01 .. 0f.
+    #[test]
+    fn siphash24_matches_the_reference_vectors() {
+        let key = [
+            u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]),
+            u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15]),
+        ];
+        let words = [
+            u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]),
+            u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15]),
+        ];
+        assert_eq!(siphash24(&key, &words), 0x3f2a_cc7f_57c2_9bdb);
+    }
+
+    #[test]
+    fn tokens_differ_by_every_input_and_key() {
+        let key = [1, 2];
+        let base = probe_token(&key, 0x4900, 7, 1, 1_000);
+        assert_ne!(base, probe_token(&key, 0x4901, 7, 1, 1_000));
+        assert_ne!(base, probe_token(&key, 0x4900, 8, 1, 1_000));
+        assert_ne!(base, probe_token(&key, 0x4900, 7, 2, 1_000));
+        assert_ne!(base, probe_token(&key, 0x4900, 7, 1, 1_001));
+        assert_ne!(base, probe_token(&[1, 3], 0x4900, 7, 1, 1_000));
+    }
 }

@@ -13,7 +13,7 @@ use crate::{
     echo,
     maps::{member_stats, GROUP, MEMBERS},
     neighbour,
-    parse::{ptr_at, PROTO_ICMPV6},
+    parse::{ptr_at, vlan_tagged, PROTO_ICMPV6},
     probe::{self, Reply},
 };
 
@@ -40,6 +40,11 @@ pub fn ipmp_member(ctx: XdpContext) -> u32 {
     };
     // SAFETY: bounds checked by ptr_at.
     let eth = unsafe { &*eth };
+    // A tagged frame belongs to a VLAN the kernel handles (or drops); the
+    // group's addresses live untagged, so nothing in it is ours.
+    if vlan_tagged(eth) {
+        return xdp_action::XDP_PASS;
+    }
     let cast = eth.dst_addr[0] & 1 != 0;
     match eth.ether_type() {
         Ok(EtherType::Arp) => match neighbour::arp(&ctx, slot, member) {
@@ -113,7 +118,7 @@ fn probe_reply(
     group: &GroupConfig,
     stats: &mut MemberCounters,
 ) -> u32 {
-    match probe::check(ctx, slot, member, group.cookie) {
+    match probe::check(ctx, slot, member, &group.probe_key) {
         Reply::Ours(rtt_ns) => {
             stats.rtt_sum_ns += rtt_ns;
             let mut bucket = RTT_BUCKET_BOUNDS_NS.len();

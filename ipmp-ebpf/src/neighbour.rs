@@ -10,7 +10,7 @@ use network_types::{arp::ArpHdr, eth::EthHdr, ip::Ipv6Hdr};
 use crate::{
     csum,
     maps::data_address,
-    parse::{ptr_at, PROTO_ICMPV6},
+    parse::{mac_is_group, ptr_at, PROTO_ICMPV6},
 };
 
 const ARP_ETHERNET: [u8; 2] = [0, 1];
@@ -34,6 +34,7 @@ const NS_BARE: usize = 24;
 const NS_ONE_OPTION: usize = 32;
 const ALL_NODES: [u8; 16] = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
+const BROADCAST_MAC: [u8; 6] = [0xff; 6];
 
 /// What to do with a neighbour resolution request; `None` when it is not
 /// one for a data address.
@@ -43,8 +44,17 @@ pub fn arp(ctx: &XdpContext, slot: u32, member: &Member) -> Option<u32> {
     let eth = ptr_at::<EthHdr>(start, end, 0)?;
     let arp = ptr_at::<ArpHdr>(start, end, EthHdr::LEN)?;
     // SAFETY: bounds checked by ptr_at.
-    let request = unsafe { &*arp };
-    if request.htype != ARP_ETHERNET
+    let (frame, request) = unsafe { (&*eth, &*arp) };
+    // Requests are broadcast, or unicast to us (a peer re-checking its
+    // entry); one for another host's MAC is not ours to answer.
+    if (frame.dst_addr != BROADCAST_MAC && frame.dst_addr != member.mac)
+        || mac_is_group(&frame.src_addr)
+        || mac_is_group(&request.sha)
+        // 0.0.0.0 is an address probe (RFC 5227), answered; loopback,
+        // multicast and broadcast senders are not hosts.
+        || request.spa[0] == 127
+        || request.spa[0] >= 224
+        || request.htype != ARP_ETHERNET
         || request.ptype != ARP_IPV4
         || request.hlen != 6
         || request.plen != 4
@@ -109,6 +119,15 @@ fn advertise<const N: usize>(ctx: &XdpContext, slot: u32, member: &Member) -> Op
     }
     let mut target = [0u8; 16];
     target.copy_from_slice(message.get(8..24)?);
+    // Sent to the target's solicited-node group, or unicast to us (RFC
+    // 4861 7.2.2), from a host (a multicast source is invalid, 7.1.1).
+    let solicited = [0x33, 0x33, 0xff, target[13], target[14], target[15]];
+    if (eth.dst_addr != solicited && eth.dst_addr != member.mac)
+        || mac_is_group(&eth.src_addr)
+        || ip.src_addr[0] == 0xff
+    {
+        return None;
+    }
     let bound = data_address(&target)?;
     if bound != slot {
         return Some(xdp_action::XDP_DROP);

@@ -1,10 +1,10 @@
 //! Our probes' replies, recognised at the driver: an ICMP or ICMPv6 echo
-//! reply to the member's test address with our identifier and cookie is
-//! timed here (the kernel's clock, no scheduling delay), handed to ipmpd
+//! reply to the member's test address with our identifier and the token
+//! of its probe (a keyed hash only ipmpd and XDP can compute) is timed here (the kernel's clock, no scheduling delay), handed to ipmpd
 //! on the ring buffer and dropped. Anything else that looks like a reply
 //! to the test address goes on to the kernel and is counted as rejected.
 use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
-use ipmp_common::{probe_identifier, Member, ProbePayload, ProbeReply};
+use ipmp_common::{probe_identifier, probe_token, Member, ProbePayload, ProbeReply};
 use network_types::{
     eth::{EthHdr, EtherType},
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -38,7 +38,7 @@ const ICMP_ECHO_REPLY: u8 = 0;
 const ICMPV6_ECHO_REPLY: u8 = 129;
 
 #[inline(always)]
-pub fn check(ctx: &XdpContext, slot: u32, member: &Member, cookie: u64) -> Reply {
+pub fn check(ctx: &XdpContext, slot: u32, member: &Member, key: &[u64; 2]) -> Reply {
     let (start, end) = (ctx.data(), ctx.data_end());
     let Some(eth) = ptr_at::<EthHdr>(start, end, 0) else {
         return Reply::Other;
@@ -68,7 +68,7 @@ pub fn check(ctx: &XdpContext, slot: u32, member: &Member, cookie: u64) -> Reply
                 ICMP_ECHO_REPLY,
                 fragment,
                 slot,
-                cookie,
+                key,
                 from,
                 4,
             )
@@ -96,7 +96,7 @@ pub fn check(ctx: &XdpContext, slot: u32, member: &Member, cookie: u64) -> Reply
                 ICMPV6_ECHO_REPLY,
                 !link_local,
                 slot,
-                cookie,
+                key,
                 ip.src_addr,
                 6,
             )
@@ -116,7 +116,7 @@ fn echo_reply(
     reply_kind: u8,
     suspect: bool,
     slot: u32,
-    cookie: u64,
+    key: &[u64; 2],
     from: [u8; 16],
     family: u8,
 ) -> Reply {
@@ -128,7 +128,8 @@ fn echo_reply(
     if echo.kind != reply_kind || echo.code != 0 {
         return Reply::Other;
     }
-    if suspect || u16::from_be_bytes(echo.id) != probe_identifier(slot as u8) {
+    let identifier = u16::from_be_bytes(echo.id);
+    if suspect || identifier != probe_identifier(slot as u8) {
         return Reply::Rejected;
     }
     let Some(payload) = ptr_at::<ProbePayload>(start, end, l4 + core::mem::size_of::<Echo>())
@@ -139,7 +140,9 @@ fn echo_reply(
     let payload = unsafe { payload.read_unaligned() };
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
-    if payload.cookie != cookie || payload.sent_ns > now {
+    let seq = u16::from_be_bytes(echo.seq);
+    let token = probe_token(key, identifier, seq, payload.kind, payload.sent_ns);
+    if payload.token != token || payload.sent_ns > now {
         return Reply::Rejected;
     }
     let reply = ProbeReply {
@@ -147,7 +150,7 @@ fn echo_reply(
         sent_ns: payload.sent_ns,
         from,
         slot,
-        seq: u16::from_be_bytes(echo.seq),
+        seq,
         family,
         kind: payload.kind as u8,
     };

@@ -20,6 +20,14 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/ipmp/ipmp.toml";
 
 /// in.mpathd's lowest FAILURE_DETECTION_TIME.
 const MIN_FDT_MS: u64 = 10;
+/// The longest failure detection time and start-up quiet period: beyond
+/// an hour a member's failure would go unnoticed for good, and timers
+/// that far out overflow.
+const MAX_DURATION_MS: u64 = 3_600_000;
+/// The largest configuration file read: real ones are a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// Interface names that can never be members or groups: the loopback.
+const LOOPBACK: &str = "lo";
 const MAX_PEER_NOTIFICATIONS: u32 = 100;
 /// Linux interface names are at most IFNAMSIZ - 1 bytes.
 const MAX_IFNAME_LEN: usize = 15;
@@ -139,10 +147,11 @@ impl fmt::Display for ConfigError {
             if i > 0 {
                 f.write_str("\n")?;
             }
-            let path = self.path.display();
+            let path = printable(&self.path.display().to_string());
+            let message = printable(&problem.message);
             match problem.line {
-                Some(line) => write!(f, "{path}:{line}: {}", problem.message)?,
-                None => write!(f, "{path}: {}", problem.message)?,
+                Some(line) => write!(f, "{path}:{line}: {message}")?,
+                None => write!(f, "{path}: {message}")?,
             }
         }
         Ok(())
@@ -152,13 +161,48 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
+    /// Reads and checks the file at `path`: a regular file of at most
+    /// [`MAX_CONFIG_BYTES`] (a device or FIFO would be read forever).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = fs::read_to_string(path).map_err(|e| ConfigError {
+        let refuse = |message: String| ConfigError {
             path: path.to_owned(),
             problems: vec![ConfigProblem {
                 line: None,
-                message: format!("cannot read the configuration: {e}"),
+                message,
             }],
+        };
+        let unreadable = |e: std::io::Error| refuse(format!("cannot read the configuration: {e}"));
+        // Non-blocking, so a FIFO does not hold the open until a writer comes.
+        let file = std::os::unix::fs::OpenOptionsExt::custom_flags(
+            fs::OpenOptions::new().read(true),
+            libc::O_NONBLOCK,
+        )
+        .open(path)
+        .map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
+        if !meta.is_file() {
+            return Err(refuse(
+                "is not a regular file; give the path of a TOML file".into(),
+            ));
+        }
+        let mut bytes = Vec::new();
+        // Read one byte more than allowed: a file that grows is caught too.
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, MAX_CONFIG_BYTES + 1),
+            &mut bytes,
+        )
+        .map_err(unreadable)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(refuse(format!(
+                "is larger than {} KiB; a configuration is a few KiB of TOML",
+                MAX_CONFIG_BYTES / 1024
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            refuse(format!(
+                "is not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         Config::parse(&text, path)
     }
@@ -186,6 +230,36 @@ impl Config {
             problems: checker.problems,
         })
     }
+}
+
+/// What kind of address `addr` is when it cannot stand for a host on a
+/// link (as a data address, test address or probe target).
+fn unusable_kind(addr: IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V4(a) if a.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
+        IpAddr::V4(a) if a.is_multicast() => Some("a multicast address"),
+        IpAddr::V4(a) if a.is_loopback() => Some("a loopback address"),
+        IpAddr::V6(a) if a.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V6(a) if a.is_multicast() => Some("a multicast address"),
+        IpAddr::V6(a) if a.is_loopback() => Some("the loopback address"),
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+            Some("an IPv4-mapped IPv6 address (write the IPv4 address itself)")
+        }
+        _ => None,
+    }
+}
+
+/// `text` with its control characters escaped (newlines kept), so that a
+/// message quoting a hostile file or request cannot drive the terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// 1-based line of a byte offset.
@@ -216,7 +290,7 @@ struct RawConfig {
 struct RawDaemon {
     failure_detection_time_ms: Option<Spanned<u64>>,
     failback: Option<bool>,
-    startup_quiet_ms: Option<u64>,
+    startup_quiet_ms: Option<Spanned<u64>>,
     peer_notifications: Option<Spanned<u32>>,
     control_socket: Option<Spanned<String>>,
     metrics_listen: Option<Spanned<String>>,
@@ -244,6 +318,9 @@ struct RawMember {
     test_address: Option<Spanned<String>>,
     #[serde(default)]
     standby: bool,
+    /// Says that a test address outside every data subnet is meant.
+    #[serde(default)]
+    test_address_outside_data_subnets: bool,
 }
 
 /// What uses an interface name, for the message when two uses clash.
@@ -287,7 +364,11 @@ impl Checker<'_> {
                 .failure_detection_time_ms
                 .map_or(default.failure_detection_time_ms, |fdt| self.fdt(fdt)),
             failback: raw.failback.unwrap_or(default.failback),
-            startup_quiet_ms: raw.startup_quiet_ms.unwrap_or(default.startup_quiet_ms),
+            startup_quiet_ms: raw
+                .startup_quiet_ms
+                .map_or(default.startup_quiet_ms, |ms| {
+                    self.at_most("startup_quiet_ms", ms)
+                }),
             peer_notifications: raw.peer_notifications.map_or(default.peer_notifications, |n| {
                 if *n.get_ref() > MAX_PEER_NOTIFICATIONS {
                     self.report(
@@ -334,7 +415,21 @@ impl Checker<'_> {
                 ),
             );
         }
-        fdt.into_inner()
+        self.at_most("failure_detection_time_ms", fdt)
+    }
+
+    /// A duration in ms, at most [`MAX_DURATION_MS`].
+    fn at_most(&mut self, key: &str, ms: Spanned<u64>) -> u64 {
+        if *ms.get_ref() > MAX_DURATION_MS {
+            self.report(
+                ms.span(),
+                format!(
+                    "{key} = {} is above the maximum of {MAX_DURATION_MS} ms (one hour)",
+                    ms.get_ref()
+                ),
+            );
+        }
+        ms.into_inner()
     }
 
     fn absolute(&mut self, key: &str, path: Spanned<String>) -> PathBuf {
@@ -379,15 +474,43 @@ impl Checker<'_> {
                 ),
             );
         }
+        if group.data_addresses.get_ref().len() > ipmp_common::MAX_DATA_ADDRESSES as usize {
+            self.report(
+                group.data_addresses.span(),
+                format!(
+                    "group \"{name}\" has {} data addresses; the dataplane holds at most {}",
+                    group.data_addresses.get_ref().len(),
+                    ipmp_common::MAX_DATA_ADDRESSES
+                ),
+            );
+        }
+        let data_addresses: Vec<IpNet> = group
+            .data_addresses
+            .get_ref()
+            .iter()
+            .filter_map(|a| {
+                let net = self.address_with_prefix("data address", a)?;
+                self.usable("data address", a, net.addr()).then_some(net)
+            })
+            .collect();
+        let members: Vec<MemberConfig> = group
+            .member
+            .iter()
+            .map(|m| self.member(m.get_ref(), name, &data_addresses))
+            .collect();
+        let ours: Vec<IpAddr> = data_addresses
+            .iter()
+            .map(IpNet::addr)
+            .chain(
+                members
+                    .iter()
+                    .filter_map(|m| Some(IpAddr::V4(m.test_address?.addr()))),
+            )
+            .collect();
         let mut targets: HashMap<IpAddr, usize> = HashMap::new();
         GroupConfig {
             name: name.clone(),
-            data_addresses: group
-                .data_addresses
-                .get_ref()
-                .iter()
-                .filter_map(|a| self.address_with_prefix("data address", a))
-                .collect(),
+            data_addresses,
             targets: group
                 .targets
                 .iter()
@@ -402,6 +525,19 @@ impl Checker<'_> {
                         );
                         return None;
                     };
+                    if !self.usable("target", t, target) {
+                        return None;
+                    }
+                    if ours.contains(&target) {
+                        self.report(
+                            t.span(),
+                            format!(
+                                "target {target} is an address of group \"{name}\" itself; \
+                                 a target is another host on the link that answers pings"
+                            ),
+                        );
+                        return None;
+                    }
                     if let Some(first) = targets.insert(target, self.line(t.span())) {
                         self.report(
                             t.span(),
@@ -417,17 +553,33 @@ impl Checker<'_> {
                 .clone()
                 .map(|fdt| self.fdt(fdt)),
             answer_echo: group.answer_echo.unwrap_or(true),
-            members: group.member.iter().map(|m| self.member(m.get_ref())).collect(),
+            members,
         }
     }
 
-    fn member(&mut self, raw: &RawMember) -> MemberConfig {
+    /// Whether `addr` can be a data address, test address or target: a
+    /// unicast address of a host on a link. Reports it when not.
+    fn usable(&mut self, what: &str, written: &Spanned<String>, addr: IpAddr) -> bool {
+        let Some(kind) = unusable_kind(addr) else {
+            return true;
+        };
+        self.report(
+            written.span(),
+            format!(
+                "{what} \"{}\" is {kind}; give a unicast address of this link",
+                written.get_ref()
+            ),
+        );
+        false
+    }
+
+    fn member(&mut self, raw: &RawMember, group: &str, data: &[IpNet]) -> MemberConfig {
         self.interface_name("interface", &raw.interface, MAX_IFNAME_LEN);
         MemberConfig {
             interface: raw.interface.get_ref().clone(),
             test_address: raw.test_address.as_ref().and_then(|a| {
-                match self.address_with_prefix("test_address", a)? {
-                    IpNet::V4(net) => Some(net),
+                let net = match self.address_with_prefix("test_address", a)? {
+                    IpNet::V4(net) => net,
                     IpNet::V6(_) => {
                         self.report(
                             a.span(),
@@ -437,9 +589,25 @@ impl Checker<'_> {
                                 a.get_ref()
                             ),
                         );
-                        None
+                        return None;
                     }
+                };
+                if !self.usable("test_address", a, IpAddr::V4(net.addr())) {
+                    return None;
                 }
+                let inside = data.iter().any(|d| d.contains(&IpAddr::V4(net.addr())));
+                if !inside && !data.is_empty() && !raw.test_address_outside_data_subnets {
+                    self.report(
+                        a.span(),
+                        format!(
+                            "test address {} is outside every data subnet of group \"{group}\", \
+                             so its probes may reach no target; use an address of a data subnet, \
+                             or say test_address_outside_data_subnets = true if this is meant",
+                            net.addr()
+                        ),
+                    );
+                }
+                Some(net)
             }),
             standby: raw.standby,
         }
@@ -478,6 +646,14 @@ impl Checker<'_> {
             self.report(
                 span,
                 format!("{what} name \"{name}\" is not allowed by Linux"),
+            );
+        } else if name == LOOPBACK {
+            self.report(
+                span,
+                format!(
+                    "{what} name \"{name}\" is the loopback interface, which carries no link; \
+                     name an Ethernet interface"
+                ),
             );
         }
     }
@@ -1067,7 +1243,7 @@ standby = false
         let text = format!(
             "{}{}",
             group("g0", "eth0", "192.0.2.200/24", "192.0.2.201/24"),
-            group("g1", "eth1", "192.0.2.200/25", "192.0.2.101/24"),
+            group("g1", "eth1", "192.0.2.200/25", "192.0.2.202/25"),
         );
         assert_eq!(
             errors(&text),
@@ -1131,6 +1307,127 @@ standby = false
                 format!("{FILE}:6: group name \"averyveryverylongname\" is longer than 13 characters; the group interface's peer is named \"averyveryverylongname_p\" and Linux allows 15"),
                 format!("{FILE}:7: data address \"192.0.2.200\" needs a prefix length, e.g. \"192.0.2.200/24\""),
             ]
+        );
+    }
+
+    #[test]
+    fn addresses_no_host_can_have() {
+        let text = "[[group]]\nname = \"g0\"\ndata_addresses = [\"0.0.0.0/0\", \"::/0\",\n\
+                    \"127.0.0.5/8\", \"::ffff:192.0.2.200/120\", \"224.0.0.1/4\", \"192.0.2.200/24\"]\n\
+                    targets = [\"255.255.255.255\", \"224.0.0.1\", \"0.0.0.0\",\n\
+                    \"192.0.2.200\", \"192.0.2.201\", \"ff02::1\", \"192.0.2.1\"]\n\
+                    [[group.member]]\ninterface = \"eth0\"\ntest_address = \"192.0.2.201/24\"\n";
+        assert_eq!(
+            errors(text),
+            [
+                format!("{FILE}:3: data address \"0.0.0.0/0\" is the unspecified address; give a unicast address of this link"),
+                format!("{FILE}:3: data address \"::/0\" is the unspecified address; give a unicast address of this link"),
+                format!("{FILE}:4: data address \"127.0.0.5/8\" is a loopback address; give a unicast address of this link"),
+                format!("{FILE}:4: data address \"::ffff:192.0.2.200/120\" is an IPv4-mapped IPv6 address (write the IPv4 address itself); give a unicast address of this link"),
+                format!("{FILE}:4: data address \"224.0.0.1/4\" is a multicast address; give a unicast address of this link"),
+                format!("{FILE}:5: target \"255.255.255.255\" is the broadcast address; give a unicast address of this link"),
+                format!("{FILE}:5: target \"224.0.0.1\" is a multicast address; give a unicast address of this link"),
+                format!("{FILE}:5: target \"0.0.0.0\" is the unspecified address; give a unicast address of this link"),
+                format!("{FILE}:6: target 192.0.2.200 is an address of group \"g0\" itself; a target is another host on the link that answers pings"),
+                format!("{FILE}:6: target 192.0.2.201 is an address of group \"g0\" itself; a target is another host on the link that answers pings"),
+                format!("{FILE}:6: target \"ff02::1\" is a multicast address; give a unicast address of this link"),
+            ]
+        );
+    }
+
+    #[test]
+    fn more_data_addresses_than_the_dataplane_holds() {
+        let addresses: Vec<String> = (1..=65).map(|i| format!("\"192.0.2.{i}/24\"")).collect();
+        let text = format!(
+            "[[group]]\nname = \"g0\"\ndata_addresses = [{}]\n[[group.member]]\ninterface = \"eth0\"\n",
+            addresses.join(", ")
+        );
+        assert_eq!(
+            errors(&text),
+            [format!(
+                "{FILE}:3: group \"g0\" has 65 data addresses; the dataplane holds at most 64"
+            )]
+        );
+    }
+
+    #[test]
+    fn loopback_is_neither_group_nor_member() {
+        assert_eq!(
+            errors(&group("lo", "eth0", "192.0.2.200/24", "192.0.2.201/24")),
+            [format!("{FILE}:2: group name \"lo\" is the loopback interface, which carries no link; name an Ethernet interface")]
+        );
+        assert_eq!(
+            errors(&group("g0", "lo", "192.0.2.200/24", "192.0.2.201/24")),
+            [format!("{FILE}:5: interface name \"lo\" is the loopback interface, which carries no link; name an Ethernet interface")]
+        );
+    }
+
+    #[test]
+    fn test_address_outside_the_data_subnets_must_be_meant() {
+        let text = group("g0", "eth0", "192.0.2.200/24", "198.51.100.201/24");
+        assert_eq!(
+            errors(&text),
+            [format!(
+                "{FILE}:6: test address 198.51.100.201 is outside every data subnet of group \"g0\", \
+                 so its probes may reach no target; use an address of a data subnet, \
+                 or say test_address_outside_data_subnets = true if this is meant"
+            )]
+        );
+        let meant = format!("{text}test_address_outside_data_subnets = true\n");
+        assert!(parse(&meant).is_ok());
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let big = 1u64 << 63;
+        let text = format!(
+            "[daemon]\nfailure_detection_time_ms = {big}\nstartup_quiet_ms = {big}\n\n\
+             [[group]]\nname = \"g0\"\ndata_addresses = [\"192.0.2.200/24\"]\n\
+             failure_detection_time_ms = 3600001\n[[group.member]]\ninterface = \"eth0\"\n"
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                format!("{FILE}:2: failure_detection_time_ms = {big} is above the maximum of 3600000 ms (one hour)"),
+                format!("{FILE}:3: startup_quiet_ms = {big} is above the maximum of 3600000 ms (one hour)"),
+                format!("{FILE}:8: failure_detection_time_ms = 3600001 is above the maximum of 3600000 ms (one hour)"),
+            ]
+        );
+        assert!(parse(
+            "[daemon]\nfailure_detection_time_ms = 3600000\nstartup_quiet_ms = 3600000\n"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn messages_escape_control_bytes() {
+        let err = parse(
+            "[[group]]\nname = \"g\\u001b[2J\"\ndata_addresses = [\"192.0.2.200/24\"]\n\
+                         [[group.member]]\ninterface = \"eth0\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains('\u{1b}'), "{err:?}");
+        assert!(err.contains("\\u{1b}[2J"), "{err:?}");
+    }
+
+    #[test]
+    fn only_regular_files_of_at_most_a_mebibyte_are_read() {
+        let err = Config::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "/dev/zero: is not a regular file; give the path of a TOML file"
+        );
+        let path =
+            std::env::temp_dir().join(format!("ipmp-config-big-{}.toml", std::process::id()));
+        fs::write(&path, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        fs::remove_file(&path).unwrap();
+        assert!(
+            err.ends_with("is larger than 1024 KiB; a configuration is a few KiB of TOML"),
+            "{err}"
         );
     }
 

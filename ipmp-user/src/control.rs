@@ -1,18 +1,29 @@
 //! The control socket between ipmpctl and ipmpd: one JSON request per
 //! connection, one JSON response back. Queries are open to anyone who can
 //! reach the socket; changes need root (checked with SO_PEERCRED).
+//!
+//! The socket is open to every local user, so what one connection may cost
+//! ipmpd is bounded: a request is at most [`MAX_REQUEST_BYTES`] and must
+//! arrive within [`REQUEST_TIMEOUT`], and at most [`MAX_USER_CONNECTIONS`]
+//! connections of other users are served at once (root has
+//! [`MAX_ROOT_CONNECTIONS`] of its own, so they can never lock root out).
 use std::{
     io::{BufRead, BufReader, Write},
-    os::unix::{fs::PermissionsExt, net::UnixStream as StdUnixStream},
+    os::unix::{
+        fs::{FileTypeExt, PermissionsExt},
+        net::UnixStream as StdUnixStream,
+    },
     path::Path,
+    sync::Arc,
+    time::Duration,
 };
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader},
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader},
     net::{UnixListener, UnixStream},
-    sync::{broadcast, mpsc, oneshot},
+    sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore},
 };
 
 use crate::model::{EventRecord, ProbeRecord, Status};
@@ -20,6 +31,19 @@ use crate::model::{EventRecord, ProbeRecord, Status};
 pub const DEFAULT_SOCKET: &str = "/run/ipmp/ipmpd.sock";
 /// Environment variable naming the socket, for ipmpctl.
 pub const SOCKET_ENV: &str = "IPMP_SOCKET";
+/// The longest request line; real ones are under 100 bytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// How long a client may take to send its request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections of users other than root served at once (followers of
+/// `stat -p` and `events` included).
+pub const MAX_USER_CONNECTIONS: usize = 32;
+/// Connections of root served at once, apart from the users' ones.
+pub const MAX_ROOT_CONNECTIONS: usize = 16;
+/// The first wait after a failed accept (out of file descriptors); it
+/// doubles up to [`ACCEPT_BACKOFF_MAX`] while accepting keeps failing.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "lowercase")]
@@ -75,17 +99,27 @@ pub struct Incoming {
 }
 
 /// Binds the control socket, replacing a stale one, readable by everyone.
+/// Anything else at `path` (a file, a live socket) is left alone.
 pub fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    if StdUnixStream::connect(path).is_ok() {
-        anyhow::bail!(
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("examining {}", path.display())),
+        Ok(meta) if !meta.file_type().is_socket() => anyhow::bail!(
+            "{} exists and is not a socket; ipmpd replaces only a stale socket of its own: \
+             remove it or give another --socket PATH",
+            path.display()
+        ),
+        Ok(_) if StdUnixStream::connect(path).is_ok() => anyhow::bail!(
             "another ipmpd is listening on {}; stop it first or give this one --socket PATH",
             path.display()
-        );
+        ),
+        // A socket nobody listens on: what a killed ipmpd leaves behind.
+        Ok(_) => std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?,
     }
-    let _ = std::fs::remove_file(path);
     let listener =
         UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
@@ -102,32 +136,96 @@ pub struct Feeds {
 /// Accepts connections and hands their requests to the event loop;
 /// followers get the `feeds` streamed.
 pub async fn serve(listener: UnixListener, to_daemon: mpsc::Sender<Incoming>, feeds: Feeds) {
+    let users = Arc::new(Semaphore::new(MAX_USER_CONNECTIONS));
+    let root = Arc::new(Semaphore::new(MAX_ROOT_CONNECTIONS));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, typically: the connection stays
+                // queued, so retrying at once would spin.
+                tracing::warn!("control socket: cannot accept a connection: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        backoff = ACCEPT_BACKOFF_MIN;
+        let Ok(uid) = stream.peer_cred().map(|c| c.uid()) else {
+            continue;
+        };
+        let (slots, cap) = if uid == 0 {
+            (&root, MAX_ROOT_CONNECTIONS)
+        } else {
+            (&users, MAX_USER_CONNECTIONS)
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            refuse_busy(&stream, cap);
             continue;
         };
         let to_daemon = to_daemon.clone();
         // Subscribed before the request is read, so nothing falls between.
         let (probes, events) = (feeds.probes.subscribe(), feeds.events.subscribe());
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, to_daemon, probes, events).await {
+            if let Err(e) = answer(stream, uid, to_daemon, probes, events, permit).await {
                 tracing::debug!("control connection: {e:#}");
             }
         });
     }
 }
 
+/// Tells a connection beyond the cap why it is closed, without waiting
+/// for it: a client that does not read loses the message, nothing more.
+fn refuse_busy(stream: &UnixStream, cap: usize) {
+    let mut text = serde_json::to_string(&Response::Refused(format!(
+        "ipmpd is already serving {cap} connections of this kind; try again when some have finished"
+    )))
+    .unwrap_or_default();
+    text.push('\n');
+    let _ = stream.try_write(text.as_bytes());
+}
+
+/// Reads one request line: at most [`MAX_REQUEST_BYTES`], within
+/// [`REQUEST_TIMEOUT`]. `Err` is the refusal to send back.
+async fn read_request(read: impl tokio::io::AsyncRead + Unpin) -> Result<Request, String> {
+    let mut line = Vec::new();
+    let limited = AsyncBufReader::new(read.take(MAX_REQUEST_BYTES as u64 + 1));
+    let mut limited = std::pin::pin!(limited);
+    match tokio::time::timeout(REQUEST_TIMEOUT, limited.read_until(b'\n', &mut line)).await {
+        Err(_) => {
+            return Err(format!(
+                "no complete request within {} s; send one JSON line",
+                REQUEST_TIMEOUT.as_secs()
+            ))
+        }
+        Ok(Err(e)) => return Err(format!("reading the request: {e}")),
+        Ok(Ok(_)) => {}
+    }
+    if line.len() > MAX_REQUEST_BYTES {
+        return Err(format!(
+            "request longer than {MAX_REQUEST_BYTES} bytes; a request is one short JSON line"
+        ));
+    }
+    decode_request(&line)
+}
+
+/// Decodes one request line (what a client sent, untrusted).
+pub fn decode_request(line: &[u8]) -> Result<Request, String> {
+    serde_json::from_slice::<Request>(line).map_err(|e| format!("malformed request: {e}"))
+}
+
 async fn answer(
     stream: UnixStream,
+    uid: u32,
     to_daemon: mpsc::Sender<Incoming>,
     probes: broadcast::Receiver<ProbeRecord>,
     events: broadcast::Receiver<EventRecord>,
+    // Held until the connection ends.
+    _permit: OwnedSemaphorePermit,
 ) -> Result<()> {
-    let uid = stream.peer_cred()?.uid();
     let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    AsyncBufReader::new(read).read_line(&mut line).await?;
-    let response = match serde_json::from_str::<Request>(&line) {
+    let response = match read_request(read).await {
         Ok(request) => {
             let (reply, answer) = oneshot::channel();
             let (done, written) = oneshot::channel();
@@ -151,7 +249,7 @@ async fn answer(
             }
             return Ok(());
         }
-        Err(e) => Response::Refused(format!("malformed request: {e}")),
+        Err(refusal) => Response::Refused(refusal),
     };
     write_response(&mut write, &response).await
 }
@@ -178,7 +276,10 @@ async fn write_response(
 ) -> Result<()> {
     let mut text = serde_json::to_string(response)?;
     text.push('\n');
-    write.write_all(text.as_bytes()).await?;
+    // A client that stops reading would otherwise hold its slot for good.
+    tokio::time::timeout(REQUEST_TIMEOUT, write.write_all(text.as_bytes()))
+        .await
+        .map_err(|_| anyhow::anyhow!("the client read nothing for {REQUEST_TIMEOUT:?}"))??;
     Ok(())
 }
 
@@ -222,4 +323,55 @@ pub fn follow(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: Vec<u8>) -> Result<Request, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(read_request(std::io::Cursor::new(bytes)))
+    }
+
+    #[test]
+    fn a_request_line_is_read() {
+        assert_eq!(
+            read(b"{\"request\":\"status\"}\n".to_vec()),
+            Ok(Request::Status)
+        );
+        // A line as long as allowed, padded with JSON whitespace.
+        let mut line = b"{\"request\":\"reload\"}".to_vec();
+        line.resize(MAX_REQUEST_BYTES - 1, b' ');
+        line.push(b'\n');
+        assert_eq!(read(line), Ok(Request::Reload));
+    }
+
+    #[test]
+    fn a_longer_request_is_refused_unread() {
+        let mut line = b"{\"request\":\"reload\"}".to_vec();
+        line.resize(MAX_REQUEST_BYTES, b' ');
+        line.push(b'\n');
+        assert_eq!(
+            read(line),
+            Err(format!(
+                "request longer than {MAX_REQUEST_BYTES} bytes; a request is one short JSON line"
+            ))
+        );
+    }
+
+    #[test]
+    fn malformed_requests_are_refused_with_the_reason() {
+        let refusal = read(b"{\"request\":\"shutdown\"}\n".to_vec()).unwrap_err();
+        assert!(
+            refusal.starts_with("malformed request: unknown variant `shutdown`"),
+            "{refusal}"
+        );
+        assert!(read(Vec::new())
+            .unwrap_err()
+            .starts_with("malformed request"));
+    }
 }

@@ -1776,6 +1776,15 @@ fn render(daemon: Option<&Daemon>, groups: &[Group]) -> String {
                         s.push_str(&format!("  # {}", comment_text(&test.comment)));
                     }
                     s.push('\n');
+                    let inside = group.data.iter().any(|d| {
+                        format!("{}/{}", d.ip, d.prefix)
+                            .parse::<ipnet::IpNet>()
+                            .is_ok_and(|net| net.contains(&std::net::IpAddr::V4(test.ip)))
+                    });
+                    if !inside {
+                        // Solaris probes from any subnet; ipmp wants it said.
+                        s.push_str("test_address_outside_data_subnets = true\n");
+                    }
                 }
             }
             if member.standby {

@@ -360,15 +360,37 @@ impl GroupDataplane {
         repeat: u32,
     ) -> Result<TestRunResult> {
         match member {
-            None => test_run(&mut self.ebpf, PROG_EGRESS, packet, repeat),
-            Some(m) => {
-                let instance = self
-                    .members
-                    .get_mut(m)
-                    .ok_or_else(|| anyhow!("{m} has no XDP program loaded"))?;
-                test_run(instance, PROG_MEMBER_XDP, packet, repeat)
-            }
+            None => test_run(&mut self.ebpf, PROG_EGRESS, packet, None, repeat),
+            Some(m) => test_run(
+                self.member_instance(m)?,
+                PROG_MEMBER_XDP,
+                packet,
+                None,
+                repeat,
+            ),
         }
+    }
+
+    /// Runs `member`'s XDP program once on `packet` in the kernel
+    /// (BPF_PROG_TEST_RUN): its verdict and the frame as it left it.
+    pub fn run_member_once(&mut self, member: &str, packet: &[u8]) -> Result<(u32, Vec<u8>)> {
+        // An answer is built in place: never longer than the request.
+        let mut out = vec![0u8; packet.len()];
+        let result = test_run(
+            self.member_instance(member)?,
+            PROG_MEMBER_XDP,
+            packet,
+            Some(&mut out),
+            1,
+        )?;
+        out.truncate(result.data_size_out as usize);
+        Ok((result.return_value, out))
+    }
+
+    fn member_instance(&mut self, member: &str) -> Result<&mut Ebpf> {
+        self.members
+            .get_mut(member)
+            .ok_or_else(|| anyhow!("{member} has no XDP program loaded"))
     }
 }
 
@@ -395,10 +417,18 @@ fn used_slots<T: std::borrow::Borrow<MapData>>(
     Ok(found)
 }
 
-/// Runs program `name` of `ebpf` (TC or XDP) on `packet` `repeat` times.
-pub fn test_run(ebpf: &mut Ebpf, name: &str, packet: &[u8], repeat: u32) -> Result<TestRunResult> {
+/// Runs program `name` of `ebpf` (TC or XDP) on `packet` `repeat` times;
+/// `data_out` receives the packet as the program left it.
+pub fn test_run(
+    ebpf: &mut Ebpf,
+    name: &str,
+    packet: &[u8],
+    data_out: Option<&mut [u8]>,
+    repeat: u32,
+) -> Result<TestRunResult> {
     let opts = TestRunOptions {
         data_in: Some(packet),
+        data_out,
         repeat,
         ..TestRunOptions::new()
     };

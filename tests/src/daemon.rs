@@ -105,11 +105,6 @@ impl Daemon {
         c
     }
 
-    /// ipmpd's process id while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// Runs ipmpd once more in `ns` with this daemon's config and pin
     /// directory and `args` (say `--teardown`), and waits for it.
     pub fn run_other(&self, ns: &Netns, args: &[&str]) -> Result<Output> {
@@ -181,6 +176,11 @@ impl Daemon {
             thread::sleep(Duration::from_millis(20));
         }
         bail!("ipmpd did not exit within {timeout:?}")
+    }
+
+    /// ipmpd's process id (nsenter execs ipmpd, so the child is ipmpd).
+    pub fn pid(&self) -> Result<u32> {
+        Ok(self.child.as_ref().context("ipmpd not running")?.id())
     }
 
     pub fn ctl(&self, args: &[&str]) -> Result<Output> {

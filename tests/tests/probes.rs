@@ -8,7 +8,7 @@ use ipmp_tests::{
     daemon::Daemon,
     http::{get, sample},
     netns::unique,
-    topology::{Topology, DATA_V4, MEMBERS, ROUTER_V4},
+    topology::{Topology, DATA_V4, MEMBERS, PEER_V4, ROUTER_V4},
 };
 
 const METRICS: &str = "127.0.0.1:9477";
@@ -131,20 +131,31 @@ fn multicast_discovery_finds_host_targets() -> Result<()> {
     Ok(())
 }
 
-/// Echo replies with our identifier but a wrong cookie, or from a host that
+/// The tutorial's probe-based group with `target` as its only target, once
+/// e1000g0 has had a probe acknowledged.
+fn probing_e1000g0(target: &str) -> Result<(Topology, Daemon)> {
+    let t = Topology::build(&unique("pr"))?;
+    let d = Daemon::start(&t.host, &config(1000, &[target], true))?;
+    wait_probe(&d, "e1000g0", "ok")?;
+    d.wait_acked(&t.host, METRICS, "e1000g0")?;
+    Ok((t, d))
+}
+
+/// e1000g0's rejected probe replies so far.
+fn rejected_replies(t: &Topology) -> Result<f64> {
+    let series = "ipmp_probe_replies_rejected_total{group=\"production0\",interface=\"e1000g0\"}";
+    sample(&get(&t.host, METRICS, "/metrics")?, series).context("no rejected counter")
+}
+
+/// Echo replies with our identifier but a wrong token, or from a host that
 /// is not a target, are never acknowledgements.
 #[test]
 fn forged_replies_are_rejected() -> Result<()> {
-    let t = Topology::build(&unique("pr"))?;
-    let d = Daemon::start(&t.host, &config(1000, &["192.0.2.1"], true))?;
-    wait_probe(&d, "e1000g0", "ok")?;
-    d.wait_acked(&t.host, METRICS, "e1000g0")?;
-    let rejected = "ipmp_probe_replies_rejected_total{group=\"production0\",interface=\"e1000g0\"}";
-    let before =
-        sample(&get(&t.host, METRICS, "/metrics")?, rejected).context("no rejected counter")?;
+    let (t, d) = probing_e1000g0(ROUTER_V4)?;
+    let before = rejected_replies(&t)?;
 
     // The peer forges replies to e1000g0's test address (slot 0) with a
-    // wrong cookie, all the while the real target goes silent. They go
+    // wrong token, all the while the real target goes silent. They go
     // straight to e1000g0's MAC: any member may answer ARP for the test
     // address until the dataplane answers ARP itself.
     let mac = t.mac("e1000g0")?;
@@ -154,8 +165,7 @@ fn forged_replies_are_rejected() -> Result<()> {
     t.router.ip("link set eth0 down")?;
     wait_probe(&d, "e1000g0", "failed")?;
     ipmp_tests::netns::join(forger)?;
-    let after =
-        sample(&get(&t.host, METRICS, "/metrics")?, rejected).context("no rejected counter")?;
+    let after = rejected_replies(&t)?;
     ensure!(
         after > before,
         "rejected replies did not rise ({before} -> {after})"
@@ -163,7 +173,7 @@ fn forged_replies_are_rejected() -> Result<()> {
     Ok(())
 }
 
-/// Sends echo replies with e1000g0's probe identifier and a wrong cookie to
+/// Sends echo replies with e1000g0's probe identifier and a wrong token to
 /// its test address and MAC, every 20 ms for `how_long`.
 fn forge_replies(mac: &str, how_long: Duration) -> Result<()> {
     let dst: Vec<u8> = mac
@@ -180,22 +190,7 @@ fn forge_replies(mac: &str, how_long: Duration) -> Result<()> {
         icmp[16..24].copy_from_slice(&0xbad_c0ffeeu64.to_ne_bytes());
         let sum = internet_checksum(&icmp);
         icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-        let mut ip = [0u8; 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
-        ip[8] = 64;
-        ip[9] = 1;
-        ip[12..16].copy_from_slice(&[192, 0, 2, 10]);
-        ip[16..20].copy_from_slice(&[192, 0, 2, 201]);
-        let sum = internet_checksum(&ip);
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
-        let mut frame = Vec::with_capacity(14 + 20 + icmp.len());
-        frame.extend_from_slice(&dst);
-        frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x10]);
-        frame.extend_from_slice(&[0x08, 0x00]);
-        frame.extend_from_slice(&ip);
-        frame.extend_from_slice(&icmp);
-        sniffer.send_frame(&frame)?;
+        sniffer.send_frame(&echo_reply_frame(&dst, &icmp))?;
         seq = seq.wrapping_add(1);
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -211,6 +206,112 @@ fn internet_checksum(data: &[u8]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
+}
+
+/// A host on the link that saw one probe cannot acknowledge later ones it
+/// never saw: it replays the seen probe's payload with the send times and
+/// sequence numbers of the probes to come, while the real target is
+/// silent. Each probe carries its own token, so the replies are rejected
+/// and counted, and the member fails as it should.
+#[test]
+fn replies_to_probes_never_seen_are_rejected() -> Result<()> {
+    // The peer is the target: it sees e1000g0's probes.
+    let (t, d) = probing_e1000g0(PEER_V4)?;
+    let before = rejected_replies(&t)?;
+    let mac = t.mac("e1000g0")?;
+    let forger = t
+        .peer
+        .spawn(move || replay_replies(&mac, Duration::from_secs(15)));
+    wait_probe(&d, "e1000g0", "failed")?;
+    let forged = ipmp_tests::netns::join(forger)?;
+    ensure!(forged > 0, "the forger sent nothing");
+    let after = rejected_replies(&t)?;
+    ensure!(
+        after >= before + 10.0,
+        "rejected replies did not rise enough ({before} -> {after}, {forged} forged)"
+    );
+    Ok(())
+}
+
+/// Waits for one of e1000g0's probes to the peer, silences the peer's own
+/// echo replies, then for `how_long` answers every probe that may come
+/// next (the next 16 sequence numbers, every 5 ms) with the seen probe's
+/// payload, its send time moved on by the time elapsed since. Returns the
+/// number of replies sent.
+fn replay_replies(mac: &str, how_long: Duration) -> Result<u32> {
+    let dst: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()?;
+    let sniffer = ipmp_tests::traffic::Sniffer::open("eth0")?;
+    let identifier = ipmp_common::probe_identifier(0).to_be_bytes();
+    let mut buf = [0u8; 2048];
+    let seen_until = std::time::Instant::now() + Duration::from_secs(10);
+    let (payload, seq, seen_at) = loop {
+        ensure!(
+            std::time::Instant::now() < seen_until,
+            "no probe of e1000g0 reached the peer"
+        );
+        let Some(n) = sniffer.next_frame(&mut buf) else {
+            continue;
+        };
+        let frame = &buf[..n];
+        // IPv4, ICMP echo request from 192.0.2.201 with e1000g0's identifier.
+        if n >= 14 + 20 + 8 + 24
+            && frame[12..14] == [0x08, 0x00]
+            && frame[14] == 0x45
+            && frame[23] == 1
+            && frame[26..30] == [192, 0, 2, 201]
+            && frame[34] == 8
+            && frame[38..40] == identifier
+        {
+            let mut payload = [0u8; 24];
+            payload.copy_from_slice(&frame[42..66]);
+            let seq = u16::from_be_bytes([frame[40], frame[41]]);
+            break (payload, seq, std::time::Instant::now());
+        }
+    };
+    std::fs::write("/proc/sys/net/ipv4/icmp_echo_ignore_all", "1")?;
+    let sent_ns = u64::from_ne_bytes(payload[..8].try_into()?);
+    let until = std::time::Instant::now() + how_long;
+    let mut forged = 0;
+    while std::time::Instant::now() < until {
+        let now_ns = sent_ns + seen_at.elapsed().as_nanos() as u64;
+        for ahead in 1..=16u16 {
+            let mut icmp = [0u8; 32];
+            icmp[4..6].copy_from_slice(&identifier);
+            icmp[6..8].copy_from_slice(&seq.wrapping_add(ahead).to_be_bytes());
+            icmp[8..32].copy_from_slice(&payload);
+            // A send time just before now, as the probe to come would carry.
+            icmp[8..16].copy_from_slice(&now_ns.saturating_sub(1_000_000).to_ne_bytes());
+            let sum = internet_checksum(&icmp);
+            icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+            sniffer.send_frame(&echo_reply_frame(&dst, &icmp))?;
+            forged += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(forged)
+}
+
+/// An IPv4 frame from the peer (192.0.2.10) to e1000g0's test address.
+fn echo_reply_frame(dst_mac: &[u8], icmp: &[u8]) -> Vec<u8> {
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 1;
+    ip[12..16].copy_from_slice(&[192, 0, 2, 10]);
+    ip[16..20].copy_from_slice(&[192, 0, 2, 201]);
+    let sum = internet_checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut frame = Vec::with_capacity(14 + 20 + icmp.len());
+    frame.extend_from_slice(dst_mac);
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x10]);
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(icmp);
+    frame
 }
 
 /// A member without a test address probes over IPv6 from its link-local

@@ -215,3 +215,160 @@ fn lowering_the_fdt_reschedules_probing_at_once() -> Result<()> {
     );
     Ok(())
 }
+
+/// The two-member group of [`config`] with `group` lines changed: each
+/// harmful file names one thing applying would fail on or that would harm.
+fn harmful(name: &str, data: &str, member: &str) -> String {
+    format!(
+        "[daemon]\nfailure_detection_time_ms = 1000\nmetrics_listen = \"{METRICS}\"\n\n\
+         [[group]]\nname = \"{name}\"\ndata_addresses = [{data}]\n\n\
+         [[group.member]]\ninterface = \"{member}\"\n"
+    )
+}
+
+/// What a reload must leave as it was: the members, the data addresses
+/// (which member is bound to one may change when members come and go).
+fn running_state(t: &Topology, d: &Daemon) -> Result<(serde_json::Value, Vec<String>, String)> {
+    let addresses = d.stat("-a")?;
+    let addresses = addresses
+        .as_array()
+        .context("stat -a")?
+        .iter()
+        .map(|a| a["address"].to_string())
+        .collect();
+    Ok((
+        d.stat("-i")?,
+        addresses,
+        t.host.ip("-br addr show production0")?,
+    ))
+}
+
+#[test]
+fn reloads_that_cannot_work_are_refused_and_change_nothing() -> Result<()> {
+    let t = Topology::build(&unique("rl"))?;
+    t.host.ip("link add taken0 type bridge")?;
+    let two = [("e1000g0", "192.0.2.201/24"), ("e1000g1", "192.0.2.202/24")];
+    let d = Daemon::start(&t.host, &config(1000, &two))?;
+    d.wait_group("ok")?;
+    let before = running_state(&t, &d)?;
+    let seventy: Vec<String> = (1..=70).map(|i| format!("\"192.0.2.{i}/24\"")).collect();
+    let data = "\"192.0.2.200/24\"";
+    let cases = [
+        harmful("production0", "\"0.0.0.0/0\", \"::/0\"", "e1000g0"),
+        harmful("lo", data, "e1000g0"),
+        harmful("production0", data, "lo"),
+        harmful("production0", &seventy.join(", "), "e1000g0"),
+        harmful("taken0", data, "e1000g0"),
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        std::fs::write(&d.config, text)?;
+        let out = d.ctl(&["reload"])?;
+        ensure!(
+            out.status.code() == Some(1),
+            "case {i} was accepted: {:?}\n{text}",
+            out.status
+        );
+        ensure!(
+            running_state(&t, &d)? == before,
+            "case {i} changed the running configuration\n{text}"
+        );
+    }
+    ensure!(
+        !t.host.ip("addr show taken0")?.contains("192.0.2.200"),
+        "the bridge got the data address"
+    );
+    ensure!(
+        !t.host.ip("link show lo")?.contains("xdp"),
+        "XDP was attached to lo"
+    );
+    // ipmpd runs on and its members keep working.
+    d.wait_group("ok")?;
+    ensure!(
+        d.log_text()
+            .matches("refused; the running configuration stays")
+            .count()
+            == cases.len(),
+        "not every refusal was logged:\n{}",
+        d.log_text()
+    );
+    Ok(())
+}
+
+/// A reload that passes every check and still fails while being applied
+/// (here: native XDP on a bridge, which has none) is undone: the group is
+/// as before, and the answer says so.
+#[test]
+fn a_reload_that_fails_while_applying_is_rolled_back() -> Result<()> {
+    let t = Topology::build(&unique("rl"))?;
+    t.host.ip("link add br9 type bridge")?;
+    t.host.ip("link set br9 up")?;
+    let two = [("e1000g0", "192.0.2.201/24"), ("e1000g1", "192.0.2.202/24")];
+    let native = |c: String| c.replacen("[daemon]\n", "[daemon]\nxdp_mode = \"native\"\n", 1);
+    let d = Daemon::start(&t.host, &native(config(1000, &two)))?;
+    for m in ["e1000g0", "e1000g1"] {
+        d.wait_member(m, "probe", "ok")?;
+    }
+    let before = running_state(&t, &d)?;
+    // e1000g1 leaves, the FDT and the data addresses change, br9 joins.
+    let mut new = native(config(2000, &[two[0], ("br9", "192.0.2.209/24")]));
+    new = new.replace(
+        "data_addresses = [\"192.0.2.200/24\"]",
+        "data_addresses = [\"192.0.2.200/24\", \"192.0.2.199/24\"]",
+    );
+    std::fs::write(&d.config, &new)?;
+    let out = d.ctl(&["reload"])?;
+    let reason = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(1)
+            && reason.contains("br9")
+            && reason.contains("the previous configuration is restored"),
+        "reload: {:?} {reason}",
+        out.status
+    );
+    d.wait_member("e1000g1", "probe", "ok")?;
+    ensure!(
+        running_state(&t, &d)? == before,
+        "the group differs after the rollback: {:?}",
+        running_state(&t, &d)?
+    );
+    ensure!(
+        d.stat("-g")?[0]["fdt"] == "1.00s",
+        "FDT not restored: {}",
+        d.stat("-g")?
+    );
+    let br9 = t.host.ip("-d link show br9")?;
+    ensure!(!br9.contains("xdp"), "br9 kept an XDP program: {br9}");
+    ensure!(
+        !t.host.ip("addr show br9")?.contains("192.0.2.209"),
+        "br9 kept its test address"
+    );
+    ensure!(
+        !d.log_text()
+            .contains("refused; the running configuration stays"),
+        "the log says nothing changed although the reload was applied and undone"
+    );
+    d.wait_group("ok")?;
+
+    // A new group that cannot start leaves neither interface nor pins.
+    let backup = "\n[[group]]\nname = \"backup0\"\ndata_addresses = [\"203.0.113.200/24\"]\n\
+                  [[group.member]]\ninterface = \"br9\"\n";
+    std::fs::write(&d.config, native(config(1000, &two)) + backup)?;
+    let out = d.ctl(&["reload"])?;
+    let reason = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(1) && reason.contains("the previous configuration is restored"),
+        "reload adding backup0: {:?} {reason}",
+        out.status
+    );
+    ensure!(
+        t.host.ip("link show backup0").is_err(),
+        "backup0 was left behind"
+    );
+    let pins = d.pin_dir.join(t.host.inode()?.to_string()).join("backup0");
+    ensure!(!pins.exists(), "backup0's pins were left behind");
+    ensure!(
+        running_state(&t, &d)? == before,
+        "production0 changed with the failed group"
+    );
+    Ok(())
+}

@@ -6,6 +6,7 @@ use aya::Ebpf;
 use ipmp::{
     dataplane::{self, GroupDataplane},
     policy::flow_table::next_table,
+    probe::socket::checksum,
 };
 use ipmp_common::{FlowTable, Member};
 
@@ -37,6 +38,8 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
             ..Member::default()
         };
         m.name[0] = b'a' + slot;
+        // The echo request is sent to this MAC (XDP answers only its own).
+        m.mac = [0x02, 0, 0, 0, 0, 2 + slot];
         group.set_member(slot, &m)?;
     }
     group.write_flow_table(&next_table(&FlowTable::EMPTY, &[0, 1, 2]))?;
@@ -72,9 +75,9 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
     let mut best = [f64::MAX; 4];
     for _ in 0..ROUNDS {
         let runs = [
-            dataplane::test_run(&mut baseline, "baseline_tc", &packet, REPEAT)?,
+            dataplane::test_run(&mut baseline, "baseline_tc", &packet, None, REPEAT)?,
             group.test_run(None, &packet, REPEAT)?,
-            dataplane::test_run(&mut baseline, "baseline_xdp", &packet, REPEAT)?,
+            dataplane::test_run(&mut baseline, "baseline_xdp", &packet, None, REPEAT)?,
             group.test_run(Some("a"), &packet, REPEAT)?,
         ];
         for (b, r) in best.iter_mut().zip(runs.iter()) {
@@ -91,7 +94,7 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
     for _ in 0..SINGLE_RUNS {
         let runs = [
             (
-                dataplane::test_run(&mut baseline, "baseline_xdp", &echo, 1)?,
+                dataplane::test_run(&mut baseline, "baseline_xdp", &echo, None, 1)?,
                 None,
             ),
             (group.test_run(Some("a"), &packet, 1)?, Some(XDP_PASS)),
@@ -129,7 +132,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// A 98-byte ICMP echo request (as ping sends) from a peer to the data
-/// address.
+/// address, with its checksums (XDP answers only a correct request).
 fn echo4_packet() -> Vec<u8> {
     let mut p = vec![0u8; 98];
     p[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
@@ -142,6 +145,10 @@ fn echo4_packet() -> Vec<u8> {
     p[26..30].copy_from_slice(&[192, 0, 2, 10]);
     p[30..34].copy_from_slice(&[192, 0, 2, 200]);
     p[34] = 8;
+    let sum = checksum(&p[14..34]);
+    p[24..26].copy_from_slice(&sum.to_be_bytes());
+    let sum = checksum(&p[34..]);
+    p[36..38].copy_from_slice(&sum.to_be_bytes());
     p
 }
 

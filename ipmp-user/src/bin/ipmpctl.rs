@@ -9,6 +9,7 @@ use std::{
 
 use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand};
 use ipmp::{
+    config::printable,
     control::{self, ClientError, Request, Response, DEFAULT_SOCKET, SOCKET_ENV},
     convert::{self, SolarisFiles},
     ipmpstat::{self, Fields, Mode, OutputOptions},
@@ -172,27 +173,39 @@ fn main() -> ExitCode {
             files,
         } => convert(hosts, mpathd, files),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "ipmpctl",
-                &mut std::io::stdout(),
-            );
-            ExitCode::SUCCESS
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ipmpctl", &mut text);
+            print_out(&text).err().unwrap_or(ExitCode::SUCCESS)
         }
         Command::Manpage => manpage(Cli::command()),
     }
 }
 
 fn manpage(command: clap::Command) -> ExitCode {
+    let mut text = Vec::new();
     match clap_mangen::Man::new(command)
         .section("8")
-        .render(&mut std::io::stdout())
+        .render(&mut text)
     {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => print_out(&text).err().unwrap_or(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("ipmpctl: {e}");
             ExitCode::from(EXIT_REFUSED)
+        }
+    }
+}
+
+/// Writes `bytes` to standard output. A reader that went away (`| head`)
+/// ends ipmpctl quietly with status 0; any other failure (a full disk,
+/// `> /dev/full`) is said, with status 1.
+fn print_out(bytes: &[u8]) -> Result<(), ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("ipmpctl: cannot write to standard output: {e}");
+            Err(ExitCode::from(EXIT_REFUSED))
         }
     }
 }
@@ -233,8 +246,9 @@ fn convert(hosts: Option<PathBuf>, mpathd: Option<PathBuf>, files: Vec<PathBuf>)
             for note in converted.notes {
                 eprintln!("ipmpctl convert: note: {note}");
             }
-            print!("{}", converted.toml);
-            ExitCode::SUCCESS
+            print_out(converted.toml.as_bytes())
+                .err()
+                .unwrap_or(ExitCode::SUCCESS)
         }
         Err(e) => {
             eprintln!("{e}");
@@ -274,8 +288,9 @@ fn stat(socket: &Path, args: &StatArgs) -> ExitCode {
             for w in out.warnings {
                 eprintln!("ipmpstat: {w}");
             }
-            print!("{}", out.text);
-            ExitCode::SUCCESS
+            print_out(out.text.as_bytes())
+                .err()
+                .unwrap_or(ExitCode::SUCCESS)
         }
         Err(e) => {
             eprintln!("ipmpstat: {e}");
@@ -298,11 +313,8 @@ fn probes(socket: &Path, opts: &OutputOptions) -> ExitCode {
                     for w in out.warnings {
                         eprintln!("ipmpstat: {w}");
                     }
-                    // A closed pipe (`| head`) ends the stream quietly.
-                    let mut stdout = std::io::stdout().lock();
-                    stdout
-                        .write_all(out.text.as_bytes())
-                        .and_then(|()| stdout.flush())
+                    print_out(out.text.as_bytes())
+                        .map_err(|code| status = code)
                         .is_ok()
                 }
                 Err(e) => {
@@ -338,10 +350,8 @@ fn events(socket: &Path, json: bool) -> ExitCode {
             } else {
                 format!("{} {} {}", utc_time_of_day(e.time), e.group, e.message)
             };
-            // A closed pipe ends the stream quietly.
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{line}")
-                .and_then(|()| stdout.flush())
+            print_out(format!("{line}\n").as_bytes())
+                .map_err(|code| status = code)
                 .is_ok()
         }
         other => {
@@ -381,14 +391,14 @@ fn call(socket: &Path, request: &Request) -> Result<Response, ExitCode> {
 fn unreachable_daemon(e: ClientError) -> ExitCode {
     match e {
         ClientError::Unreachable => eprintln!("cannot contact ipmpd -- is IPMP in use?"),
-        ClientError::Other(e) => eprintln!("ipmpctl: {e:#}"),
+        ClientError::Other(e) => eprintln!("ipmpctl: {}", printable(&format!("{e:#}"))),
     }
     ExitCode::from(EXIT_NO_DAEMON)
 }
 
 fn refused(response: &Response) -> ExitCode {
     match response {
-        Response::Refused(reason) => eprintln!("ipmpctl: {reason}"),
+        Response::Refused(reason) => eprintln!("ipmpctl: {}", printable(reason)),
         other => eprintln!("ipmpctl: unexpected answer from ipmpd: {other:?}"),
     }
     ExitCode::from(EXIT_REFUSED)

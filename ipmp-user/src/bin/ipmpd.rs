@@ -3,7 +3,7 @@ use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
 use clap::{CommandFactory, Parser};
 use ipmp::{
-    config::{Config, DEFAULT_CONFIG_PATH},
+    config::{printable, Config, DEFAULT_CONFIG_PATH},
     daemon::{self, Overrides},
 };
 
@@ -67,15 +67,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if args.check {
-        println!("{}: configuration is valid", args.config.display());
-        return ExitCode::SUCCESS;
-    }
-    let overrides = Overrides {
-        socket: args.socket,
-        pin_dir: args.pin_dir,
-        metrics: args.metrics,
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,6 +77,20 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if args.check {
+        // What the file alone cannot tell: the interfaces it names.
+        if let Err(problems) = runtime.block_on(daemon::check_system(&config)) {
+            eprintln!("{}: {}", args.config.display(), printable(&problems));
+            return ExitCode::from(1);
+        }
+        println!("{}: configuration is valid", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let overrides = Overrides {
+        socket: args.socket,
+        pin_dir: args.pin_dir,
+        metrics: args.metrics,
+    };
     let done = if args.teardown {
         runtime.block_on(daemon::teardown(&config, overrides))
     } else {
@@ -94,7 +99,7 @@ fn main() -> ExitCode {
     match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ipmpd: {e:#}");
+            eprintln!("ipmpd: {}", printable(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }

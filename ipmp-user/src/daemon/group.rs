@@ -123,7 +123,7 @@ pub struct Group {
     /// The group-wide dataplane settings as last written.
     settings: Option<ipmp_common::GroupConfig>,
     /// The dataplane settings that come from the configuration (and the
-    /// probe cookie); `apply` adds the cast member.
+    /// secret probe key); `apply` adds the cast member.
     configured: ipmp_common::GroupConfig,
     /// Policy notices waiting to be logged.
     notices: Vec<Notice>,
@@ -152,14 +152,14 @@ impl Group {
         config: &GroupConfig,
         daemon: &DaemonConfig,
         pin_root: &Path,
-        cookie: u64,
+        probe_key: [u64; 2],
         feeds: Feeds,
     ) -> Result<Group> {
         let name = config.name.clone();
         // Before the group's interface or pins are touched.
         let lock = lock::take_group(&name)?;
         let peer = config.peer_interface();
-        let link = heal::group_interface(nl, config).await?;
+        let (link, created) = heal::group_interface(nl, config).await?;
 
         let pin_dir = pin_root.join(&name);
         let mut dataplane = GroupDataplane::load(&pin_dir)?;
@@ -189,7 +189,7 @@ impl Group {
             peer,
             index: link.index,
             policy: GroupPolicy::new(&config.name, Vec::new(), daemon.failback),
-            probing: Probing::new(config, daemon, cookie, feeds.probes, epoch_ns),
+            probing: Probing::new(config, daemon, probe_key, feeds.probes, epoch_ns),
             replies,
             events: feeds.events,
             dataplane,
@@ -204,7 +204,7 @@ impl Group {
             solicited: HashMap::new(),
             memberships_due: Duration::ZERO,
             settings: None,
-            configured: dataplane_settings(config, cookie),
+            configured: dataplane_settings(config, probe_key),
             notices: Vec::new(),
             carrier: None,
             taken_out_swept: None,
@@ -216,20 +216,34 @@ impl Group {
             _lock: lock,
             interface_lost: false,
         };
-        // Before a new member takes a slot that one of them had.
-        group.remove_unconfigured_members(nl).await?;
-        // Every member is known before any is reported: a first member
-        // found down must not look like the whole group (a false "All IP
-        // interfaces ... unusable").
-        for m in &config.members {
-            group.register_member(m, slots[&m.interface], kept(&m.interface))?;
+        let taken_up: Result<()> = async {
+            // Before a new member takes a slot that one of them had.
+            group.remove_unconfigured_members(nl).await?;
+            // Every member is known before any is reported: a first member
+            // found down must not look like the whole group (a false "All
+            // IP interfaces ... unusable").
+            for m in &config.members {
+                group.register_member(m, slots[&m.interface], kept(&m.interface))?;
+            }
+            for i in 0..group.members.len() {
+                group.take_in_hand(nl, i).await?;
+            }
+            group.probing.warn_untested();
+            group.apply(nl, Instant::now()).await?;
+            group.mirror_routes(nl).await
         }
-        for i in 0..group.members.len() {
-            group.take_in_hand(nl, i).await?;
+        .await;
+        if let Err(e) = taken_up {
+            // A group made by this attempt leaves nothing behind (a reload
+            // that adds it is then undone cleanly); an adopted one keeps
+            // its pinned dataplane forwarding.
+            if created {
+                if let Err(undo) = group.teardown(nl).await {
+                    warn!("Removing the group that failed to start: {undo:#}");
+                }
+            }
+            return Err(e);
         }
-        group.probing.warn_untested();
-        group.apply(nl, Instant::now()).await?;
-        group.mirror_routes(nl).await?;
         Ok(group)
     }
 
@@ -325,7 +339,9 @@ impl Group {
 
     /// Applies a changed configuration of this group as a difference:
     /// members, data addresses, targets, FDT and failback; what did not
-    /// change keeps its slot, flows and probe state.
+    /// change keeps its slot, flows and probe state. Members come and go
+    /// first, and `self.config` follows each step, so that after a failure
+    /// reconfiguring to the previous configuration undoes what was done.
     pub async fn reconfigure(
         &mut self,
         nl: &Netlink,
@@ -343,6 +359,32 @@ impl Group {
             if let Some(j) = self.member_index(&old.interface) {
                 self.remove_member(nl, j).await?;
             }
+        }
+        self.peer_notifications = daemon.peer_notifications;
+        self.probing.configure(new, daemon);
+        self.policy.set_failback(daemon.failback);
+        let added: Vec<MemberConfig> = new
+            .members
+            .iter()
+            .filter(|m| !self.config.members.contains(m))
+            .cloned()
+            .collect();
+        for m in &added {
+            let taken: Vec<u8> = self.members.iter().map(|m| m.slot).collect();
+            let slot = (0..MAX_MEMBERS as u8)
+                .find(|s| !taken.contains(s))
+                .context("no free member slot")?;
+            if let Err(e) = self.add_member(nl, m, slot).await {
+                // Take the half-added member out again: the group stays as
+                // its configuration says.
+                if let Some(j) = self.member_index(&m.interface) {
+                    if let Err(undo) = self.remove_member(nl, j).await {
+                        warn!("Removing {} again: {undo:#}", m.interface);
+                    }
+                }
+                return Err(e.context(format!("adding {} to group {}", m.interface, self.name)));
+            }
+            self.config.members.push(m.clone());
         }
         for addr in self
             .config
@@ -366,7 +408,6 @@ impl Group {
             .iter()
             .map(|a| bound.get(a).copied().flatten())
             .collect();
-        self.peer_notifications = daemon.peer_notifications;
         // A removed address is no longer announced.
         self.notifications
             .retain(|n| new.data_addresses.iter().any(|a| a.addr() == n.address));
@@ -377,22 +418,7 @@ impl Group {
         {
             nl.add_address(self.index, *addr, false).await?;
         }
-        self.configured = dataplane_settings(new, self.configured.cookie);
-        self.probing.configure(new, daemon);
-        self.policy.set_failback(daemon.failback);
-        let added: Vec<MemberConfig> = new
-            .members
-            .iter()
-            .filter(|m| !self.config.members.contains(m))
-            .cloned()
-            .collect();
-        for m in &added {
-            let taken: Vec<u8> = self.members.iter().map(|m| m.slot).collect();
-            let slot = (0..MAX_MEMBERS as u8)
-                .find(|s| !taken.contains(s))
-                .context("no free member slot")?;
-            self.add_member(nl, m, slot).await?;
-        }
+        self.configured = dataplane_settings(new, self.configured.probe_key);
         self.config = new.clone();
         self.apply(nl, Instant::now()).await?;
         self.mirror_routes(nl).await
@@ -1150,8 +1176,8 @@ fn adopt_bindings(
 
 /// The group's dataplane settings from its configuration: the IPv4 data
 /// subnets' broadcast addresses (network order, as many as the dataplane
-/// holds), echo answering, and the probe cookie.
-fn dataplane_settings(config: &GroupConfig, cookie: u64) -> ipmp_common::GroupConfig {
+/// holds), echo answering, and the secret probe key.
+fn dataplane_settings(config: &GroupConfig, probe_key: [u64; 2]) -> ipmp_common::GroupConfig {
     let v4: Vec<ipnet::Ipv4Net> = config
         .data_addresses
         .iter()
@@ -1175,7 +1201,7 @@ fn dataplane_settings(config: &GroupConfig, cookie: u64) -> ipmp_common::GroupCo
         );
     }
     let mut settings = ipmp_common::GroupConfig {
-        cookie,
+        probe_key,
         answer_echo: config.answer_echo.into(),
         ..Default::default()
     };

@@ -1,5 +1,6 @@
 //! ipmpd's event loop: kernel changes, control requests, timers and
 //! signals in; each goes to the group it concerns.
+mod checks;
 mod group;
 mod lock;
 mod probing;
@@ -46,12 +47,16 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
     let pin_dir = overrides
         .pin_dir
         .unwrap_or_else(|| config.daemon.pin_dir.clone());
+    let nl = Netlink::connect()?;
+    // A configuration the system refuses touches nothing, pins included.
+    checks::check_system(&nl, &config)
+        .await
+        .map_err(|problems| anyhow::anyhow!("{}: {problems}", config_path.display()))?;
     let pin_root = dataplane::namespace_pin_dir(&pin_dir)?;
     let _lock = lock::take(&pin_root)?;
     // Subscribe before reading any state so no change falls in between.
     let mut changes = netlink::watch()?;
     let mut alarm = LinkAlarm::open()?;
-    let nl = Netlink::connect()?;
     let configured: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
     teardown::unconfigured_groups(&nl, &pin_root, &configured).await?;
     let listener = control::bind(&socket)?;
@@ -60,9 +65,9 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
         None => None,
     };
 
-    // Chosen anew at every start: replies to a previous ipmpd's probes are
-    // not taken for ours.
-    let cookie: u64 = rand::random();
+    // The secret key of the probe tokens, chosen anew at every start:
+    // replies to a previous ipmpd's probes are not taken for ours.
+    let probe_key: [u64; 2] = rand::random();
     // Probes and events for `ipmpctl stat -p` and `ipmpctl events`.
     let feeds = Feeds {
         probes: broadcast::channel(1024).0,
@@ -70,7 +75,7 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
     };
     let started = Started {
         pin_root: pin_root.clone(),
-        cookie,
+        probe_key,
         feeds: feeds.clone(),
     };
     let mut groups = Vec::new();
@@ -244,7 +249,7 @@ async fn start_waiting(
             g,
             &config.daemon,
             &started.pin_root,
-            started.cookie,
+            started.probe_key,
             feeds,
         )
         .await
@@ -260,17 +265,24 @@ async fn start_waiting(
     (!waiting.is_empty()).then(|| Instant::now() + GROUP_RETRY)
 }
 
+/// Checks `config` against this network namespace as start and reload do
+/// (for `ipmpd --check`): the problems, one a line.
+pub async fn check_system(config: &Config) -> Result<(), String> {
+    let nl = Netlink::connect().map_err(|e| format!("{e:#}"))?;
+    checks::check_system(&nl, config).await
+}
+
 /// What a group needs from the daemon's start, again for groups a reload adds.
 struct Started {
     pin_root: PathBuf,
-    cookie: u64,
+    probe_key: [u64; 2],
     feeds: Feeds,
 }
 
 /// Reads the configuration again; an invalid one is refused with its
-/// problems and changes nothing. A valid one is applied as a difference:
-/// groups that went are torn down, new ones started, the others
-/// reconfigured in place.
+/// problems and changes nothing. A valid one is applied as a difference
+/// (see [`apply_config`]); when applying fails, the previous configuration
+/// is applied back the same way, and the answer says what happened.
 async fn reload(
     path: &Path,
     config: &mut Config,
@@ -287,6 +299,7 @@ async fn reload(
     };
     let new = Config::load(path).map_err(|e| refuse(e.to_string()))?;
     check_member_tables(&new).map_err(|e| refuse(format!("{e:#}")))?;
+    checks::check_system(nl, &new).await.map_err(refuse)?;
     let d = (&config.daemon, &new.daemon);
     for (setting, changed) in [
         ("control_socket", d.0.control_socket != d.1.control_socket),
@@ -298,40 +311,58 @@ async fn reload(
             warn!("{setting} changed: it takes effect when ipmpd restarts");
         }
     }
-    let applied: Result<()> = async {
-        let mut i = 0;
-        while i < groups.len() {
-            match new.groups.iter().find(|g| g.name == groups[i].name()) {
-                Some(g) => {
-                    groups[i].reconfigure(nl, g, &new.daemon).await?;
-                    i += 1;
-                }
-                None => groups.remove(i).teardown(nl).await?,
-            }
-        }
-        let added: Vec<_> = new
-            .groups
-            .iter()
-            .filter(|g| !groups.iter().any(|r| r.name() == g.name))
-            .collect();
-        for g in added {
-            let group = Group::start(
-                nl,
-                g,
-                &new.daemon,
-                &started.pin_root,
-                started.cookie,
-                started.feeds.clone(),
-            )
-            .await?;
-            groups.push(group);
-        }
-        Ok(())
+    if let Err(e) = apply_config(nl, &new, groups, started).await {
+        let failed = format!("applying {} failed: {e:#}", path.display());
+        let outcome = match apply_config(nl, config, groups, started).await {
+            Ok(()) => format!("{failed}; the previous configuration is restored"),
+            Err(e) => format!(
+                "{failed}; restoring the previous configuration failed too: {e:#}; \
+                 ipmpd runs on with what it could apply"
+            ),
+        };
+        error!("Reload: {outcome}");
+        return Err(outcome);
     }
-    .await;
     *config = new;
-    applied.map_err(|e| refuse(format!("{e:#}")))?;
     info!("Reloaded {}", path.display());
+    Ok(())
+}
+
+/// Brings the running groups to `new` as a difference: groups that went
+/// are torn down, new ones started, the others reconfigured in place.
+async fn apply_config(
+    nl: &Netlink,
+    new: &Config,
+    groups: &mut Vec<Group>,
+    started: &Started,
+) -> Result<()> {
+    let mut i = 0;
+    while i < groups.len() {
+        match new.groups.iter().find(|g| g.name == groups[i].name()) {
+            Some(g) => {
+                groups[i].reconfigure(nl, g, &new.daemon).await?;
+                i += 1;
+            }
+            None => groups.remove(i).teardown(nl).await?,
+        }
+    }
+    let added: Vec<_> = new
+        .groups
+        .iter()
+        .filter(|g| !groups.iter().any(|r| r.name() == g.name))
+        .collect();
+    for g in added {
+        let group = Group::start(
+            nl,
+            g,
+            &new.daemon,
+            &started.pin_root,
+            started.probe_key,
+            started.feeds.clone(),
+        )
+        .await?;
+        groups.push(group);
+    }
     Ok(())
 }
 

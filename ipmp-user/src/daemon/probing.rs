@@ -36,7 +36,7 @@ struct ProbeMember {
 pub struct Probing {
     prober: GroupProber,
     members: Vec<ProbeMember>,
-    cookie: u64,
+    probe_key: [u64; 2],
     /// This host's addresses: a discovery reply from one is no target.
     own: Vec<IpAddr>,
     /// The group has an IPv6 target: members probe over IPv6 too.
@@ -60,7 +60,7 @@ impl Probing {
     pub fn new(
         config: &GroupConfig,
         daemon: &DaemonConfig,
-        cookie: u64,
+        probe_key: [u64; 2],
         records: broadcast::Sender<ProbeRecord>,
         epoch_ns: u64,
     ) -> Probing {
@@ -72,7 +72,7 @@ impl Probing {
         let mut probing = Probing {
             prober,
             members: Vec::new(),
-            cookie,
+            probe_key,
             own: Vec::new(),
             v6: false,
             rtt_seen: HashMap::new(),
@@ -233,11 +233,11 @@ impl Probing {
             let Some(i) = self.members.iter().position(|m| m.name == p.member) else {
                 continue;
             };
-            let (scope, cookie) = (self.members[i].ifindex.unwrap_or(0), self.cookie);
+            let (scope, key) = (self.members[i].ifindex.unwrap_or(0), self.probe_key);
             let Some(socket) = self.socket(i, p.family) else {
                 continue;
             };
-            match socket.send(p.target, scope, p.seq, p.kind.code(), cookie) {
+            match socket.send(p.target, scope, p.seq, p.kind.code(), &key) {
                 Ok(()) => {
                     debug!(
                         "probe {} {:?} seq {} {:?} to {} at {now:?}",

@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use ipmp_common::ProbePayload;
+use ipmp_common::{probe_token, ProbePayload};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 const ICMP_ECHO_REQUEST: u8 = 8;
@@ -77,11 +77,12 @@ impl ProbeSocket {
         scope: u32,
         seq: u16,
         kind: u32,
-        cookie: u64,
+        key: &[u64; 2],
     ) -> io::Result<()> {
+        let sent_ns = monotonic_ns();
         let payload = ProbePayload {
-            sent_ns: monotonic_ns(),
-            cookie,
+            sent_ns,
+            token: probe_token(key, self.identifier, seq, kind, sent_ns),
             kind,
             _pad: 0,
         };
@@ -94,7 +95,7 @@ impl ProbeSocket {
         packet[4..6].copy_from_slice(&self.identifier.to_be_bytes());
         packet[6..8].copy_from_slice(&seq.to_be_bytes());
         packet[8..16].copy_from_slice(&payload.sent_ns.to_ne_bytes());
-        packet[16..24].copy_from_slice(&payload.cookie.to_ne_bytes());
+        packet[16..24].copy_from_slice(&payload.token.to_ne_bytes());
         packet[24..28].copy_from_slice(&payload.kind.to_ne_bytes());
         // The kernel computes ICMPv6 checksums on raw sockets, not ICMP ones.
         if !self.v6 {
@@ -154,7 +155,7 @@ fn set_raw_option<T>(
 }
 
 /// The Internet checksum (RFC 1071).
-pub(crate) fn checksum(data: &[u8]) -> u16 {
+pub fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = data
         .chunks(2)
         .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))

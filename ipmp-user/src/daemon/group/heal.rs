@@ -14,17 +14,19 @@ use crate::{
 };
 
 /// The group interface of `config`, created (a veth pair) when missing,
-/// up and carrying the data addresses.
-pub(super) async fn group_interface(nl: &Netlink, config: &GroupConfig) -> Result<Link> {
+/// up and carrying the data addresses; and whether it was created here.
+pub(super) async fn group_interface(nl: &Netlink, config: &GroupConfig) -> Result<(Link, bool)> {
     let (name, peer) = (&config.name, config.peer_interface());
-    let link = match nl.link(name).await? {
-        Some(link) => link,
+    let (link, created) = match nl.link(name).await? {
+        Some(link) => (link, false),
         None => {
             nl.create_veth(name, &peer).await?;
             info!("Created group interface {name} (veth, peer {peer})");
-            nl.link(name)
+            let link = nl
+                .link(name)
                 .await?
-                .context("group interface vanished after creation")?
+                .context("group interface vanished after creation")?;
+            (link, true)
         }
     };
     sysctl::quiet_peer(&peer)?;
@@ -32,7 +34,7 @@ pub(super) async fn group_interface(nl: &Netlink, config: &GroupConfig) -> Resul
     for addr in &config.data_addresses {
         nl.add_address(link.index, *addr, false).await?;
     }
-    Ok(link)
+    Ok((link, created))
 }
 
 /// Whether interface `name` still exists as `index`.
@@ -53,7 +55,7 @@ impl Group {
             );
         }
         self.interface_lost = true;
-        let link = group_interface(nl, &self.config).await?;
+        let (link, _) = group_interface(nl, &self.config).await?;
         self.index = link.index;
         self.dataplane.reattach_egress(&self.name)?;
         nl.restore_routes(&self.routes, self.index).await;
