@@ -53,6 +53,10 @@ pub struct GroupDataplane {
     /// [`Self::restore_pins`] pins it again.
     maps: Vec<(String, MapData)>,
     links: HashMap<PathBuf, FdLink>,
+    /// The flow table copy the dataplane reads, once known: only this
+    /// ipmpd writes it (the pin folder's lock), so a failover spends no
+    /// syscall asking.
+    active_copy: std::cell::Cell<Option<u32>>,
 }
 
 impl GroupDataplane {
@@ -93,6 +97,7 @@ impl GroupDataplane {
             pin_dir: pin_dir.to_owned(),
             maps,
             links: HashMap::new(),
+            active_copy: std::cell::Cell::new(None),
         })
     }
 
@@ -231,8 +236,13 @@ impl GroupDataplane {
     }
 
     fn active_copy(&self) -> Result<u32> {
+        if let Some(copy) = self.active_copy.get() {
+            return Ok(copy);
+        }
         let index: Array<&MapData, u32> = map(&self.ebpf, MAP_ACTIVE_TABLE)?;
-        Ok(index.get(&0, 0)? & 1)
+        let copy = index.get(&0, 0)? & 1;
+        self.active_copy.set(Some(copy));
+        Ok(copy)
     }
 
     /// Writes `table` into the copy the dataplane is not reading, then flips
@@ -243,6 +253,7 @@ impl GroupDataplane {
         tables.set(spare, table, 0)?;
         let mut index: Array<&mut MapData, u32> = map_mut(&mut self.ebpf, MAP_ACTIVE_TABLE)?;
         index.set(0, spare, 0)?;
+        self.active_copy.set(Some(spare));
         Ok(())
     }
 
