@@ -23,8 +23,14 @@ pub struct KernelLayout {
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 impl KernelLayout {
+    /// The running kernel's layout, read once per process.
     pub fn of_running_kernel() -> Result<KernelLayout> {
-        Self::from_file(Path::new(VMLINUX_BTF))
+        static LAYOUT: std::sync::OnceLock<KernelLayout> = std::sync::OnceLock::new();
+        if let Some(layout) = LAYOUT.get() {
+            return Ok(*layout);
+        }
+        let layout = Self::from_file(Path::new(VMLINUX_BTF))?;
+        Ok(*LAYOUT.get_or_init(|| layout))
     }
 
     pub fn from_file(path: &Path) -> Result<KernelLayout> {
@@ -38,7 +44,11 @@ impl KernelLayout {
     }
 
     pub fn from_btf(data: &[u8]) -> Result<KernelLayout> {
-        let btf = Btf::parse(data)?;
+        let btf = Btf::parse(
+            data,
+            &["net_device", "xdp_buff", "xdp_rxq_info"],
+            &["__LINK_STATE_START", "__LINK_STATE_NOCARRIER"],
+        )?;
         Ok(KernelLayout {
             net_device_state: btf.member_offset("net_device", "state")?,
             net_device_ifindex: btf.member_offset("net_device", "ifindex")?,
@@ -54,15 +64,17 @@ const BTF_MAGIC: u16 = 0xeb9f;
 const KIND_STRUCT: u32 = 4;
 const KIND_ENUM: u32 = 6;
 
-/// The structs' members (name to bit offset) and enumerators of a BTF blob:
-/// just enough of the format to find a field.
+/// The members (name to bit offset) of some structs and some enumerators
+/// of a BTF blob: just enough of the format to find a field. Only what is
+/// asked for is kept (the kernel's BTF describes tens of thousands of
+/// types).
 struct Btf {
     structs: HashMap<String, HashMap<String, u32>>,
     enumerators: HashMap<String, u32>,
 }
 
 impl Btf {
-    fn parse(data: &[u8]) -> Result<Btf> {
+    fn parse(data: &[u8], structs: &[&str], enumerators: &[&str]) -> Result<Btf> {
         let u32_at = |at: usize| -> Result<u32> {
             let bytes = data
                 .get(at..at + 4)
@@ -97,7 +109,10 @@ impl Btf {
             );
             at += 12;
             match kind {
-                KIND_STRUCT => {
+                KIND_STRUCT
+                    if structs.contains(&name(name_off).as_str())
+                        && !btf.structs.contains_key(&name(name_off)) =>
+                {
                     let mut members = HashMap::new();
                     for i in 0..vlen {
                         let m = at + i * 12;
@@ -105,12 +120,15 @@ impl Btf {
                         let bits = if kind_flag { offset & 0xff_ffff } else { offset };
                         members.insert(name(u32_at(m)?), bits);
                     }
-                    btf.structs.entry(name(name_off)).or_insert(members);
+                    btf.structs.insert(name(name_off), members);
                 }
                 KIND_ENUM => {
                     for i in 0..vlen {
                         let e = at + i * 8;
-                        btf.enumerators.insert(name(u32_at(e)?), u32_at(e + 4)?);
+                        let enumerator = name(u32_at(e)?);
+                        if enumerators.contains(&enumerator.as_str()) {
+                            btf.enumerators.insert(enumerator, u32_at(e + 4)?);
+                        }
                     }
                 }
                 _ => {}
@@ -195,9 +213,13 @@ mod tests {
         blob
     }
 
+    fn parse(blob: &[u8]) -> Result<Btf> {
+        Btf::parse(blob, &["s", "t"], &["X", "Y"])
+    }
+
     #[test]
     fn finds_members_and_enumerators() {
-        let btf = Btf::parse(&sample()).unwrap();
+        let btf = parse(&sample()).unwrap();
         assert_eq!(btf.member_offset("s", "a").unwrap(), 0);
         assert_eq!(btf.member_offset("s", "b").unwrap(), 8);
         assert_eq!(btf.member_offset("t", "a").unwrap(), 2);
@@ -206,18 +228,26 @@ mod tests {
 
     #[test]
     fn a_missing_field_is_named() {
-        let btf = Btf::parse(&sample()).unwrap();
+        let btf = parse(&sample()).unwrap();
         let e = btf.member_offset("s", "c").unwrap_err().to_string();
         assert!(e.contains("struct s") && e.contains("field c"), "{e}");
         assert!(btf.enum_value("Z").is_err());
     }
 
     #[test]
+    fn only_what_is_asked_for_is_kept() {
+        let btf = Btf::parse(&sample(), &["t"], &["Y"]).unwrap();
+        assert!(btf.member_offset("s", "a").is_err());
+        assert!(btf.member_offset("t", "a").is_ok());
+        assert!(btf.enum_value("X").is_err());
+    }
+
+    #[test]
     fn garbage_is_refused() {
-        assert!(Btf::parse(b"not btf at all, not at all").is_err());
+        assert!(parse(b"not btf at all, not at all").is_err());
         let mut cut = sample();
         cut.truncate(30);
-        assert!(Btf::parse(&cut).is_err());
+        assert!(parse(&cut).is_err());
     }
 
     #[test]
