@@ -40,10 +40,24 @@ pub enum Attached {
     New,
 }
 
+/// Every slot number, for the loader to point a member's program at.
+static MEMBER_SLOTS: [u32; MAX_MEMBERS as usize] = {
+    let mut slots = [0; MAX_MEMBERS as usize];
+    let mut i = 0;
+    while i < slots.len() {
+        slots[i] = i as u32;
+        i += 1;
+    }
+    slots
+};
+
 /// One group's programs and maps, pinned under `pin_dir`.
 pub struct GroupDataplane {
     /// The egress program, and the group's maps.
     ebpf: Ebpf,
+    /// Loads the members' program instances with the group's pins and the
+    /// kernel's layout.
+    loader: EbpfLoader<'static>,
     /// Each member's own XDP program instance (its slot is a load-time
     /// constant); the maps are the group's, shared through the pins.
     members: HashMap<String, Ebpf>,
@@ -66,14 +80,19 @@ impl GroupDataplane {
         fs::create_dir_all(pin_dir)
             .with_context(|| format!("cannot create pin directory {}", pin_dir.display()))?;
         let layout = KernelLayout::of_running_kernel()?;
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
+            // The programs have no CO-RE relocations: aya need not keep
+            // (nor, for every member, parse again) the kernel's BTF.
+            .btf(None)
             .default_map_pin_directory(pin_dir)
             .override_global(GLOBAL_NET_DEVICE_STATE, &layout.net_device_state, true)
             .override_global(GLOBAL_NET_DEVICE_IFINDEX, &layout.net_device_ifindex, true)
             .override_global(GLOBAL_XDP_BUFF_RXQ, &layout.xdp_buff_rxq, true)
             .override_global(GLOBAL_XDP_RXQ_INFO_DEV, &layout.xdp_rxq_info_dev, true)
             .override_global(GLOBAL_LINK_STATE_START, &layout.link_state_start, true)
-            .override_global(GLOBAL_LINK_STATE_NOCARRIER, &layout.link_state_nocarrier, true)
+            .override_global(GLOBAL_LINK_STATE_NOCARRIER, &layout.link_state_nocarrier, true);
+        let mut ebpf = loader
             .load(PROGRAMS)
             .context("loading the ipmp eBPF programs")?;
         let egress: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
@@ -93,6 +112,7 @@ impl GroupDataplane {
         }
         Ok(GroupDataplane {
             ebpf,
+            loader,
             members: HashMap::new(),
             pin_dir: pin_dir.to_owned(),
             maps,
@@ -140,9 +160,12 @@ impl GroupDataplane {
 
     /// Loads (and verifies) `member`'s own XDP program for `slot`.
     pub fn load_member(&mut self, member: &str, slot: u8) -> Result<&mut Xdp> {
-        let mut instance = EbpfLoader::new()
-            .default_map_pin_directory(&self.pin_dir)
-            .override_global(GLOBAL_MEMBER_SLOT, &(slot as u32), true)
+        let slot_value = MEMBER_SLOTS
+            .get(usize::from(slot))
+            .ok_or_else(|| anyhow!("member slot {slot} out of range"))?;
+        let mut instance = self
+            .loader
+            .override_global(GLOBAL_MEMBER_SLOT, slot_value, true)
             .load(PROGRAMS)
             .context("loading the ipmp eBPF programs")?;
         let xdp: &mut Xdp = program(&mut instance, PROG_MEMBER_XDP)?;

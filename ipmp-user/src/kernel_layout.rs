@@ -24,13 +24,13 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 impl KernelLayout {
     /// The running kernel's layout, read once per process.
-    pub fn of_running_kernel() -> Result<KernelLayout> {
+    pub fn of_running_kernel() -> Result<&'static KernelLayout> {
         static LAYOUT: std::sync::OnceLock<KernelLayout> = std::sync::OnceLock::new();
         if let Some(layout) = LAYOUT.get() {
-            return Ok(*layout);
+            return Ok(layout);
         }
         let layout = Self::from_file(Path::new(VMLINUX_BTF))?;
-        Ok(*LAYOUT.get_or_init(|| layout))
+        Ok(LAYOUT.get_or_init(|| layout))
     }
 
     pub fn from_file(path: &Path) -> Result<KernelLayout> {

@@ -188,6 +188,31 @@ impl Netlink {
         }
     }
 
+    /// Whether interface `name` still runs an XDP program (false when it
+    /// does not exist).
+    pub async fn has_xdp(&self, name: &str) -> Result<bool> {
+        use rtnetlink::packet_route::link::{LinkXdp, XdpAttached};
+        let mut found = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        let msg = match found.try_next().await {
+            Ok(msg) => msg,
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => None,
+            Err(e) => return Err(e).with_context(|| format!("looking up interface {name}")),
+        };
+        Ok(msg.is_some_and(|m| {
+            m.attributes.iter().any(|a| match a {
+                LinkAttribute::Xdp(xdp) => xdp
+                    .iter()
+                    .any(|x| matches!(x, LinkXdp::Attached(kind) if *kind != XdpAttached::None)),
+                _ => false,
+            })
+        }))
+    }
+
     /// Creates a veth pair `name` / `peer`, both NOARP.
     pub async fn create_veth(&self, name: &str, peer: &str) -> Result<()> {
         let msg = LinkVeth::new(name, peer).arp(false).build();

@@ -825,6 +825,7 @@ impl Group {
                 );
                 self.dataplane.detach_member(&name)?;
                 teardown::member(nl, &m).await?;
+                teardown::detached(nl, &name).await?;
                 self.dataplane.set_member(slot, &Member::default())?;
             }
         }

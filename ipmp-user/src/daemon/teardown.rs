@@ -7,6 +7,7 @@ use std::{
     fs,
     net::Ipv4Addr,
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
@@ -63,11 +64,33 @@ pub async fn group(nl: &Netlink, dir: &Path) -> Result<Vec<[u8; SAVED_SYSCTLS]>>
         nl.delete_link(link.index).await?;
     }
     fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    // The kernel lets a link go (detaching its program) in deferred work
+    // once its last pin is removed: a teardown is done when it has.
+    for (_, m) in &members {
+        detached(nl, &record::name(m)).await?;
+    }
     info!("Group {name} removed");
     Ok(members
         .iter()
         .filter_map(|(_, m)| record::saved_sysctls(m))
         .collect())
+}
+
+/// How long a teardown waits for the kernel to detach a member's program.
+const DETACH_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits until `member` runs no XDP program; warns after [`DETACH_WAIT`]
+/// (an ipmpd still running holds the program, for one).
+pub async fn detached(nl: &Netlink, member: &str) -> Result<()> {
+    let until = Instant::now() + DETACH_WAIT;
+    while nl.has_xdp(member).await? {
+        if Instant::now() >= until {
+            warn!("{member} still runs an XDP program after {DETACH_WAIT:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 /// The group folders under this namespace's pin folder.
