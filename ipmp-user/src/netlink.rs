@@ -174,6 +174,14 @@ impl Netlink {
     }
 
     pub async fn link(&self, name: &str) -> Result<Option<Link>> {
+        Ok(self
+            .link_message(name)
+            .await?
+            .as_ref()
+            .and_then(Link::from_message))
+    }
+
+    async fn link_message(&self, name: &str) -> Result<Option<LinkMessage>> {
         let mut found = self
             .handle
             .link()
@@ -181,7 +189,7 @@ impl Netlink {
             .match_name(name.to_string())
             .execute();
         match found.try_next().await {
-            Ok(msg) => Ok(msg.as_ref().and_then(Link::from_message)),
+            Ok(msg) => Ok(msg),
             // ENODEV: no such interface.
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
             Err(e) => Err(e).with_context(|| format!("looking up interface {name}")),
@@ -192,17 +200,7 @@ impl Netlink {
     /// does not exist).
     pub async fn has_xdp(&self, name: &str) -> Result<bool> {
         use rtnetlink::packet_route::link::{LinkXdp, XdpAttached};
-        let mut found = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        let msg = match found.try_next().await {
-            Ok(msg) => msg,
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => None,
-            Err(e) => return Err(e).with_context(|| format!("looking up interface {name}")),
-        };
+        let msg = self.link_message(name).await?;
         Ok(msg.is_some_and(|m| {
             m.attributes.iter().any(|a| match a {
                 LinkAttribute::Xdp(xdp) => xdp

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::{
     netns::Netns,
-    traffic::{flows_by_mac, mac_string, FlowMacs},
+    traffic::{flows_by_mac, mac_string, port_through, FlowMacs, Stream},
 };
 
 pub const DATA_V4: &str = "192.0.2.200";
@@ -170,6 +170,37 @@ impl Topology {
                 Ok((*port, member.to_string()))
             })
             .collect()
+    }
+
+    /// Starts `count` datagrams, one every `interval` (from SCHED_FIFO
+    /// threads when `realtime`), from the data address to the peer's port
+    /// 9000, on a flow (source port among `ports`) that leaves through
+    /// `member`.
+    pub fn stream_through(
+        &self,
+        member: &str,
+        ports: std::ops::Range<u16>,
+        interval: std::time::Duration,
+        count: u32,
+        realtime: bool,
+    ) -> Result<Stream> {
+        let sport = port_through(
+            &self.host,
+            DATA_V4,
+            ports,
+            &self.peer,
+            (PEER_V4, 9000),
+            &self.mac(member)?,
+        )?;
+        Stream::spawn(
+            &self.host,
+            (DATA_V4, sport),
+            &self.peer,
+            (PEER_V4, 9000),
+            interval,
+            count,
+            realtime,
+        )
     }
 
     pub fn mac(&self, member: &str) -> Result<String> {

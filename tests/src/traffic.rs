@@ -314,21 +314,10 @@ impl Stream {
         Self::spawn(from, (src, sport), to, (dst, dport), interval, count, false)
     }
 
-    /// Like [`Self::start`], with the sender and receiver on SCHED_FIFO,
-    /// so the stream keeps its rate while other processes (ipmpd, load)
-    /// compete for the CPUs.
-    pub fn start_realtime(
-        from: &Netns,
-        (src, sport): (&str, u16),
-        to: &Netns,
-        (dst, dport): (&str, u16),
-        interval: Duration,
-        count: u32,
-    ) -> Result<Stream> {
-        Self::spawn(from, (src, sport), to, (dst, dport), interval, count, true)
-    }
-
-    fn spawn(
+    /// Like [`Self::start`]; with `realtime` the sender and receiver run
+    /// on SCHED_FIFO, so the stream keeps its rate while other processes
+    /// (ipmpd, load) compete for the CPUs.
+    pub fn spawn(
         from: &Netns,
         (src, sport): (&str, u16),
         to: &Netns,

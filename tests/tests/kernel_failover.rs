@@ -8,7 +8,6 @@ use ipmp_tests::{
     daemon::Daemon,
     netns::unique,
     topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
-    traffic::{port_through, Stream},
 };
 use nix::sys::signal::Signal;
 
@@ -38,22 +37,7 @@ fn stream_across(
     ports: std::ops::Range<u16>,
     cut: impl FnOnce() -> Result<()>,
 ) -> Result<u32> {
-    let sport = port_through(
-        &t.host,
-        DATA_V4,
-        ports,
-        &t.peer,
-        (PEER_V4, 9000),
-        &t.mac(member)?,
-    )?;
-    let stream = Stream::start(
-        &t.host,
-        (DATA_V4, sport),
-        &t.peer,
-        (PEER_V4, 9000),
-        Duration::from_micros(200),
-        5000,
-    )?;
+    let stream = t.stream_through(member, ports, Duration::from_micros(200), 5000, false)?;
     std::thread::sleep(Duration::from_millis(300));
     cut()?;
     stream.lost()

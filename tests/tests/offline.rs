@@ -6,8 +6,8 @@ use anyhow::{ensure, Result};
 use ipmp_tests::{
     daemon::{bin, Daemon},
     netns::unique,
-    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
-    traffic::{port_through, Stream},
+    topology::{Topology, MEMBERS},
+    traffic::Stream,
 };
 
 fn setup() -> Result<(Topology, Daemon)> {
@@ -17,22 +17,7 @@ fn setup() -> Result<(Topology, Daemon)> {
 /// Starts 2 s of a 5 kpps stream from the data address to the peer, on a
 /// flow (source port among `ports`) that `member` carries.
 fn stream_through(t: &Topology, member: &str, ports: std::ops::Range<u16>) -> Result<Stream> {
-    let sport = port_through(
-        &t.host,
-        DATA_V4,
-        ports,
-        &t.peer,
-        (PEER_V4, 9000),
-        &t.mac(member)?,
-    )?;
-    Stream::start(
-        &t.host,
-        (DATA_V4, sport),
-        &t.peer,
-        (PEER_V4, 9000),
-        Duration::from_micros(200),
-        10_000,
-    )
+    t.stream_through(member, ports, Duration::from_micros(200), 10_000, false)
 }
 
 #[test]

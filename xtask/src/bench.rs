@@ -278,13 +278,7 @@ const METRICS: &str = "127.0.0.1:9477";
 /// Time from cutting cable 4 to ipmpd's "IP interface failure detected on
 /// e1000g0" (its log's timestamp), at a given FDT.
 fn detection_time(fdt_ms: u64) -> Result<Value> {
-    let t = Topology::build(&unique("detect"))?;
-    let d = Daemon::start(
-        &t.host,
-        &probe_config(fdt_ms, &format!("metrics_listen = \"{METRICS}\"\n")),
-    )?;
-    t.host
-        .ip("route add default via 192.0.2.1 dev production0")?;
+    let (t, d) = probing_group(fdt_ms, &format!("metrics_listen = \"{METRICS}\"\n"))?;
     let mut times = Vec::new();
     for _ in 0..DETECTION_TRIALS {
         for m in MEMBERS {
@@ -339,15 +333,7 @@ fn false_failures(fdt_ms: u64) -> Result<Value> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let t = Topology::build(&unique("soak"))?;
-    let d = Daemon::start(&t.host, &probe_config(fdt_ms, ""))?;
-    t.host
-        .ip("route add default via 192.0.2.1 dev production0")?;
-    for m in MEMBERS {
-        d.wait_for(&format!("{m} probing ok"), Duration::from_secs(60), |d| {
-            Ok(d.member(m)?["probe"] == "ok")
-        })?;
-    }
+    let (t, d) = probing_group(fdt_ms, "")?;
     let mut server = t
         .peer
         .command("iperf3")
@@ -415,18 +401,7 @@ const SCRAPES: usize = 50;
 /// Time of `GET /metrics` against a group of `members` veth members (both
 /// ends of each pair in one namespace), from inside that namespace.
 fn scrape_time(members: usize) -> Result<Value> {
-    let ns = Netns::create(&unique("scrape"))?;
-    let mut config = String::from(
-        "[daemon]\nmetrics_listen = \"127.0.0.1:9477\"\n\n[[group]]\nname = \"bench0\"\ndata_addresses = [\"192.0.2.200/24\"]\n",
-    );
-    for i in 0..members {
-        ns.ip(&format!("link add m{i} type veth peer name p{i}"))?;
-        ns.ip(&format!("link set p{i} up"))?;
-        ns.ip(&format!("link set m{i} up"))?;
-        config.push_str(&format!("[[group.member]]\ninterface = \"m{i}\"\n"));
-    }
-    let d = Daemon::start(&ns, &config)?;
-    d.wait_group("ok")?;
+    let (ns, _d) = veth_group(members, "metrics_listen = \"127.0.0.1:9477\"\n")?;
     let times = ns.enter(|| {
         let mut times = Vec::with_capacity(SCRAPES);
         for _ in 0..SCRAPES {
@@ -439,6 +414,39 @@ fn scrape_time(members: usize) -> Result<Value> {
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let max = times.iter().copied().fold(0.0, f64::max);
     Ok(json!({ "members": members, "scrapes": SCRAPES, "mean_ms": mean, "max_ms": max }))
+}
+
+/// A namespace with `members` veth pairs, and ipmpd (with `daemon` lines
+/// in its `[daemon]` table) running group bench0 over them, its state ok.
+pub(crate) fn veth_group(members: usize, daemon: &str) -> Result<(Netns, Daemon)> {
+    let ns = Netns::create(&unique("veths"))?;
+    let mut config = format!(
+        "[daemon]\n{daemon}\n[[group]]\nname = \"bench0\"\ndata_addresses = [\"192.0.2.200/24\"]\n"
+    );
+    for i in 0..members {
+        ns.ip(&format!("link add m{i} type veth peer name p{i}"))?;
+        ns.ip(&format!("link set p{i} up"))?;
+        ns.ip(&format!("link set m{i} up"))?;
+        config.push_str(&format!("[[group.member]]\ninterface = \"m{i}\"\n"));
+    }
+    let d = Daemon::start(&ns, &config)?;
+    d.wait_group("ok")?;
+    Ok((ns, d))
+}
+
+/// The tutorial's network with every member probing at `fdt_ms` (and
+/// `daemon` lines in ipmpd's `[daemon]` table), the router the target.
+pub(crate) fn probing_group(fdt_ms: u64, daemon: &str) -> Result<(Topology, Daemon)> {
+    let t = Topology::build(&unique("probing"))?;
+    let d = Daemon::start(&t.host, &probe_config(fdt_ms, daemon))?;
+    t.host
+        .ip("route add default via 192.0.2.1 dev production0")?;
+    for m in MEMBERS {
+        d.wait_for(&format!("{m} probing ok"), Duration::from_secs(60), |d| {
+            Ok(d.member(m)?["probe"] == "ok")
+        })?;
+    }
+    Ok((t, d))
 }
 
 /// ipmpd's own time from reading a member's link-down message to the

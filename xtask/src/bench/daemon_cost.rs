@@ -4,14 +4,8 @@
 use std::{thread, time::Duration};
 
 use anyhow::{Context, Result};
-use ipmp_tests::{
-    daemon::Daemon,
-    netns::{unique, Netns},
-    topology::{Topology, MEMBERS},
-};
+use ipmp_tests::daemon::Daemon;
 use serde_json::{json, Value};
-
-use crate::testbed::probe_config;
 
 /// How long ipmpd is watched while idle.
 const QUIET: Duration = Duration::from_secs(30);
@@ -28,30 +22,12 @@ pub fn run() -> Result<Value> {
 }
 
 fn probing_group() -> Result<Value> {
-    let t = Topology::build(&unique("idle"))?;
-    let d = Daemon::start(&t.host, &probe_config(DEFAULT_FDT_MS, ""))?;
-    t.host
-        .ip("route add default via 192.0.2.1 dev production0")?;
-    for m in MEMBERS {
-        d.wait_for(&format!("{m} probing ok"), Duration::from_secs(60), |d| {
-            Ok(d.member(m)?["probe"] == "ok")
-        })?;
-    }
+    let (_t, d) = super::probing_group(DEFAULT_FDT_MS, "")?;
     measure(&d)
 }
 
 fn large_group(members: usize) -> Result<Value> {
-    let ns = Netns::create(&unique("idle"))?;
-    let mut config =
-        String::from("[[group]]\nname = \"bench0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
-    for i in 0..members {
-        ns.ip(&format!("link add m{i} type veth peer name p{i}"))?;
-        ns.ip(&format!("link set p{i} up"))?;
-        ns.ip(&format!("link set m{i} up"))?;
-        config.push_str(&format!("[[group.member]]\ninterface = \"m{i}\"\n"));
-    }
-    let d = Daemon::start(&ns, &config)?;
-    d.wait_group("ok")?;
+    let (_ns, d) = super::veth_group(members, "")?;
     measure(&d)
 }
 

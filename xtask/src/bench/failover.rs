@@ -19,8 +19,7 @@ use anyhow::{bail, Result};
 use ipmp_tests::{
     daemon::Daemon,
     netns::unique,
-    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
-    traffic::{port_through, Stream},
+    topology::{Topology, DATA_V4, MEMBERS},
 };
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
@@ -138,19 +137,11 @@ impl Contender {
     /// then everything put back as it was.
     fn cut(&mut self, member: &str, ports: std::ops::Range<u16>) -> Result<()> {
         let t = &self.topology;
-        let sport = port_through(&t.host, DATA_V4, ports, &t.peer, (PEER_V4, 9000), &t.mac(member)?)?;
         let load = self.busy.then(BusyCpus::start);
         if let Mechanism::Ipmp { daemon, stop_ipmpd: true } = &self.mechanism {
             daemon.signal(Signal::SIGSTOP)?;
         }
-        let stream = Stream::start_realtime(
-            &t.host,
-            (DATA_V4, sport),
-            &t.peer,
-            (PEER_V4, 9000),
-            INTERVAL,
-            PACKETS,
-        )?;
+        let stream = t.stream_through(member, ports, INTERVAL, PACKETS, true)?;
         thread::sleep(CUT_AFTER);
         let progress = stream.progress();
         let mark = t.pull_cable_then(member, move || progress.now())?;

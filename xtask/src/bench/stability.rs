@@ -7,7 +7,6 @@ use ipmp_tests::{
     daemon::Daemon,
     netns::unique,
     topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
-    traffic::{port_through, Stream},
 };
 use serde_json::{json, Value};
 
@@ -82,14 +81,12 @@ pub fn restart_loss() -> Result<Value> {
     for round in 0..RESTARTS {
         let ports = 43_000 + 100 * round as u16;
         let member = MEMBERS[round % MEMBERS.len()];
-        let sport = port_through(&t.host, DATA_V4, ports..ports + 64, &t.peer, (PEER_V4, 9000), &t.mac(member)?)?;
-        let stream = Stream::start_realtime(
-            &t.host,
-            (DATA_V4, sport),
-            &t.peer,
-            (PEER_V4, 9000),
+        let stream = t.stream_through(
+            member,
+            ports..ports + 64,
             Duration::from_micros(50),
             40_000,
+            true,
         )?;
         thread::sleep(Duration::from_millis(300));
         d.kill()?;
