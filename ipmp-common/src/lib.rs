@@ -146,7 +146,7 @@ pub struct Member {
     /// The IPv4 test address's prefix length (with `test_v4`), so that the
     /// address can be removed from the pins alone.
     pub test_v4_prefix: u8,
-    pub _pad2: [u8; 7],
+    pub _pad2: [u8; 5],
 }
 
 /// `Member::record`: taken offline by the operator (if_mpadm -d).
@@ -171,12 +171,14 @@ pub const RECORD_GROUP_FAILURE_ANNOUNCED: u32 = 1 << 8;
 
 /// Indices into `Member::saved_sysctls`: net.ipv4.conf.all.rp_filter (as
 /// it was when this member was prepared), then the member's own rp_filter,
-/// arp_ignore and arp_announce.
+/// arp_ignore, arp_announce, and IPv6 autoconf and accept_ra_defrtr.
 pub const SAVED_ALL_RP_FILTER: usize = 0;
 pub const SAVED_RP_FILTER: usize = 1;
 pub const SAVED_ARP_IGNORE: usize = 2;
 pub const SAVED_ARP_ANNOUNCE: usize = 3;
-pub const SAVED_SYSCTLS: usize = 4;
+pub const SAVED_AUTOCONF: usize = 4;
+pub const SAVED_ACCEPT_RA_DEFRTR: usize = 5;
+pub const SAVED_SYSCTLS: usize = 6;
 
 /// A member's failure-detection probes as ipmpd counts them: sent, and of
 /// those acknowledged (by the prober's rules) or lost.

@@ -11,7 +11,7 @@ use anyhow::{bail, ensure, Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
     http::member_sum,
-    netns::{join, unique, Netns},
+    netns::{ifindex, join, unique, Netns},
     topology::{Topology, DATA_V4, DATA_V6, MEMBERS, PEER_V4, PEER_V6},
     traffic::{Sniffer, Stream},
 };
@@ -335,15 +335,6 @@ fn report_for(frame: &[u8], group: IpAddr) -> bool {
                 && matches!(frame[62], 131 | 143)
                 && frame[62..].windows(16).any(|w| w == g.octets())
         }
-    }
-}
-
-fn ifindex(name: &str) -> Result<u32> {
-    let name = std::ffi::CString::new(name)?;
-    // SAFETY: a valid NUL-terminated name.
-    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
-        0 => bail!("no interface {name:?}"),
-        index => Ok(index),
     }
 }
 

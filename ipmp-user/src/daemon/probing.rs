@@ -39,7 +39,8 @@ pub struct Probing {
     cookie: u64,
     /// This host's addresses: a discovery reply from one is no target.
     own: Vec<IpAddr>,
-    /// The group has an IPv6 target: members probe over IPv6 too.
+    /// The group has an IPv6 data address or target: members probe over
+    /// IPv6 too.
     v6: bool,
     /// ipmpd's own RTT of acknowledged probes, until they are reported.
     rtt_seen: HashMap<(usize, u16), u64>,
@@ -90,9 +91,12 @@ impl Probing {
         self.prober.set_explicit_targets(config.targets.clone());
         self.prober
             .set_configured_fdt(Duration::from_millis(config.fdt_ms(daemon)));
-        // IPv6 probing needs an IPv6 target (it leaves from link-local
-        // addresses, which every member has).
-        self.v6 = config.targets.iter().any(IpAddr::is_ipv6);
+        // A group with IPv6 probes over IPv6 by itself, as in.mpathd does
+        // on interfaces with IPv6 plumbed: from the members' link-local
+        // addresses (which every member has) to routers or, without
+        // any, hosts found by ff02::1 discovery.
+        self.v6 = config.targets.iter().any(IpAddr::is_ipv6)
+            || config.data_addresses.iter().any(|a| a.addr().is_ipv6());
         self.own = config.data_addresses.iter().map(IpNet::addr).collect();
         self.own.extend(
             self.members
