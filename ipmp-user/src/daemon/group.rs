@@ -15,7 +15,7 @@ use ipmp_common::{
 };
 use ipnet::IpNet;
 use tokio::sync::broadcast;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn, Level};
 
 use crate::{
     config::{DaemonConfig, GroupConfig, MemberConfig, XdpMode},
@@ -576,10 +576,10 @@ impl Group {
                 ProberEvent::Failure(m) => self.event(Event::ProbeFailure(m))?,
                 ProberEvent::Repair(m) => self.event(Event::ProbeRepair(m))?,
                 ProberEvent::FdtRaised { ref member, .. } => {
-                    self.announce("fdt_raised", Some(member), &e.to_string())
+                    self.announce(Level::ERROR, "fdt_raised", Some(member), &e.to_string())
                 }
                 ProberEvent::FdtImproved { ref member, .. } => {
-                    self.announce("fdt_improved", Some(member), &e.to_string())
+                    self.announce(Level::INFO, "fdt_improved", Some(member), &e.to_string())
                 }
             }
         }
@@ -793,9 +793,14 @@ impl Group {
         Ok(())
     }
 
-    /// Logs a state change in in.mpathd's words and tells event followers.
-    fn announce(&self, event: &str, interface: Option<&str>, message: &str) {
-        info!("{message}");
+    /// Logs a state change in in.mpathd's words, at in.mpathd's severity
+    /// (its LOG_ERR is error, LOG_NOTICE info), and tells event followers.
+    fn announce(&self, level: Level, event: &str, interface: Option<&str>, message: &str) {
+        match level {
+            Level::ERROR => error!("{message}"),
+            Level::WARN => warn!("{message}"),
+            _ => info!("{message}"),
+        }
         let time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -857,7 +862,12 @@ impl Group {
         }
         self.bind_inbound(&active)?;
         for notice in std::mem::take(&mut self.notices) {
-            self.announce(notice.kind(), notice.member(), &notice.to_string());
+            self.announce(
+                notice.level(),
+                notice.kind(),
+                notice.member(),
+                &notice.to_string(),
+            );
         }
         let cast = self
             .policy
@@ -929,6 +939,7 @@ impl Group {
             let member = self.members.iter().find(|m| m.slot == slot);
             let name = member.map_or("?", |m| m.name.as_str()).to_string();
             self.announce(
+                Level::INFO,
                 "address_bound",
                 Some(&name),
                 &format!(
