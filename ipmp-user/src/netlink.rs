@@ -13,7 +13,7 @@ use rtnetlink::{
     packet_core::{NetlinkMessage, NetlinkPayload},
     packet_route::{
         address::{AddressAttribute, AddressFlags},
-        link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+        link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkXdp, XdpAttached},
         route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType},
         rule::{RuleAction, RuleAttribute, RuleMessage},
         AddressFamily, RouteNetlinkMessage,
@@ -34,6 +34,9 @@ pub struct Link {
     pub mtu: u32,
     pub mac: [u8; 6],
     pub veth: bool,
+    /// How an XDP program is attached (`native`, `generic`, `offloaded`),
+    /// if one is.
+    pub xdp: Option<&'static str>,
 }
 
 impl Link {
@@ -46,12 +49,21 @@ impl Link {
             mtu: 0,
             mac: [0; 6],
             veth: false,
+            xdp: None,
         };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
                 LinkAttribute::Mtu(m) => link.mtu = *m,
                 LinkAttribute::Address(a) if a.len() == 6 => link.mac.copy_from_slice(a),
+                LinkAttribute::Xdp(xdp) => {
+                    link.xdp = xdp.iter().find_map(|x| match x {
+                        LinkXdp::Attached(XdpAttached::Driver) => Some("native"),
+                        LinkXdp::Attached(XdpAttached::SocketBuffer) => Some("generic"),
+                        LinkXdp::Attached(XdpAttached::Hardware) => Some("offloaded"),
+                        _ => None,
+                    })
+                }
                 LinkAttribute::LinkInfo(infos) => {
                     link.veth = infos
                         .iter()

@@ -40,7 +40,9 @@ fn v6_row(d: &Daemon, member: &str) -> Result<Value> {
             r.iter()
                 .find(|r| {
                     r["interface"] == member
-                        && r["testaddr"].as_str().is_some_and(|a| a.starts_with("fe80:"))
+                        && r["testaddr"]
+                            .as_str()
+                            .is_some_and(|a| a.starts_with("fe80:"))
                 })
                 .cloned()
         })
@@ -59,9 +61,11 @@ fn link_local(ns: &Netns, ifname: &str) -> Result<String> {
 }
 
 fn sysctl(ns: &Netns, key: &str) -> Result<String> {
-    Ok(ipmp_tests::netns::run(ns.command("sysctl").args(["-n", key]))?
-        .trim()
-        .to_string())
+    Ok(
+        ipmp_tests::netns::run(ns.command("sysctl").args(["-n", key]))?
+            .trim()
+            .to_string(),
+    )
 }
 
 /// Without a configured target, each member probes over IPv6 from its
@@ -80,22 +84,29 @@ fn ipv6_probing_starts_by_itself_and_members_do_not_autoconfigure() -> Result<()
         .map(|(ns, ifname)| link_local(ns, ifname))
         .collect::<Result<_>>()?;
     for m in MEMBERS {
-        d.wait_for(&format!("{m} probing hosts it discovered"), DISCOVERY, |d| {
-            let row = v6_row(d, m)?;
-            let targets: Vec<&str> = row["targets"]
-                .as_str()
-                .unwrap_or_default()
-                .split_whitespace()
-                .collect();
-            Ok(row["mode"] == "multicast"
-                && !targets.is_empty()
-                && targets.iter().all(|t| neighbours.iter().any(|n| n == t)))
-        })
+        d.wait_for(
+            &format!("{m} probing hosts it discovered"),
+            DISCOVERY,
+            |d| {
+                let row = v6_row(d, m)?;
+                let targets: Vec<&str> = row["targets"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .collect();
+                Ok(row["mode"] == "multicast"
+                    && !targets.is_empty()
+                    && targets.iter().all(|t| neighbours.iter().any(|n| n == t)))
+            },
+        )
         .with_context(|| format!("stat -t: {:?}", d.stat("-t")))?;
         d.wait_member(m, "probe", "ok")?;
         for key in ["autoconf", "accept_ra_defrtr"] {
             let value = sysctl(&t.host, &format!("net.ipv6.conf.{m}.{key}"))?;
-            ensure!(value == "0", "net.ipv6.conf.{m}.{key} is {value} under ipmpd");
+            ensure!(
+                value == "0",
+                "net.ipv6.conf.{m}.{key} is {value} under ipmpd"
+            );
         }
     }
 
@@ -114,7 +125,10 @@ fn ipv6_probing_starts_by_itself_and_members_do_not_autoconfigure() -> Result<()
     for m in MEMBERS {
         for key in ["autoconf", "accept_ra_defrtr"] {
             let value = sysctl(&t.host, &format!("net.ipv6.conf.{m}.{key}"))?;
-            ensure!(value == "1", "net.ipv6.conf.{m}.{key} is {value} after teardown");
+            ensure!(
+                value == "1",
+                "net.ipv6.conf.{m}.{key} is {value} after teardown"
+            );
         }
     }
     Ok(())

@@ -104,7 +104,11 @@ fn init_logging() {
     let registry = tracing_subscriber::registry();
     match journal {
         Some(journal) => registry
-            .with(journal.with_syslog_identifier("ipmpd".into()).with_filter(filter()))
+            .with(
+                journal
+                    .with_syslog_identifier("ipmpd".into())
+                    .with_filter(filter()),
+            )
             .init(),
         None => registry
             .with(

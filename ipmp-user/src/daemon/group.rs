@@ -23,7 +23,7 @@ use crate::{
     dataplane::{Attached, GroupDataplane},
     memberships::{self, HeldMemberships, Memberships},
     metrics::{GroupSource, MemberSource},
-    model::{AddressStatus, EventRecord, GroupStatus, MemberState},
+    model::{AddressStatus, EventRecord, GroupStatus, MemberState, XdpStatus},
     netlink::{member_table, Change, Link, Netlink},
     notify::PeerNotifier,
     policy::{
@@ -62,6 +62,8 @@ struct MemberRuntime {
     /// The member's sysctls before ipmpd first changed them (kept in the
     /// record across restarts, restored at teardown).
     saved_sysctls: Option<[u8; SAVED_SYSCTLS]>,
+    /// How its XDP program is attached, once it is.
+    xdp: Option<XdpStatus>,
 }
 
 /// Peer notifications of one data address's binding still to send.
@@ -252,6 +254,7 @@ impl Group {
             table: member_table(&m.interface),
             record: 0,
             saved_sysctls: record::saved_sysctls(&kept),
+            xdp: None,
         });
         let i = self.members.len() - 1;
         if kept.name[0] == 0 {
@@ -391,6 +394,17 @@ impl Group {
     pub fn status(&self) -> GroupStatus {
         let mut status = self.policy.status();
         self.probing.fill(&mut status);
+        let macs: Vec<Option<[u8; 6]>> = self
+            .members
+            .iter()
+            .map(|m| m.link.as_ref().map(|l| l.mac))
+            .collect();
+        for ((s, m), mac) in status.members.iter_mut().zip(&self.members).zip(&macs) {
+            s.xdp = m.link.as_ref().and(m.xdp.clone());
+            // ipmpstat's `h`: another member has the same hardware address.
+            s.flags.dup_hwaddr =
+                mac.is_some() && macs.iter().filter(|other| *other == mac).count() > 1;
+        }
         let up = status.members.iter().any(|m| m.active);
         status.addresses = self
             .config
@@ -711,10 +725,23 @@ impl Group {
         let link_local = nl.link_local(link.index).await?;
         self.probing.present(i, link.index, link_local);
         let (mode, why) = xdp_mode(self.xdp_mode, link);
-        match self.dataplane.attach_member(&m.name, m.slot, mode)? {
-            Attached::Adopted => info!("Adopted the XDP program on {}", m.name),
-            Attached::New => info!("Attached the XDP program to {} in {why}", m.name),
-        }
+        let reason = match self.dataplane.attach_member(&m.name, m.slot, mode)? {
+            Attached::Adopted => {
+                info!("Adopted the XDP program on {}", m.name);
+                "adopted from the pins".to_string()
+            }
+            Attached::New => {
+                info!("Attached the XDP program to {} in {why}", m.name);
+                why.to_string()
+            }
+        };
+        // The kernel says which mode it took ("the driver's" may be either).
+        let attached = nl.link(&m.name).await?.and_then(|l| l.xdp);
+        self.members[i].xdp = Some(XdpStatus {
+            mode: attached.unwrap_or(crate::ipmpstat::UNKNOWN).to_string(),
+            reason,
+        });
+        let m = &self.members[i];
         if !self.dataplane.locate_member(m.slot, link.index)? {
             warn!(
                 "The kernel cannot read the link state of {}: when it fails, traffic moves \

@@ -1,0 +1,199 @@
+//! What a Solaris administrator notices, end to end on the tutorial's
+//! network: standby members, log severities, the `ipmpstat` name.
+use std::{process::Command, time::Duration};
+
+use anyhow::{ensure, Context, Result};
+use ipmp_tests::{
+    daemon::{bin, Daemon},
+    netns::unique,
+    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
+};
+
+const FLOWS: std::ops::Range<u16> = 20000..20240;
+
+/// The members leaving flows to the peer, one entry per flow.
+fn flows(t: &Topology) -> Result<Vec<String>> {
+    Ok(t.flows_by_member((DATA_V4, PEER_V4), FLOWS)?
+        .into_values()
+        .collect())
+}
+
+/// rge0 is a standby: it carries nothing while e1000g0 and e1000g1 work,
+/// takes over when one fails, and gives back when that one is repaired.
+#[test]
+fn a_standby_member_carries_nothing_until_an_active_one_fails() -> Result<()> {
+    let t = Topology::build(&unique("sb"))?;
+    let mut config =
+        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
+    for m in MEMBERS {
+        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
+        if m == "rge0" {
+            config.push_str("standby = true\n");
+        }
+    }
+    let d = Daemon::start(&t.host, &config)?;
+    d.wait_group("ok")?;
+    let row = d.member("rge0")?;
+    ensure!(
+        row["active"] == "no" && row["flags"].as_str().is_some_and(|f| f.contains('s')),
+        "rge0 should be an inactive standby: {row}"
+    );
+    let before = flows(&t)?;
+    ensure!(
+        before.len() == FLOWS.len() && !before.iter().any(|m| m == "rge0"),
+        "the standby carried flows: {before:?}"
+    );
+
+    t.pull_cable("e1000g0")?;
+    d.wait_member("rge0", "active", "yes")?;
+    let during = flows(&t)?;
+    ensure!(
+        during.len() == FLOWS.len()
+            && during.iter().any(|m| m == "rge0")
+            && !during.iter().any(|m| m == "e1000g0"),
+        "after e1000g0 failed: {during:?}"
+    );
+
+    t.plug_cable("e1000g0")?;
+    d.wait_member("e1000g0", "active", "yes")?;
+    d.wait_member("rge0", "active", "no")?;
+    let after = flows(&t)?;
+    ensure!(
+        after.len() == FLOWS.len() && !after.iter().any(|m| m == "rge0"),
+        "the standby kept flows after the repair: {after:?}"
+    );
+    Ok(())
+}
+
+/// The log line that carries `message`, or an error quoting the log.
+fn log_line(d: &Daemon, message: &str) -> Result<String> {
+    let log = d.log_text();
+    log.lines()
+        .find(|l| l.contains(message))
+        .map(str::to_string)
+        .with_context(|| format!("no {message:?} in the log:\n{log}"))
+}
+
+/// in.mpathd logs failures at LOG_ERR and repairs at LOG_NOTICE: alerts
+/// keyed on severity must see the failures.
+#[test]
+fn failures_are_logged_as_errors_and_repairs_as_notices() -> Result<()> {
+    let (t, d) = Daemon::start_tutorial("sev")?;
+    for m in MEMBERS {
+        t.pull_cable(m)?;
+    }
+    d.wait_group("failed")?;
+    t.plug_cable("rge0")?;
+    d.wait_group("degraded")?;
+    let (error, info) = (" ERROR ", " INFO ");
+    for (message, level) in [
+        ("The link has gone down on e1000g0", error),
+        (
+            "IP interface failure detected on e1000g0 of group production0",
+            error,
+        ),
+        (
+            "All IP interfaces in group production0 are now unusable",
+            error,
+        ),
+        ("The link has come up on rge0", info),
+        (
+            "At least 1 IP interface (rge0) in group production0 is now usable",
+            info,
+        ),
+    ] {
+        d.wait_for(message, Duration::from_secs(5), |d| {
+            Ok(log_line(d, message).is_ok())
+        })?;
+        let line = log_line(&d, message)?;
+        ensure!(line.contains(level), "not at{level}level: {line}");
+    }
+    Ok(())
+}
+
+/// `ipmpstat` is ipmpctl under that name, with ipmpstat's options.
+#[test]
+fn ipmpctl_answers_as_ipmpstat() -> Result<()> {
+    let (_t, d) = Daemon::start_tutorial("alias")?;
+    let dir = std::env::temp_dir().join(unique("ipmpstat"));
+    std::fs::create_dir_all(&dir)?;
+    let alias = dir.join("ipmpstat");
+    std::os::unix::fs::symlink(bin("ipmpctl"), &alias)?;
+    let out = Command::new(&alias)
+        .args(["-g", "-P", "-o", "groupname,state"])
+        .env("IPMP_SOCKET", &d.socket)
+        .output();
+    std::fs::remove_dir_all(&dir)?;
+    let out = out?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && stdout.trim() == "production0:ok",
+        "ipmpstat -g -P -o groupname,state: {:?} {stdout} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// FLAGS has `h` on members that share a hardware address, and `-i --json`
+/// shows the XDP mode in use and why.
+#[test]
+fn stat_shows_duplicate_hardware_addresses_and_the_xdp_mode() -> Result<()> {
+    let t = Topology::build(&unique("hw"))?;
+    let mac = t.mac("rge0")?;
+    t.host.ip(&format!("link set e1000g1 address {mac}"))?;
+    let mut config =
+        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
+    for m in MEMBERS {
+        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
+    }
+    let d = Daemon::start(&t.host, &config)?;
+    d.wait_group("ok")?;
+    for (m, dup) in [("e1000g0", false), ("e1000g1", true), ("rge0", true)] {
+        let row = d.member(m)?;
+        let flags = row["flags"].as_str().unwrap_or_default();
+        ensure!(
+            flags.ends_with('h') == dup,
+            "{m}: flags {flags}, duplicate MAC {dup}"
+        );
+        // Test topologies are veths whose peers run no native XDP program.
+        ensure!(
+            row["xdp"] == "generic"
+                && row["xdpreason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("veth")),
+            "{m}: {row}"
+        );
+    }
+    Ok(())
+}
+
+/// Without -n, addresses are shown by host name (here from a hosts file
+/// seen only by ipmpctl, in a mount namespace of its own); -n and --json
+/// keep them numeric.
+#[test]
+fn stat_resolves_host_names_unless_n() -> Result<()> {
+    let (_t, d) = Daemon::start_tutorial("names")?;
+    let dir = std::env::temp_dir().join(unique("hosts"));
+    std::fs::create_dir_all(&dir)?;
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, format!("{DATA_V4} hivemind-data\n"))?;
+    let stat = |extra: &str| -> Result<String> {
+        let script = format!(
+            "mount --bind {} /etc/hosts && exec {} --socket {} stat -a -o address -P {extra}",
+            hosts.display(),
+            bin("ipmpctl").display(),
+            d.socket.display()
+        );
+        let out = Command::new("unshare")
+            .args(["--mount", "sh", "-c", &script])
+            .output()?;
+        ensure!(out.status.success(), "stat -a {extra}: {out:?}");
+        Ok(String::from_utf8(out.stdout)?.trim().to_string())
+    };
+    let (named, numeric) = (stat(""), stat("-n"));
+    std::fs::remove_dir_all(&dir)?;
+    ensure!(named? == "hivemind-data", "stat -a does not name {DATA_V4}");
+    ensure!(numeric? == DATA_V4, "stat -a -n is not numeric");
+    Ok(())
+}
