@@ -4,7 +4,7 @@ use std::{process::Command, time::Duration};
 
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
-    daemon::{bin, Daemon},
+    daemon::{bin, tutorial_config, Daemon},
     netns::unique,
     topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
 };
@@ -23,14 +23,7 @@ fn flows(t: &Topology) -> Result<Vec<String>> {
 #[test]
 fn a_standby_member_carries_nothing_until_an_active_one_fails() -> Result<()> {
     let t = Topology::build(&unique("sb"))?;
-    let mut config =
-        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
-    for m in MEMBERS {
-        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-        if m == "rge0" {
-            config.push_str("standby = true\n");
-        }
-    }
+    let config = tutorial_config(|m| if m == "rge0" { "standby = true\n" } else { "" });
     let d = Daemon::start(&t.host, &config)?;
     d.wait_group("ok")?;
     let row = d.member("rge0")?;
@@ -142,12 +135,7 @@ fn stat_shows_duplicate_hardware_addresses_and_the_xdp_mode() -> Result<()> {
     let t = Topology::build(&unique("hw"))?;
     let mac = t.mac("rge0")?;
     t.host.ip(&format!("link set e1000g1 address {mac}"))?;
-    let mut config =
-        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
-    for m in MEMBERS {
-        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    let d = Daemon::start(&t.host, &config)?;
+    let d = Daemon::start(&t.host, &tutorial_config(|_| ""))?;
     d.wait_group("ok")?;
     for (m, dup) in [("e1000g0", false), ("e1000g1", true), ("rge0", true)] {
         let row = d.member(m)?;
