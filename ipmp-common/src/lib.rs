@@ -41,6 +41,9 @@ pub const PROBE_REPLIES_BYTES: u32 = 64 * 1024;
 
 pub const PROG_EGRESS: &str = "ipmp_egress";
 pub const PROG_MEMBER_XDP: &str = "ipmp_member";
+/// TC egress on every member: the kernel's ARP requests from a data
+/// address leave as ARP probes (sender 0.0.0.0).
+pub const PROG_MEMBER_EGRESS: &str = "ipmp_member_egress";
 /// The member XDP program's slot: each member runs its own instance with
 /// its slot set at load time, so the program needs no lookup to know it.
 pub const GLOBAL_MEMBER_SLOT: &str = "MEMBER_SLOT";
