@@ -10,7 +10,7 @@ use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
     netns::{join, Netns},
-    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
+    topology::{DATA_V4, MEMBERS, PEER_V4},
     traffic::{mac_string, Sniffer},
 };
 

@@ -185,3 +185,149 @@ fn stat_resolves_host_names_unless_n() -> Result<()> {
     ensure!(numeric? == DATA_V4, "stat -a -n is not numeric");
     Ok(())
 }
+
+/// The third link-up within a minute does not repair a link-only member
+/// (in.mpathd's anti-flapping): it stays failed, with in.mpathd's message.
+#[test]
+fn a_flapping_link_is_not_repaired_on_its_third_link_up() -> Result<()> {
+    let (t, d) = Daemon::start_tutorial("flap")?;
+    for _ in 0..2 {
+        t.pull_cable("e1000g0")?;
+        d.wait_member("e1000g0", "state", "failed")?;
+        t.plug_cable("e1000g0")?;
+        d.wait_member("e1000g0", "state", "ok")?;
+    }
+    t.pull_cable("e1000g0")?;
+    d.wait_member("e1000g0", "state", "failed")?;
+    t.plug_cable("e1000g0")?;
+    let flapping = "The link has come up on e1000g0 more than 2 times in the last minute; \
+                    disabling repair until it stabilizes";
+    d.wait_for("the flapping message", Duration::from_secs(5), |d| {
+        Ok(d.log_text().contains(flapping))
+    })?;
+    let row = d.member("e1000g0")?;
+    ensure!(
+        row["link"] == "up" && row["state"] == "failed" && row["active"] == "no",
+        "e1000g0 after its third link-up: {row}"
+    );
+    Ok(())
+}
+
+const METRICS: &str = "127.0.0.1:9477";
+
+/// The tutorial's probe-based group: test addresses, the router as target.
+fn probing_config(fdt_ms: u64) -> String {
+    let mut c = format!(
+        "[daemon]\nfailure_detection_time_ms = {fdt_ms}\nmetrics_listen = \"{METRICS}\"\n\n\
+         [[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n\
+         targets = [\"192.0.2.1\"]\n"
+    );
+    for (i, m) in MEMBERS.iter().enumerate() {
+        c.push_str(&format!(
+            "\n[[group.member]]\ninterface = \"{m}\"\ntest_address = \"192.0.2.{}/24\"\n",
+            201 + i
+        ));
+    }
+    c
+}
+
+/// The tutorial's network with the probing group, every member's first
+/// probe acknowledged (the start-up quiet period over).
+fn start_probing(prefix: &str, fdt_ms: u64) -> Result<(Topology, Daemon)> {
+    let t = Topology::build(&unique(prefix))?;
+    let d = Daemon::start(&t.host, &probing_config(fdt_ms))?;
+    for m in MEMBERS {
+        d.wait_acked(&t.host, METRICS, m)?;
+    }
+    Ok((t, d))
+}
+
+/// When the only target goes silent for every member at once, no member
+/// shows life: that is a group failure (all members failed, in.mpathd's
+/// "now unusable"), not three interface failures; when the target is
+/// back, probes repair the group.
+#[test]
+fn a_silent_target_for_all_members_is_a_group_failure() -> Result<()> {
+    let (t, d) = start_probing("gf", 1000)?;
+    t.router.ip("link set eth0 down")?;
+    d.wait_for("group state failed", Duration::from_secs(20), |d| {
+        Ok(d.stat("-g")?[0]["state"] == "failed")
+    })?;
+    ensure!(
+        d.log_text()
+            .contains("All IP interfaces in group production0 are now unusable"),
+        "no group failure message"
+    );
+    for m in MEMBERS {
+        let row = d.member(m)?;
+        ensure!(
+            row["link"] == "up" && row["probe"] == "failed" && row["state"] == "failed",
+            "{m}: {row}"
+        );
+    }
+    t.router.ip("link set eth0 up")?;
+    d.wait_for("group state ok", Duration::from_secs(20), |d| {
+        Ok(d.stat("-g")?[0]["state"] == "ok")
+    })?;
+    Ok(())
+}
+
+/// `stat -p` streams each probe as it happens, in ipmpstat's columns.
+#[test]
+fn stat_p_streams_probes_as_they_happen() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let (_t, d) = start_probing("sp", 1000)?;
+    let mut child = Command::new(bin("ipmpctl"))
+        .args(["--socket"])
+        .arg(&d.socket)
+        .args(["stat", "-p"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    // The reader ends when ipmpctl is killed below, whatever it read.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while lines.len() < 7 && std::time::Instant::now() < until {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            lines.push(line);
+        }
+    }
+    child.kill()?;
+    child.wait()?;
+    ensure!(lines.len() == 7, "stat -p printed only {lines:?}");
+    ensure!(
+        lines[0].split_whitespace().collect::<Vec<_>>()
+            == [
+                "TIME",
+                "INTERFACE",
+                "PROBE",
+                "NETRTT",
+                "RTT",
+                "RTTAVG",
+                "TARGET"
+            ],
+        "header: {}",
+        lines[0]
+    );
+    for line in &lines[1..] {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        ensure!(
+            f.len() == 7
+                && f[0].ends_with('s')
+                && MEMBERS.contains(&f[1])
+                && f[2].parse::<u16>().is_ok()
+                && f[3].ends_with("ms")
+                && f[6] == "192.0.2.1",
+            "probe row: {line}"
+        );
+    }
+    Ok(())
+}
