@@ -14,6 +14,7 @@ use rtnetlink::{
     packet_route::{
         address::{AddressAttribute, AddressFlags},
         link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkXdp, XdpAttached},
+        neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage},
         route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType},
         rule::{RuleAction, RuleAttribute, RuleMessage},
         AddressFamily, RouteNetlinkMessage,
@@ -293,6 +294,35 @@ impl Netlink {
             .flat_map(|m| &m.attributes)
             .filter_map(|a| match a {
                 AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The routers the kernel heard on the link: the link-local neighbours
+    /// it marked as routers (from Router Advertisements, or the router
+    /// flag of neighbour advertisements).
+    pub async fn heard_routers(&self, index: u32) -> Result<Vec<Ipv6Addr>> {
+        let msgs: Vec<NeighbourMessage> = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(AddressFamily::Inet6)
+            .execute()
+            .try_collect()
+            .await?;
+        Ok(msgs
+            .iter()
+            .filter(|m| {
+                m.header.ifindex == index && m.header.flags.contains(NeighbourFlags::Router)
+            })
+            .flat_map(|m| &m.attributes)
+            .filter_map(|a| match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6))
+                    if v6.segments()[0] & 0xffc0 == 0xfe80 =>
+                {
+                    Some(*v6)
+                }
                 _ => None,
             })
             .collect())

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
     netns::{ifindex, join, unique, Netns},
@@ -49,15 +49,24 @@ fn v6_row(d: &Daemon, member: &str) -> Result<Value> {
         .with_context(|| format!("no IPv6 row of {member} in stat -t: {rows}"))
 }
 
-/// The link-local address of `ifname` in `ns`.
+/// The link-local address of `ifname` in `ns`, once duplicate address
+/// detection let it be used (a tentative address sends nothing).
 fn link_local(ns: &Netns, ifname: &str) -> Result<String> {
-    let out = ns.ip(&format!("-6 -o addr show dev {ifname} scope link"))?;
-    out.split_whitespace()
-        .skip_while(|w| *w != "inet6")
-        .nth(1)
-        .and_then(|a| a.split('/').next())
-        .map(str::to_string)
-        .with_context(|| format!("no link-local address on {ifname}: {out}"))
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = ns.ip(&format!("-6 -o addr show dev {ifname} scope link"))?;
+        let address = out
+            .split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .map(str::to_string);
+        match address {
+            Some(a) if !out.contains("tentative") => return Ok(a),
+            _ if Instant::now() > until => bail!("no usable link-local address on {ifname}: {out}"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
 
 fn sysctl(ns: &Netns, key: &str) -> Result<String> {
@@ -229,5 +238,83 @@ fn ipv6_multicast_leaves_once_through_the_cast_member() -> Result<()> {
         "the datagram to ff05::4242 arrived from {sources:?}; expected once from {} ({cast_mac})",
         MEMBERS[0]
     );
+    Ok(())
+}
+
+/// Sends one Router Advertisement from `ifname` in `ns` to all nodes:
+/// router lifetime 1800 s, its MAC `mac`, and prefix 2001:db8:5::/64 for
+/// address autoconfiguration.
+fn advertise_router(ns: &Netns, ifname: &'static str, mac: [u8; 6]) -> Result<()> {
+    ns.enter(move || {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let sock = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
+        sock.set_multicast_hops_v6(255)?;
+        sock.set_multicast_if_v6(ifindex(ifname)?)?;
+        // Type, code, checksum (the kernel's), hop limit, flags, lifetime,
+        // reachable time, retransmission timer.
+        let mut ra = vec![134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+        // Source link-layer address option.
+        ra.extend([1, 1]);
+        ra.extend(mac);
+        // Prefix information: /64, autonomous, valid 1 day, preferred 4 h.
+        ra.extend([
+            3, 4, 64, 0x40, 0, 1, 0x51, 0x80, 0, 0, 0x38, 0x40, 0, 0, 0, 0,
+        ]);
+        ra.extend("2001:db8:5::".parse::<std::net::Ipv6Addr>()?.octets());
+        let all_nodes: SocketAddr = "[ff02::1]:0".parse()?;
+        sock.send_to(&ra, &all_nodes.into())?;
+        Ok(())
+    })
+}
+
+/// A router heard in a Router Advertisement on the members becomes their
+/// IPv6 probe target; the members take neither an address from its prefix
+/// nor a default route from it.
+#[test]
+fn a_router_heard_in_an_advertisement_is_probed() -> Result<()> {
+    let t = Topology::build(&unique("v6"))?;
+    let d = Daemon::start(&t.host, &config(1000))?;
+    d.wait_group("ok")?;
+    // A router forwards IPv6 (its neighbour advertisements say so too).
+    t.router.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+    let router = link_local(&t.router, "eth0")?;
+    let mac: Vec<u8> = t
+        .router
+        .ip("-br link show eth0")?
+        .split_whitespace()
+        .nth(2)
+        .context("no MAC on the router's eth0")?
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()?;
+    let mac: [u8; 6] = mac.try_into().map_err(|_| anyhow::anyhow!("bad MAC"))?;
+    advertise_router(&t.router, "eth0", mac)?;
+    for m in MEMBERS {
+        d.wait_for(
+            &format!("{m} probing the router {router}"),
+            DISCOVERY,
+            |d| {
+                let row = v6_row(d, m)?;
+                Ok(row["mode"] == "routes" && row["targets"] == router.as_str())
+            },
+        )
+        .with_context(|| {
+            format!(
+                "stat -t: {:?}; the host's neighbours: {:?}",
+                d.stat("-t"),
+                t.host.ip("-6 neigh show"),
+            )
+        })?;
+        let routes = t.host.ip(&format!("-6 route show dev {m}"))?;
+        ensure!(
+            !routes.contains("default"),
+            "{m} took a default route: {routes}"
+        );
+        let addresses = t.host.ip(&format!("-6 addr show dev {m}"))?;
+        ensure!(
+            !addresses.contains("2001:db8:5:"),
+            "{m} configured an address from the advertised prefix: {addresses}"
+        );
+    }
     Ok(())
 }

@@ -558,6 +558,14 @@ impl Group {
             self.hold_solicited_groups();
             self.restore_pins();
             self.memberships_due = now + MEMBERSHIP_REFRESH;
+            // The kernel announces no new router flag: read them each second.
+            for i in 0..self.members.len() {
+                let index = self.members[i].link.as_ref().map(|l| l.index);
+                if let (true, Some(index)) = (self.probing.probes_v6(i), index) {
+                    let heard = nl.heard_routers(index).await?;
+                    self.probing.set_heard_routers(i, heard);
+                }
+            }
         }
         for i in 0..self.members.len() {
             if let (true, Some(index)) = (

@@ -31,6 +31,8 @@ struct ProbeMember {
     link_local: Option<Ipv6Addr>,
     sockets: HashMap<Family, ProbeSocket>,
     counts: ProbeCounts,
+    /// IPv6 routers the kernel heard on this member (Router Advertisements).
+    heard_routers: Vec<IpAddr>,
 }
 
 pub struct Probing {
@@ -47,6 +49,8 @@ pub struct Probing {
     records: broadcast::Sender<ProbeRecord>,
     /// CLOCK_MONOTONIC (ns) at the prober's time zero.
     epoch_ns: u64,
+    /// The gateways of the group interface's routes.
+    gateways: Vec<IpAddr>,
     /// When the prober sent each recent probe, by (member, family, seq):
     /// a reply counts as of that time plus the kernel's RTT.
     sent_at: HashMap<(usize, Family, u16), Duration>,
@@ -79,6 +83,7 @@ impl Probing {
             rtt_seen: HashMap::new(),
             records,
             epoch_ns,
+            gateways: Vec::new(),
             sent_at: HashMap::new(),
         };
         probing.configure(config, daemon);
@@ -139,6 +144,7 @@ impl Probing {
             link_local: None,
             sockets: HashMap::new(),
             counts,
+            heard_routers: Vec::new(),
         });
         self.probes(self.members.len() - 1)
     }
@@ -210,20 +216,49 @@ impl Probing {
     /// The group's gateways: a member probes those inside its test prefix
     /// (IPv4) and the link-local ones (IPv6).
     pub fn set_gateways(&mut self, gateways: &[IpAddr]) {
-        for m in &self.members {
-            for &family in &m.families {
-                let routers = gateways
-                    .iter()
-                    .copied()
-                    .filter(|g| match (family, g) {
-                        (Family::V4, IpAddr::V4(a)) => m.test_v4.is_some_and(|t| t.contains(a)),
-                        (Family::V6, IpAddr::V6(a)) => a.segments()[0] & 0xffc0 == 0xfe80,
-                        _ => false,
-                    })
-                    .collect();
-                self.prober.set_routers(&m.name, family, routers);
-            }
+        self.gateways = gateways.to_vec();
+        for i in 0..self.members.len() {
+            self.set_routers(i);
         }
+    }
+
+    /// The IPv6 routers the kernel heard on member `i` (in.mpathd also
+    /// takes routers from Router Advertisements); they join the gateways.
+    pub fn set_heard_routers(&mut self, i: usize, routers: Vec<Ipv6Addr>) {
+        let routers: Vec<IpAddr> = routers.into_iter().map(IpAddr::V6).collect();
+        if self.members[i].heard_routers != routers {
+            self.members[i].heard_routers = routers;
+            self.set_routers(i);
+        }
+    }
+
+    fn set_routers(&mut self, i: usize) {
+        let m = &self.members[i];
+        for &family in &m.families {
+            let mut routers: Vec<IpAddr> = self
+                .gateways
+                .iter()
+                .copied()
+                .filter(|g| match (family, g) {
+                    (Family::V4, IpAddr::V4(a)) => m.test_v4.is_some_and(|t| t.contains(a)),
+                    (Family::V6, IpAddr::V6(a)) => a.segments()[0] & 0xffc0 == 0xfe80,
+                    _ => false,
+                })
+                .collect();
+            if family == Family::V6 {
+                for r in &m.heard_routers {
+                    if !routers.contains(r) {
+                        routers.push(*r);
+                    }
+                }
+            }
+            self.prober.set_routers(&m.name, family, routers);
+        }
+    }
+
+    /// Whether member `i` probes over IPv6 (and so wants the routers heard).
+    pub fn probes_v6(&self, i: usize) -> bool {
+        self.members[i].families.contains(&Family::V6)
     }
 
     pub fn next_deadline(&self) -> Option<Duration> {
