@@ -5,7 +5,7 @@ use std::{process::Command, time::Duration};
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
     daemon::{bin, tutorial_config, Daemon},
-    netns::unique,
+    netns::{join, unique},
     topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
 };
 
@@ -330,4 +330,60 @@ fn stat_p_streams_probes_as_they_happen() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A target that becomes slow raises the group's FDT (in.mpathd's
+/// adaptive FDT) with its message; once it is fast again, the FDT comes
+/// back down, no sooner than 60 s after the raise.
+#[test]
+fn a_slow_target_raises_the_fdt_and_a_fast_one_lowers_it_again() -> Result<()> {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicU32, Ordering},
+        Arc,
+    };
+    let t = Topology::build(&unique("afdt"))?;
+    t.peer.sysctl("net.ipv4.icmp_echo_ignore_all", "1")?;
+    let (delay, stop) = (
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let responder = ipmp_tests::traffic::slow_echo_responder(&t.peer, delay.clone(), stop.clone());
+    let result = (|| {
+        let config = probing_config(1000).replace("192.0.2.1\"]", "192.0.2.10\"]");
+        let d = Daemon::start(&t.host, &config)?;
+        for m in MEMBERS {
+            d.wait_acked(&t.host, METRICS, m)?;
+        }
+        delay.store(400, Ordering::Relaxed);
+        d.wait_for("the raised FDT", Duration::from_secs(20), |d| {
+            Ok(d.stat("-g")?[0]["fdt"] != "1.00s"
+                && d.log_text()
+                    .contains("Cannot meet requested failure detection time of 1000 ms on (inet "))
+        })?;
+        let raised = d.log_text();
+        let line = raised
+            .lines()
+            .find(|l| l.contains("Cannot meet requested"))
+            .unwrap_or_default();
+        ensure!(
+            line.contains(" ERROR ")
+                && line.contains("new failure detection time for group \"production0\" is "),
+            "raise: {line}"
+        );
+        delay.store(0, Ordering::Relaxed);
+        d.wait_for("the lowered FDT", Duration::from_secs(90), |d| {
+            Ok(d.log_text().contains("Improved failure detection time "))
+        })?;
+        ensure!(
+            MEMBERS
+                .iter()
+                .all(|m| d.member(m).is_ok_and(|r| r["state"] == "ok")),
+            "a member failed on the slow target: {}",
+            d.stat("-i")?
+        );
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    join(responder)?;
+    result
 }
