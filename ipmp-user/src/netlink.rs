@@ -38,6 +38,9 @@ pub struct Link {
     /// How an XDP program is attached (`native`, `generic`, `offloaded`),
     /// if one is.
     pub xdp: Option<&'static str>,
+    /// A veth's peer: its index, and the id of its network namespace as
+    /// seen from here (`None`: the same namespace).
+    pub peer: Option<(u32, Option<i32>)>,
 }
 
 impl Link {
@@ -51,7 +54,9 @@ impl Link {
             mac: [0; 6],
             veth: false,
             xdp: None,
+            peer: None,
         };
+        let mut netnsid = None;
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
@@ -65,6 +70,8 @@ impl Link {
                         _ => None,
                     })
                 }
+                LinkAttribute::Link(index) => link.peer = Some((*index, None)),
+                LinkAttribute::LinkNetNsId(id) => netnsid = Some(*id),
                 LinkAttribute::LinkInfo(infos) => {
                     link.veth = infos
                         .iter()
@@ -72,6 +79,9 @@ impl Link {
                 }
                 _ => {}
             }
+        }
+        if let Some((_, ns)) = &mut link.peer {
+            *ns = netnsid;
         }
         (!link.name.is_empty()).then_some(link)
     }
@@ -297,6 +307,27 @@ impl Netlink {
                 _ => None,
             })
             .collect())
+    }
+
+    /// Whether the veth peer of `link` runs a native XDP program (asked in
+    /// the peer's namespace, by its id): then XDP_TX frames from `link`
+    /// reach it in native mode too.
+    pub async fn peer_runs_native_xdp(&self, link: &Link) -> Result<bool> {
+        let Some((index, netnsid)) = link.peer else {
+            return Ok(false);
+        };
+        let mut request = self.handle.link().get().match_index(index);
+        if let Some(id) = netnsid {
+            request
+                .message_mut()
+                .attributes
+                .push(LinkAttribute::IfNetnsId(id));
+        }
+        let found: Vec<LinkMessage> = request.execute().try_collect().await?;
+        Ok(found
+            .iter()
+            .filter_map(Link::from_message)
+            .any(|peer| peer.xdp == Some("native")))
     }
 
     /// The routers the kernel heard on the link: the link-local neighbours

@@ -5,6 +5,7 @@ use std::{process::Command, time::Duration};
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
     daemon::{bin, tutorial_config, Daemon},
+    http::member_sum,
     netns::{join, unique},
     topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
 };
@@ -386,4 +387,47 @@ fn a_slow_target_raises_the_fdt_and_a_fast_one_lowers_it_again() -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     join(responder)?;
     result
+}
+
+/// With `xdp_mode = "auto"`, a veth member whose peer runs a native XDP
+/// program (as a wire would take the frames) gets native mode, and the
+/// group works end to end in it: probes, ARP and echo answered in XDP.
+#[test]
+fn a_group_runs_in_native_xdp_mode_where_the_veth_peer_allows_it() -> Result<()> {
+    let t = Topology::build(&unique("native"))?;
+    for m in MEMBERS {
+        ipmp_tests::xdp::attach_native_pass(t.switch_of(m), &format!("p-{m}"))?;
+    }
+    let d = Daemon::start(&t.host, &probing_config(1000))?;
+    for m in MEMBERS {
+        let row = d.member(m)?;
+        ensure!(
+            row["xdp"] == "native"
+                && row["xdpreason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("peer runs a native XDP program")),
+            "{m}: {row}"
+        );
+        d.wait_acked(&t.host, METRICS, m)?;
+    }
+    let out = t
+        .peer
+        .command("ping")
+        .args(["-c", "5", "-i", "0.05", "-W", "2", DATA_V4])
+        .output()?;
+    ensure!(
+        String::from_utf8_lossy(&out.stdout).contains("5 received"),
+        "pings of {DATA_V4} in native mode: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let sum = |name| member_sum(&t.host, METRICS, name, &MEMBERS);
+    let (echo, neighbour) = (
+        sum("ipmp_echo_requests_answered_total")?,
+        sum("ipmp_neighbour_requests_answered_total")?,
+    );
+    ensure!(
+        echo >= 5.0 && neighbour >= 1.0,
+        "answered in XDP: {echo} echo requests, {neighbour} ARP requests"
+    );
+    Ok(())
 }

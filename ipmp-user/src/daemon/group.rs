@@ -732,7 +732,13 @@ impl Group {
         nl.ensure_member_rule(&m.name, m.table).await?;
         let link_local = nl.link_local(link.index).await?;
         self.probing.present(i, link.index, link_local);
-        let (mode, why) = xdp_mode(self.xdp_mode, link);
+        let peer_native = self.xdp_mode == XdpMode::Auto
+            && link.veth
+            && nl.peer_runs_native_xdp(link).await.unwrap_or_else(|e| {
+                warn!("Cannot see the XDP program of {}'s veth peer: {e:#}", m.name);
+                false
+            });
+        let (mode, why) = xdp_mode(self.xdp_mode, link.veth, peer_native);
         let reason = match self.dataplane.attach_member(&m.name, m.slot, mode)? {
             Attached::Adopted => {
                 info!("Adopted the XDP program on {}", m.name);
@@ -1223,14 +1229,22 @@ fn taken_out_reason(why: u32) -> &'static str {
     }
 }
 
-/// The XDP attach mode for a member, and why.
-fn xdp_mode(setting: XdpMode, link: &Link) -> (KernelXdpMode, &'static str) {
+/// The XDP attach mode for a member (`veth`, and whether its veth peer
+/// runs a native XDP program), and why.
+fn xdp_mode(setting: XdpMode, veth: bool, peer_native: bool) -> (KernelXdpMode, &'static str) {
     match setting {
         XdpMode::Native => (KernelXdpMode::Driver, "native mode (configured)"),
         XdpMode::Generic => (KernelXdpMode::Skb, "generic mode (configured)"),
         // The kernel drops XDP_TX frames sent into a veth peer that runs no
         // native XDP program; generic mode delivers them.
-        XdpMode::Auto if link.veth => (KernelXdpMode::Skb, "generic mode (auto: veth member)"),
+        XdpMode::Auto if veth && peer_native => (
+            KernelXdpMode::Driver,
+            "native mode (auto: the veth peer runs a native XDP program)",
+        ),
+        XdpMode::Auto if veth => (
+            KernelXdpMode::Skb,
+            "generic mode (auto: veth member whose peer runs no native XDP program)",
+        ),
         XdpMode::Auto => (KernelXdpMode::Default, "the driver's mode (auto)"),
     }
 }
