@@ -431,3 +431,54 @@ fn a_group_runs_in_native_xdp_mode_where_the_veth_peer_allows_it() -> Result<()>
     );
     Ok(())
 }
+
+/// A test address two members of the group share disables probing on the
+/// second (in.mpathd's message) instead of refusing the file; a member
+/// without a test address is warned about after in.mpathd's 20 s grace
+/// period, in a group where others probe.
+#[test]
+fn a_duplicate_test_address_disables_probing_on_that_member_only() -> Result<()> {
+    let t = Topology::build(&unique("dup"))?;
+    let config = probing_config(1000)
+        .replace("192.0.2.202/24", "192.0.2.201/24")
+        .replace("test_address = \"192.0.2.203/24\"\n", "");
+    let started = std::time::Instant::now();
+    let d = Daemon::start(&t.host, &config)?;
+    d.wait_acked(&t.host, METRICS, "e1000g0")?;
+    ensure!(
+        d.log_text().contains(
+            "Test address 192.0.2.201 is not unique in group; disabling probe-based \
+             failure detection on e1000g1"
+        ),
+        "no duplicate test address message:\n{}",
+        d.log_text()
+    );
+    for (m, probe) in [
+        ("e1000g0", "ok"),
+        ("e1000g1", "disabled"),
+        ("rge0", "disabled"),
+    ] {
+        let row = d.member(m)?;
+        ensure!(row["probe"] == probe && row["state"] == "ok", "{m}: {row}");
+    }
+    let warning = "No test address configured on interface rge0; disabling probe-based \
+                   failure detection on it";
+    ensure!(
+        !d.log_text().contains(warning),
+        "warned within the grace period"
+    );
+    d.wait_for("the warning after 20 s", Duration::from_secs(25), |d| {
+        Ok(d.log_text().contains(warning))
+    })?;
+    ensure!(
+        started.elapsed() >= Duration::from_secs(20),
+        "warned after {:?}",
+        started.elapsed()
+    );
+    ensure!(
+        !d.log_text()
+            .contains("No test address configured on interface e1000g1"),
+        "e1000g1 has a test address"
+    );
+    Ok(())
+}

@@ -219,7 +219,6 @@ impl Group {
         for i in 0..group.members.len() {
             group.take_in_hand(nl, i).await?;
         }
-        group.probing.warn_untested();
         group.apply(nl, Instant::now()).await?;
         group.mirror_routes(nl).await?;
         Ok(group)
@@ -573,7 +572,7 @@ impl Group {
                 self.members[i].link.as_ref().map(|l| l.index),
             ) {
                 if let Some(ll) = nl.link_local(index).await? {
-                    self.probing.present(i, index, Some(ll));
+                    self.probing.present(i, index, Some(ll), now);
                     self.publish_member(i)?;
                 }
             }
@@ -731,7 +730,7 @@ impl Group {
         }
         nl.ensure_member_rule(&m.name, m.table).await?;
         let link_local = nl.link_local(link.index).await?;
-        self.probing.present(i, link.index, link_local);
+        self.probing.present(i, link.index, link_local, self.epoch.elapsed());
         let peer_native = self.xdp_mode == XdpMode::Auto
             && link.veth
             && nl.peer_runs_native_xdp(link).await.unwrap_or_else(|e| {

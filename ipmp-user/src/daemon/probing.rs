@@ -10,7 +10,7 @@ use std::{
 use ipmp_common::{probe_identifier, ProbeCounts, ProbeReply};
 use ipnet::{IpNet, Ipv4Net};
 use tokio::sync::broadcast;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::{
     config::{DaemonConfig, GroupConfig, MemberConfig},
@@ -33,7 +33,14 @@ struct ProbeMember {
     counts: ProbeCounts,
     /// IPv6 routers the kernel heard on this member (Router Advertisements).
     heard_routers: Vec<IpAddr>,
+    /// Since when the member has been in the group; `None` once it was
+    /// warned about probing without a test address (or needs no warning).
+    untested_since: Option<Duration>,
 }
+
+/// in.mpathd waits this long for a test address to be configured before
+/// it warns that a member has none.
+const TEST_ADDRESS_GRACE: Duration = Duration::from_secs(20);
 
 pub struct Probing {
     prober: GroupProber,
@@ -96,6 +103,8 @@ impl Probing {
         self.prober.set_explicit_targets(config.targets.clone());
         self.prober
             .set_configured_fdt(Duration::from_millis(config.fdt_ms(daemon)));
+        self.prober
+            .set_startup_quiet(Duration::from_millis(daemon.startup_quiet_ms));
         // A group with IPv6 probes over IPv6 by itself, as in.mpathd does
         // on interfaces with IPv6 plumbed: from the members' link-local
         // addresses (which every member has) to routers or, without
@@ -125,8 +134,20 @@ impl Probing {
         now: Duration,
     ) -> bool {
         let mut families = Vec::new();
-        if m.test_address.is_some() {
-            families.push(Family::V4);
+        let duplicate = m.test_address.filter(|t| {
+            self.members
+                .iter()
+                .any(|o| o.test_v4.is_some_and(|ot| ot.addr() == t.addr()))
+        });
+        match (m.test_address, duplicate) {
+            (Some(_), None) => families.push(Family::V4),
+            (_, Some(t)) => error!(
+                "Test address {} is not unique in group; disabling probe-based failure \
+                 detection on {}",
+                t.addr(),
+                m.interface
+            ),
+            (None, None) => {}
         }
         if self.v6 {
             families.push(Family::V6);
@@ -145,6 +166,7 @@ impl Probing {
             sockets: HashMap::new(),
             counts,
             heard_routers: Vec::new(),
+            untested_since: Some(now),
         });
         self.probes(self.members.len() - 1)
     }
@@ -160,12 +182,16 @@ impl Probing {
         self.prober.remove_member(&m.name);
     }
 
-    /// in.mpathd's warning for members left out of probe-based detection
-    /// in a group that probes.
-    pub fn warn_untested(&self) {
-        if self.any() {
-            for m in self.members.iter().filter(|m| m.families.is_empty()) {
+    /// in.mpathd's warning for members without probing, once they have
+    /// been in the group for its grace period.
+    fn warn_untested(&mut self, now: Duration) {
+        for m in &mut self.members {
+            let due = m.untested_since.is_some_and(|t| now >= t + TEST_ADDRESS_GRACE);
+            if due && m.families.is_empty() && m.test_v4.is_none() {
                 warn!("No test address configured on interface {}; disabling probe-based failure detection on it", m.name);
+            }
+            if due || !m.families.is_empty() {
+                m.untested_since = None;
             }
         }
     }
@@ -179,11 +205,16 @@ impl Probing {
         self.members.iter().any(|m| !m.families.is_empty())
     }
 
-    /// Member `i` exists (again) as `ifindex`; sockets are opened afresh.
-    pub fn present(&mut self, i: usize, ifindex: u32, link_local: Option<Ipv6Addr>) {
+    /// Member `i` exists (again) as `ifindex`; sockets are opened afresh,
+    /// and a member that appears starts probing with its own start-up
+    /// quiet period.
+    pub fn present(&mut self, i: usize, ifindex: u32, link_local: Option<Ipv6Addr>, now: Duration) {
         let m = &mut self.members[i];
         if m.ifindex != Some(ifindex) {
             m.sockets.clear();
+            if m.ifindex.is_none() {
+                self.prober.start_quiet(&m.name, now);
+            }
         }
         m.ifindex = Some(ifindex);
         m.link_local = link_local.or(m.link_local);
@@ -262,11 +293,21 @@ impl Probing {
     }
 
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.prober.next_deadline()
+        let warning = self
+            .members
+            .iter()
+            .filter_map(|m| m.untested_since)
+            .map(|t| t + TEST_ADDRESS_GRACE)
+            .min();
+        match (self.prober.next_deadline(), warning) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Sends the probes due at `now`; returns the prober's events.
     pub fn poll(&mut self, now: Duration) -> Vec<ProberEvent> {
+        self.warn_untested(now);
         let (probes, events) = self.prober.poll(now, &mut || rand::random());
         for p in probes {
             let Some(i) = self.members.iter().position(|m| m.name == p.member) else {
