@@ -482,3 +482,56 @@ fn a_duplicate_test_address_disables_probing_on_that_member_only() -> Result<()>
     );
     Ok(())
 }
+
+/// `ipmpd --syslog` logs to syslog, facility daemon, with in.mpathd's
+/// severities: "now unusable" at LOG_ERR (<27>), the rest at LOG_NOTICE
+/// (<29>). Syslog's socket here is the test's, bound over /dev/log in a
+/// mount namespace of ipmpd's own.
+#[test]
+fn syslog_gets_in_mpathd_severities() -> Result<()> {
+    let ns = ipmp_tests::netns::Netns::create(&unique("syslog"))?;
+    let dir = std::env::temp_dir().join(unique("syslog"));
+    std::fs::create_dir_all(&dir)?;
+    let log = std::os::unix::net::UnixDatagram::bind(dir.join("log"))?;
+    log.set_read_timeout(Some(Duration::from_secs(10)))?;
+    std::fs::write(
+        dir.join("ipmp.toml"),
+        "[[group]]\nname = \"sl0\"\ndata_addresses = [\"192.0.2.200/24\"]\n\
+         [[group.member]]\ninterface = \"m0\"\n",
+    )?;
+    let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/{}", unique("syslog")));
+    let script = format!(
+        "mount -t tmpfs tmpfs /dev && touch /dev/log /dev/null && mount --bind {d}/log /dev/log \
+         && exec {ipmpd} --syslog --config {d}/ipmp.toml --socket {d}/s --pin-dir {pins}",
+        d = dir.display(),
+        ipmpd = bin("ipmpd").display(),
+        pins = pins.display()
+    );
+    let mut child = ns
+        .command("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .spawn()?;
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !lines.iter().any(|l: &String| l.contains("ipmpd ready")) {
+        match log.recv(&mut buf) {
+            Ok(n) => lines.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => break,
+        }
+    }
+    child.kill()?;
+    child.wait()?;
+    let _ = std::fs::remove_dir_all(&pins);
+    std::fs::remove_dir_all(&dir)?;
+    let line = |text: &str| lines.iter().find(|l| l.contains(text)).cloned();
+    ensure!(
+        line("All IP interfaces in group sl0 are now unusable")
+            .is_some_and(|l| l.starts_with("<27>")),
+        "no error-level group failure in {lines:?}"
+    );
+    ensure!(
+        line("ipmpd ready").is_some_and(|l| l.starts_with("<29>")),
+        "no notice-level start in {lines:?}"
+    );
+    Ok(())
+}

@@ -32,6 +32,10 @@ struct Args {
     /// changed, and exit; for when no ipmpd runs (else: ipmpctl teardown).
     #[arg(long, conflicts_with = "check")]
     teardown: bool,
+    /// Log to syslog, facility daemon, instead of stderr (under systemd
+    /// ipmpd logs to the journal by itself).
+    #[arg(long)]
+    syslog: bool,
     /// Print the ipmpd(8) man page (roff) and exit.
     #[arg(long, hide = true)]
     manpage: bool,
@@ -51,7 +55,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_logging();
+    init_logging(args.syslog);
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -94,8 +98,9 @@ fn main() -> ExitCode {
 
 /// Logs go to the journal, with in.mpathd's severities as priorities, when
 /// systemd connected stderr to it (JOURNAL_STREAM names stderr's device and
-/// inode); to stderr otherwise (foreground, tests).
-fn init_logging() {
+/// inode); to syslog (facility daemon) with `--syslog`; to stderr otherwise
+/// (foreground, tests).
+fn init_logging(syslog: bool) {
     use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let journal = stderr_is_journal()
@@ -103,6 +108,9 @@ fn init_logging() {
         .and_then(Result::ok);
     let registry = tracing_subscriber::registry();
     match journal {
+        None if syslog => registry
+            .with(ipmp::syslog::Syslog::open().with_filter(filter()))
+            .init(),
         Some(journal) => registry
             .with(
                 journal
