@@ -59,7 +59,8 @@ enum Command {
     /// Print the ipmpctl(8) man page (roff).
     #[command(hide = true)]
     Manpage,
-    /// Turn Solaris /etc/hostname.* files (and /etc/default/mpathd) into
+    /// Turn Solaris /etc/hostname.* and /etc/hostname6.* files (and
+    /// /etc/default/mpathd) into
     /// ipmp's TOML configuration, printed on standard output.
     Convert {
         /// /etc/hosts, for the host names the files use.
@@ -68,7 +69,8 @@ enum Command {
         /// /etc/default/mpathd (FAILURE_DETECTION_TIME, FAILBACK).
         #[arg(long, value_name = "FILE")]
         mpathd: Option<PathBuf>,
-        /// hostname.IF files; the interface name comes from the file name.
+        /// hostname.IF and hostname6.IF files; the interface name comes
+        /// from the file name.
         #[arg(required = true, value_name = "hostname.IF")]
         files: Vec<PathBuf>,
     },
@@ -203,23 +205,30 @@ fn convert(hosts: Option<PathBuf>, mpathd: Option<PathBuf>, files: Vec<PathBuf>)
         std::fs::read_to_string(path)
             .map_err(|e| eprintln!("ipmpctl convert: cannot read {}: {e}", path.display()))
     };
-    let mut hostname_files = Vec::new();
+    let (mut hostname_files, mut hostname6_files) = (Vec::new(), Vec::new());
     for path in &files {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let Some(interface) = name.strip_prefix("hostname.") else {
-            eprintln!(
-                "ipmpctl convert: {} is not a hostname.IF file",
-                path.display()
-            );
-            return ExitCode::from(2);
+        let (list, interface) = match (
+            name.strip_prefix("hostname."),
+            name.strip_prefix("hostname6."),
+        ) {
+            (Some(interface), _) => (&mut hostname_files, interface),
+            (_, Some(interface)) => (&mut hostname6_files, interface),
+            _ => {
+                eprintln!(
+                    "ipmpctl convert: {} is not a hostname.IF or hostname6.IF file",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
         };
         let Ok(text) = read(path) else {
             return ExitCode::from(EXIT_REFUSED);
         };
-        hostname_files.push((interface.to_string(), text));
+        list.push((interface.to_string(), text));
     }
     let optional = |p: Option<PathBuf>| p.map(|p| read(&p)).transpose();
     let (Ok(hosts), Ok(mpathd)) = (optional(hosts), optional(mpathd)) else {
@@ -227,6 +236,7 @@ fn convert(hosts: Option<PathBuf>, mpathd: Option<PathBuf>, files: Vec<PathBuf>)
     };
     match convert::convert(&SolarisFiles {
         hostname_files,
+        hostname6_files,
         hosts,
         mpathd,
     }) {

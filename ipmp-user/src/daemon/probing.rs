@@ -186,7 +186,9 @@ impl Probing {
     /// been in the group for its grace period.
     fn warn_untested(&mut self, now: Duration) {
         for m in &mut self.members {
-            let due = m.untested_since.is_some_and(|t| now >= t + TEST_ADDRESS_GRACE);
+            let due = m
+                .untested_since
+                .is_some_and(|t| now >= t + TEST_ADDRESS_GRACE);
             if due && m.families.is_empty() && m.test_v4.is_none() {
                 warn!("No test address configured on interface {}; disabling probe-based failure detection on it", m.name);
             }
