@@ -9,20 +9,10 @@ use std::{
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
-    netns::{join, Netns},
+    netns::join,
     topology::{DATA_V4, MEMBERS, PEER_V4},
     traffic::{mac_string, Sniffer},
 };
-
-/// The peer's neighbour entry for `address`: its MAC, if it has one.
-fn peer_neighbour(peer: &Netns, address: &str) -> Result<Option<String>> {
-    let out = peer.ip(&format!("neigh show {address} dev eth0"))?;
-    Ok(out
-        .split_whitespace()
-        .skip_while(|w| *w != "lladdr")
-        .nth(1)
-        .map(str::to_string))
-}
 
 /// 240 flows leave through every member; each member asks for the peer
 /// itself. No ARP frame the peer sees names the data address with another
@@ -34,18 +24,8 @@ fn asking_for_next_hops_keeps_the_peers_entry_on_the_bound_member() -> Result<()
         .as_str()
         .context("no inbound member")?
         .to_string();
-    let bound_mac = t.mac(&bound)?;
     // The peer learns the binding by asking (answered in XDP by `bound`).
-    let out = t
-        .peer
-        .command("ping")
-        .args(["-c", "1", "-W", "2", DATA_V4])
-        .output()?;
-    ensure!(out.status.success(), "the peer cannot reach {DATA_V4}");
-    ensure!(
-        peer_neighbour(&t.peer, DATA_V4)?.as_deref() == Some(&*bound_mac),
-        "the peer did not learn {bound}'s MAC for {DATA_V4}"
-    );
+    let bound_mac = t.peer_learns(DATA_V4, &bound)?;
     for m in MEMBERS {
         t.host.ip(&format!("neigh flush dev {m}"))?;
     }
@@ -88,7 +68,7 @@ fn asking_for_next_hops_keeps_the_peers_entry_on_the_bound_member() -> Result<()
         wrong.is_empty(),
         "ARP frames named {DATA_V4} with {wrong:?}; it is bound to {bound} ({bound_mac})"
     );
-    let now = peer_neighbour(&t.peer, DATA_V4)?;
+    let now = t.peer_neighbour(DATA_V4)?;
     ensure!(
         now.as_deref() == Some(&*bound_mac),
         "the peer's entry for {DATA_V4} moved to {now:?}; it is bound to {bound} ({bound_mac})"
