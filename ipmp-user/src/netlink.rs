@@ -330,10 +330,10 @@ impl Netlink {
             .any(|peer| peer.xdp == Some("native")))
     }
 
-    /// The routers the kernel heard on the link: the link-local neighbours
-    /// it marked as routers (from Router Advertisements, or the router
-    /// flag of neighbour advertisements).
-    pub async fn heard_routers(&self, index: u32) -> Result<Vec<Ipv6Addr>> {
+    /// The routers the kernel heard, by link index: the link-local
+    /// neighbours it marked as routers (from Router Advertisements, or the
+    /// router flag of neighbour advertisements). One dump for all links.
+    pub async fn heard_routers(&self) -> Result<Vec<(u32, Ipv6Addr)>> {
         let msgs: Vec<NeighbourMessage> = self
             .handle
             .neighbours()
@@ -344,15 +344,13 @@ impl Netlink {
             .await?;
         Ok(msgs
             .iter()
-            .filter(|m| {
-                m.header.ifindex == index && m.header.flags.contains(NeighbourFlags::Router)
-            })
-            .flat_map(|m| &m.attributes)
-            .filter_map(|a| match a {
+            .filter(|m| m.header.flags.contains(NeighbourFlags::Router))
+            .flat_map(|m| m.attributes.iter().map(move |a| (m.header.ifindex, a)))
+            .filter_map(|(index, a)| match a {
                 NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6))
                     if v6.segments()[0] & 0xffc0 == 0xfe80 =>
                 {
-                    Some(*v6)
+                    Some((index, *v6))
                 }
                 _ => None,
             })

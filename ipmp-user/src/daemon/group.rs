@@ -558,11 +558,15 @@ impl Group {
             self.restore_pins();
             self.memberships_due = now + MEMBERSHIP_REFRESH;
             // The kernel announces no new router flag: read them each second.
-            for i in 0..self.members.len() {
-                let index = self.members[i].link.as_ref().map(|l| l.index);
-                if let (true, Some(index)) = (self.probing.probes_v6(i), index) {
-                    let heard = nl.heard_routers(index).await?;
-                    self.probing.set_heard_routers(i, heard);
+            if (0..self.members.len()).any(|i| self.probing.probes_v6(i)) {
+                let heard = nl.heard_routers().await?;
+                for i in 0..self.members.len() {
+                    let index = self.members[i].link.as_ref().map(|l| l.index);
+                    if let (true, Some(index)) = (self.probing.probes_v6(i), index) {
+                        let mine = heard.iter().filter(|(at, _)| *at == index);
+                        self.probing
+                            .set_heard_routers(i, mine.map(|&(_, r)| r).collect());
+                    }
                 }
             }
         }
@@ -730,11 +734,15 @@ impl Group {
         }
         nl.ensure_member_rule(&m.name, m.table).await?;
         let link_local = nl.link_local(link.index).await?;
-        self.probing.present(i, link.index, link_local, self.epoch.elapsed());
+        self.probing
+            .present(i, link.index, link_local, self.epoch.elapsed());
         let peer_native = self.xdp_mode == XdpMode::Auto
             && link.veth
             && nl.peer_runs_native_xdp(link).await.unwrap_or_else(|e| {
-                warn!("Cannot see the XDP program of {}'s veth peer: {e:#}", m.name);
+                warn!(
+                    "Cannot see the XDP program of {}'s veth peer: {e:#}",
+                    m.name
+                );
                 false
             });
         let (mode, why) = xdp_mode(self.xdp_mode, link.veth, peer_native);
