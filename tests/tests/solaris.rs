@@ -483,14 +483,14 @@ fn a_duplicate_test_address_disables_probing_on_that_member_only() -> Result<()>
     Ok(())
 }
 
-/// `ipmpd --syslog` logs to syslog, facility daemon, with in.mpathd's
-/// severities: "now unusable" at LOG_ERR (<27>), the rest at LOG_NOTICE
-/// (<29>). Syslog's socket here is the test's, bound over /dev/log in a
-/// mount namespace of ipmpd's own.
-#[test]
-fn syslog_gets_in_mpathd_severities() -> Result<()> {
-    let ns = ipmp_tests::netns::Netns::create(&unique("syslog"))?;
-    let dir = std::env::temp_dir().join(unique("syslog"));
+/// What ipmpd sends to a log socket (one datagram a record) from its
+/// start to "ipmpd ready", run in a namespace of its own with a group whose
+/// only member is missing (so its group fails at once). `prepare` (shell,
+/// `{d}` the test's folder, whose `log` is the socket) runs first in
+/// ipmpd's own mount namespace, to put the socket where ipmpd looks.
+fn logged_records(prepare: &str, args: &str) -> Result<Vec<String>> {
+    let ns = ipmp_tests::netns::Netns::create(&unique("log"))?;
+    let dir = std::env::temp_dir().join(unique("log"));
     std::fs::create_dir_all(&dir)?;
     let log = std::os::unix::net::UnixDatagram::bind(dir.join("log"))?;
     log.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -499,11 +499,11 @@ fn syslog_gets_in_mpathd_severities() -> Result<()> {
         "[[group]]\nname = \"sl0\"\ndata_addresses = [\"192.0.2.200/24\"]\n\
          [[group.member]]\ninterface = \"m0\"\n",
     )?;
-    let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/{}", unique("syslog")));
+    let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/{}", unique("log")));
+    let d = dir.display().to_string();
     let script = format!(
-        "mount -t tmpfs tmpfs /dev && touch /dev/log /dev/null && mount --bind {d}/log /dev/log \
-         && exec {ipmpd} --syslog --config {d}/ipmp.toml --socket {d}/s --pin-dir {pins}",
-        d = dir.display(),
+        "{} && exec {ipmpd} {args} --config {d}/ipmp.toml --socket {d}/s --pin-dir {pins}",
+        prepare.replace("{d}", &d),
         ipmpd = bin("ipmpd").display(),
         pins = pins.display()
     );
@@ -511,11 +511,11 @@ fn syslog_gets_in_mpathd_severities() -> Result<()> {
         .command("unshare")
         .args(["--mount", "sh", "-c", &script])
         .spawn()?;
-    let mut lines = Vec::new();
-    let mut buf = [0u8; 2048];
-    while !lines.iter().any(|l: &String| l.contains("ipmpd ready")) {
+    let mut records = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !records.iter().any(|l: &String| l.contains("ipmpd ready")) {
         match log.recv(&mut buf) {
-            Ok(n) => lines.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Ok(n) => records.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
             Err(_) => break,
         }
     }
@@ -523,15 +523,82 @@ fn syslog_gets_in_mpathd_severities() -> Result<()> {
     child.wait()?;
     let _ = std::fs::remove_dir_all(&pins);
     std::fs::remove_dir_all(&dir)?;
-    let line = |text: &str| lines.iter().find(|l| l.contains(text)).cloned();
+    Ok(records)
+}
+
+/// The record that carries `text`.
+fn record<'a>(records: &'a [String], text: &str) -> Option<&'a String> {
+    records.iter().find(|r| r.contains(text))
+}
+
+/// `ipmpd --syslog` logs to syslog, facility daemon, with in.mpathd's
+/// severities: "now unusable" at LOG_ERR (<27>), the rest at LOG_NOTICE
+/// (<29>). Syslog's socket here is the test's, bound over /dev/log.
+#[test]
+fn syslog_gets_in_mpathd_severities() -> Result<()> {
+    let records = logged_records(
+        "mount -t tmpfs tmpfs /dev && touch /dev/log /dev/null && mount --bind {d}/log /dev/log",
+        "--syslog",
+    )?;
     ensure!(
-        line("All IP interfaces in group sl0 are now unusable")
+        record(&records, "All IP interfaces in group sl0 are now unusable")
             .is_some_and(|l| l.starts_with("<27>")),
-        "no error-level group failure in {lines:?}"
+        "no error-level group failure in {records:?}"
     );
     ensure!(
-        line("ipmpd ready").is_some_and(|l| l.starts_with("<29>")),
-        "no notice-level start in {lines:?}"
+        record(&records, "ipmpd ready").is_some_and(|l| l.starts_with("<29>")),
+        "no notice-level start in {records:?}"
+    );
+    Ok(())
+}
+
+/// A field of a journal record in the native protocol: `KEY=value\n`, or
+/// `KEY\n`, the value's length (64-bit little-endian), the value, `\n`.
+fn journal_field(record: &str, key: &str) -> Option<String> {
+    let b = record.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let end = i + b[i..].iter().position(|&c| c == b'\n' || c == b'=')?;
+        let (value, next) = if b[end] == b'=' {
+            let line_end = end + b[end..].iter().position(|&c| c == b'\n')?;
+            (&b[end + 1..line_end], line_end + 1)
+        } else {
+            let len = u64::from_le_bytes(b.get(end + 1..end + 9)?.try_into().ok()?) as usize;
+            (b.get(end + 9..end + 9 + len)?, end + 9 + len + 1)
+        };
+        if &b[i..end] == key.as_bytes() {
+            return Some(String::from_utf8_lossy(value).into_owned());
+        }
+        i = next;
+    }
+    None
+}
+
+/// Under systemd (JOURNAL_STREAM names ipmpd's stderr) ipmpd writes to the
+/// journal with in.mpathd's severities as priorities (3 err, 5 notice).
+/// The journal's socket here is the test's.
+#[test]
+fn the_journal_gets_in_mpathd_severities_under_systemd() -> Result<()> {
+    let records = logged_records(
+        "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal \
+         && touch /run/systemd/journal/socket \
+         && mount --bind {d}/log /run/systemd/journal/socket && exec 2>{d}/stderr \
+         && export JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2)",
+        "",
+    )?;
+    let priority = |message: &str| {
+        records
+            .iter()
+            .find(|r| journal_field(r, "MESSAGE").is_some_and(|m| m.starts_with(message)))
+            .and_then(|r| journal_field(r, "PRIORITY"))
+    };
+    ensure!(
+        priority("All IP interfaces in group sl0 are now unusable").as_deref() == Some("3"),
+        "no priority-3 group failure in {records:?}"
+    );
+    ensure!(
+        priority("ipmpd ready").as_deref() == Some("5"),
+        "no priority-5 start in {records:?}"
     );
     Ok(())
 }
