@@ -41,6 +41,9 @@ pub const PROBE_REPLIES_BYTES: u32 = 64 * 1024;
 
 pub const PROG_EGRESS: &str = "ipmp_egress";
 pub const PROG_MEMBER_XDP: &str = "ipmp_member";
+/// TC egress on every member: the kernel's ARP requests from a data
+/// address leave as ARP probes (sender 0.0.0.0).
+pub const PROG_MEMBER_EGRESS: &str = "ipmp_member_egress";
 /// The member XDP program's slot: each member runs its own instance with
 /// its slot set at load time, so the program needs no lookup to know it.
 pub const GLOBAL_MEMBER_SLOT: &str = "MEMBER_SLOT";
@@ -146,7 +149,7 @@ pub struct Member {
     /// The IPv4 test address's prefix length (with `test_v4`), so that the
     /// address can be removed from the pins alone.
     pub test_v4_prefix: u8,
-    pub _pad2: [u8; 7],
+    pub _pad2: [u8; 5],
 }
 
 /// `Member::record`: taken offline by the operator (if_mpadm -d).
@@ -171,12 +174,14 @@ pub const RECORD_GROUP_FAILURE_ANNOUNCED: u32 = 1 << 8;
 
 /// Indices into `Member::saved_sysctls`: net.ipv4.conf.all.rp_filter (as
 /// it was when this member was prepared), then the member's own rp_filter,
-/// arp_ignore and arp_announce.
+/// arp_ignore, arp_announce, and IPv6 autoconf and accept_ra_defrtr.
 pub const SAVED_ALL_RP_FILTER: usize = 0;
 pub const SAVED_RP_FILTER: usize = 1;
 pub const SAVED_ARP_IGNORE: usize = 2;
 pub const SAVED_ARP_ANNOUNCE: usize = 3;
-pub const SAVED_SYSCTLS: usize = 4;
+pub const SAVED_AUTOCONF: usize = 4;
+pub const SAVED_ACCEPT_RA_DEFRTR: usize = 5;
+pub const SAVED_SYSCTLS: usize = 6;
 
 /// A member's failure-detection probes as ipmpd counts them: sent, and of
 /// those acknowledged (by the prober's rules) or lost.

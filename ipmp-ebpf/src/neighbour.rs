@@ -13,9 +13,9 @@ use crate::{
     parse::{mac_is_group, ptr_at, PROTO_ICMPV6},
 };
 
-const ARP_ETHERNET: [u8; 2] = [0, 1];
-const ARP_IPV4: [u8; 2] = [0x08, 0x00];
-const ARP_REQUEST: [u8; 2] = [0, 1];
+pub(crate) const ARP_ETHERNET: [u8; 2] = [0, 1];
+pub(crate) const ARP_IPV4: [u8; 2] = [0x08, 0x00];
+pub(crate) const ARP_REQUEST: [u8; 2] = [0, 1];
 const ARP_REPLY: [u8; 2] = [0, 2];
 
 const ND_SOLICITATION: u8 = 135;

@@ -750,7 +750,9 @@ impl Checker<'_> {
     }
 
     /// A data address belongs to one group; a test address to one member
-    /// and never moves, so it cannot be a data address.
+    /// and never moves, so it cannot be a data address. A test address
+    /// twice in one group is in.mpathd's to deal with (it disables probing
+    /// on the second member); in two groups it is an error.
     fn addresses_unique(&mut self, groups: &[Spanned<RawGroup>]) {
         let mut data: HashMap<IpAddr, usize> = HashMap::new();
         for addr in groups
@@ -774,9 +776,12 @@ impl Checker<'_> {
                 data.insert(net.addr(), line);
             }
         }
-        let mut test: HashMap<Ipv4Addr, (usize, &str)> = HashMap::new();
-        let members = groups.iter().flat_map(|g| &g.get_ref().member);
-        for member in members.map(Spanned::get_ref) {
+        let mut test: HashMap<Ipv4Addr, (usize, &str, usize)> = HashMap::new();
+        let members = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, group)| group.get_ref().member.iter().map(move |m| (g, m)));
+        for (group, member) in members.map(|(g, m)| (g, m.get_ref())) {
             let Some(addr) = &member.test_address else {
                 continue;
             };
@@ -794,16 +799,18 @@ impl Checker<'_> {
                 );
             }
             let line = self.line(addr.span());
-            if let Some(&(first, other)) = test.get(&ip) {
-                self.report(
+            match test.get(&ip) {
+                Some(&(first, other, g)) if g != group => self.report(
                     addr.span(),
                     format!(
                         "test address {ip} is already the test address of \"{other}\" \
-                         (line {first}); each member needs its own"
+                         (line {first}) in another group; each member needs its own"
                     ),
-                );
-            } else {
-                test.insert(ip, (line, member.interface.get_ref()));
+                ),
+                Some(_) => {}
+                None => {
+                    test.insert(ip, (line, member.interface.get_ref(), group));
+                }
             }
         }
     }
@@ -1253,6 +1260,16 @@ standby = false
         );
     }
 
+    /// in.mpathd disables probing on the second member; the file is fine.
+    #[test]
+    fn a_test_address_twice_in_one_group_is_accepted() {
+        let text = format!(
+            "{}[[group.member]]\ninterface = \"eth1\"\ntest_address = \"192.0.2.201/24\"\n",
+            group("g0", "eth0", "192.0.2.200/24", "192.0.2.201/24")
+        );
+        assert!(parse(&text).is_ok());
+    }
+
     #[test]
     fn bad_test_addresses() {
         let text = format!(
@@ -1269,7 +1286,7 @@ standby = false
                 format!("{FILE}:12: test address 192.0.2.200 is also a data address (line 3); give the member a test address of its own"),
                 format!("{FILE}:18: test_address \"192.0.2.51\" needs a prefix length, e.g. \"192.0.2.51/24\""),
                 format!("{FILE}:24: test address 192.0.2.200 is also a data address (line 3); give the member a test address of its own"),
-                format!("{FILE}:24: test address 192.0.2.200 is already the test address of \"eth1\" (line 12); each member needs its own"),
+                format!("{FILE}:24: test address 192.0.2.200 is already the test address of \"eth1\" (line 12) in another group; each member needs its own"),
             ]
         );
     }

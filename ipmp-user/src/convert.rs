@@ -47,6 +47,8 @@ pub struct SolarisFiles {
     /// `(IF, contents)` for each `/etc/hostname.IF`, IF taken from the file
     /// name; it may name a logical interface (`hme0:1`).
     pub hostname_files: Vec<(String, String)>,
+    /// `(IF, contents)` for each `/etc/hostname6.IF` (IPv6).
+    pub hostname6_files: Vec<(String, String)>,
     /// `/etc/hosts`, for the host names the hostname files use.
     pub hosts: Option<String>,
     /// `/etc/default/mpathd`.
@@ -119,7 +121,8 @@ pub fn convert(files: &SolarisFiles) -> Result<Converted, ConvertError> {
         .mpathd
         .as_deref()
         .map(|text| read_mpathd(text, &mut out));
-    let groups = build_groups(interfaces, &mut out);
+    let mut groups = build_groups(interfaces, &mut out);
+    read_hostname6_files(&files.hostname6_files, &mut groups, &mut out);
     if !out.problems.is_empty() {
         return Err(ConvertError {
             problems: out.problems,
@@ -567,8 +570,8 @@ fn keyword(word: &str) -> Option<Kw> {
         "-local" => refused(Arg::No, NO_EQUIVALENT, REMOVE_IT),
         "inet6" => refused(
             Arg::No,
-            "hostname.IF files are IPv4; IPv6 configuration is not converted",
-            "remove it, and add the IPv6 data addresses to data_addresses by hand (IPv6 probes use the link-local addresses)",
+            "hostname.IF files are IPv4 (Solaris keeps IPv6 in hostname6.IF)",
+            "move the IPv6 part to the interface's hostname6.IF file",
         ),
         "removeif" => refused(
             Arg::Yes,
@@ -972,7 +975,7 @@ impl Parser<'_> {
                 tok,
                 shown.to_owned(),
                 "an IPv6 address in a hostname.IF file (Solaris keeps IPv6 in hostname6.IF)",
-                "remove it, and add IPv6 data addresses to data_addresses by hand (IPv6 probes use the link-local addresses)",
+                "move it to the interface's hostname6.IF file",
             );
             return None;
         }
@@ -1254,12 +1257,125 @@ fn strtol(value: &str) -> Option<i64> {
 }
 
 // ---------------------------------------------------------------------------
+// IPv6: hostname6.IF
+
+/// ifconfig's prefix length for an IPv6 address written without one.
+const DEFAULT_PREFIX6: u8 = 64;
+
+/// What a hostname6.IF file says: the interface's IPv6 data addresses
+/// (addresses that fail over, not link-local), whether it is an IPMP
+/// interface, and its group. Members need nothing else: their IPv6 test
+/// address is their link-local address, and a group with an IPv6 data
+/// address probes over IPv6 by itself.
+fn read_hostname6_files(files: &[(String, String)], groups: &mut [Group], out: &mut Output) {
+    for (name, text) in files {
+        let file = format!("hostname6.{name}");
+        let (commands, _) = commands(text);
+        let mut ipmp = false;
+        let mut group_name: Option<String> = None;
+        let mut data = Vec::new();
+        for command in &commands {
+            let mut failover = true;
+            let mut words = command.iter();
+            let mut addresses = Vec::new();
+            while let Some(tok) = words.next() {
+                let loc = Loc {
+                    file: file.clone(),
+                    line: tok.line,
+                };
+                match tok.text.as_str() {
+                    "inet6" | "plumb" | "up" | "failover" | "standby" | "-standby"
+                    | "deprecated" | "-deprecated" => {}
+                    "-failover" => failover = false,
+                    "ipmp" => ipmp = true,
+                    "addif" => {
+                        // A new logical interface: its own failover flag.
+                        data.extend(addresses.drain(..).filter(|_| failover));
+                        failover = true;
+                    }
+                    "group" => group_name = words.next().map(|t| t.text.clone()),
+                    "token" => {
+                        words.next();
+                        out.notes.push(format!(
+                            "{file}:{}: `token` ignored: Linux makes each member's \
+                             link-local address itself",
+                            tok.line
+                        ));
+                    }
+                    word => match parse_address6(word) {
+                        Some((ip, _)) if ip.segments()[0] & 0xffc0 == 0xfe80 => {
+                            out.notes.push(format!(
+                                "{file}:{}: link-local {ip} ignored: each member's own \
+                                 link-local address is its IPv6 test address",
+                                tok.line
+                            ))
+                        }
+                        Some((ip, prefix)) => addresses.push((ip, prefix, tok.line)),
+                        None => out.problems.push(problem(
+                            &loc,
+                            Some(word.to_owned()),
+                            "not converted from a hostname6.IF file (addresses, ipmp, \
+                             group, addif, -failover, standby, up are)"
+                                .into(),
+                            "remove it, and set it up by other means on Linux if it is \
+                             still needed"
+                                .into(),
+                        )),
+                    },
+                }
+            }
+            data.extend(addresses.drain(..).filter(|_| failover));
+        }
+        if data.is_empty() {
+            continue;
+        }
+        // New IPMP: the IPMP interface is the group; classic: the
+        // interface's group, as its hostname files name it.
+        let target = groups.iter().position(|g| {
+            (ipmp && g.name == *name)
+                || g.members.iter().any(|m| m.interface == *name)
+                || group_name.as_deref() == Some(g.name.as_str())
+        });
+        let Some(target) = target else {
+            out.problems.push(problem(
+                &Loc {
+                    file: file.clone(),
+                    line: data[0].2,
+                },
+                None,
+                format!("{name} is in no group converted from the hostname.IF files"),
+                "give the group's hostname.IF files too (an IPv6-only group is not converted)"
+                    .into(),
+            ));
+            continue;
+        };
+        for (ip, prefix, line) in data {
+            groups[target]
+                .data6
+                .push((ip, prefix, format!("{file} line {line}")));
+        }
+    }
+}
+
+/// An IPv6 address with an optional `/N` (ifconfig's default otherwise).
+fn parse_address6(word: &str) -> Option<(Ipv6Addr, u8)> {
+    let (ip, prefix) = match word.split_once('/') {
+        None => (word, DEFAULT_PREFIX6),
+        Some((ip, len)) => (ip, len.parse().ok().filter(|&p| p <= 128)?),
+    };
+    Some((ip.parse().ok()?, prefix))
+}
+
+// ---------------------------------------------------------------------------
 // Groups
 
 struct Group {
     name: String,
     comment: Vec<String>,
     data: Vec<OutAddr>,
+    /// IPv6 data addresses, from hostname6.IF files: address, prefix
+    /// length, where it came from.
+    data6: Vec<(Ipv6Addr, u8, String)>,
     members: Vec<Member>,
 }
 
@@ -1552,6 +1668,7 @@ fn build_group(
         name,
         comment,
         data,
+        data6: Vec::new(),
         members,
     }
 }
@@ -1758,6 +1875,10 @@ fn render(daemon: Option<&Daemon>, groups: &[Group]) -> String {
                 comment_text(&addr.comment)
             ));
         }
+        for (ip, prefix, comment) in &group.data6 {
+            let value = toml_string(&format!("{ip}/{prefix}"));
+            s.push_str(&format!("    {value},  # {}\n", comment_text(comment)));
+        }
         s.push_str("]\n");
         for member in &group.members {
             s.push('\n');
@@ -1845,6 +1966,10 @@ mod tests {
             hostname_files: names
                 .iter()
                 .filter_map(|n| Some((n.strip_prefix("hostname.")?.to_owned(), read(n)?)))
+                .collect(),
+            hostname6_files: names
+                .iter()
+                .filter_map(|n| Some((n.strip_prefix("hostname6.")?.to_owned(), read(n)?)))
                 .collect(),
             hosts: read("hosts"),
             mpathd: read("mpathd"),
@@ -2054,7 +2179,7 @@ mod tests {
                 .map(|(i, t)| ((*i).to_owned(), (*t).to_owned()))
                 .collect(),
             hosts: hosts.map(str::to_owned),
-            mpathd: None,
+            ..SolarisFiles::default()
         }
     }
 
@@ -2071,6 +2196,55 @@ mod tests {
     }
 
     const HOSTS: &str = "127.0.0.1 localhost\n192.0.2.200 prod\n192.0.2.201 prod-eth0\n";
+
+    /// New IPMP with IPv6: the IPMP interface's hostname6 file holds the
+    /// IPv6 data addresses; the members' files (empty, or `-failover`
+    /// with a link-local token) add nothing but notes.
+    #[test]
+    fn hostname6_files_add_ipv6_data_addresses() {
+        let input = SolarisFiles {
+            hostname6_files: vec![
+                (
+                    "ipmp0".into(),
+                    "ipmp group ipmp0 up\naddif 2001:db8::200/64 up\naddif 2001:db8:1::200 up\n"
+                        .into(),
+                ),
+                (
+                    "eth0".into(),
+                    "token ::10/64 -failover group ipmp0 up\n".into(),
+                ),
+                ("eth1".into(), "fe80::11 -failover group ipmp0 up\n".into()),
+            ],
+            ..files(
+                &[
+                    ("ipmp0", "ipmp 192.0.2.200/24 up"),
+                    ("eth0", "192.0.2.201/24 -failover group ipmp0 up"),
+                    ("eth1", "192.0.2.202/24 -failover group ipmp0 up"),
+                ],
+                None,
+            )
+        };
+        let (config, notes) = config_of(&input);
+        let data: Vec<String> = config.groups[0]
+            .data_addresses
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            data,
+            ["192.0.2.200/24", "2001:db8::200/64", "2001:db8:1::200/64"]
+        );
+        has_note(&notes, "hostname6.eth0:1: `token` ignored");
+        has_note(&notes, "hostname6.eth1:1: link-local fe80::11 ignored");
+        let refused = SolarisFiles {
+            hostname6_files: vec![("eth9".into(), "2001:db8::9/64 up\n".into())],
+            ..input
+        };
+        assert_eq!(
+            errors(&refused),
+            ["hostname6.eth9:1: eth9 is in no group converted from the hostname.IF files; give the group's hostname.IF files too (an IPv6-only group is not converted)"]
+        );
+    }
 
     #[test]
     fn unknown_host_name() {
@@ -2434,7 +2608,7 @@ mod tests {
         );
         assert_eq!(
             errors(&input),
-            ["hostname.ipmp0:2: `addif 2001:db8::1/64`: an IPv6 address in a hostname.IF file (Solaris keeps IPv6 in hostname6.IF); remove it, and add IPv6 data addresses to data_addresses by hand (IPv6 probes use the link-local addresses)"]
+            ["hostname.ipmp0:2: `addif 2001:db8::1/64`: an IPv6 address in a hostname.IF file (Solaris keeps IPv6 in hostname6.IF); move it to the interface's hostname6.IF file"]
         );
         let input = files(
             &[

@@ -22,8 +22,8 @@ use ipmp_common::{
     GLOBAL_LINK_STATE_NOCARRIER, GLOBAL_LINK_STATE_START, GLOBAL_MEMBER_SLOT,
     GLOBAL_NET_DEVICE_IFINDEX, GLOBAL_NET_DEVICE_STATE, GLOBAL_XDP_BUFF_RXQ,
     GLOBAL_XDP_RXQ_INFO_DEV, MAP_ACTIVE_TABLE, MAP_DATA_ADDRESSES, MAP_DROPS, MAP_FLOW_TABLE,
-    MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_DEVICES, MAP_MEMBER_STATS, MAP_PROBE_REPLIES,
-    MAP_TAKEN_OUT, MAX_MEMBERS, PROG_EGRESS, PROG_LOCATE_MEMBER, PROG_MEMBER_XDP,
+    MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_DEVICES, MAP_MEMBER_STATS, MAP_PROBE_REPLIES, MAP_TAKEN_OUT,
+    MAX_MEMBERS, PROG_EGRESS, PROG_LOCATE_MEMBER, PROG_MEMBER_EGRESS, PROG_MEMBER_XDP,
 };
 
 use crate::kernel_layout::KernelLayout;
@@ -97,6 +97,10 @@ impl GroupDataplane {
             .context("loading the ipmp eBPF programs")?;
         let egress: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
         egress.load().context("verifying the egress program")?;
+        let asking: &mut SchedClassifier = program(&mut ebpf, PROG_MEMBER_EGRESS)?;
+        asking
+            .load()
+            .context("verifying the members' egress program")?;
         let locate: &mut Xdp = program(&mut ebpf, PROG_LOCATE_MEMBER)?;
         locate
             .load()
@@ -186,23 +190,7 @@ impl GroupDataplane {
     /// forwarding never stops across an ipmpd restart.
     pub fn attach_egress(&mut self, group_if: &str) -> Result<Attached> {
         let pin = self.pin_dir.join(EGRESS_LINK_PIN);
-        let prog: &mut SchedClassifier = program(&mut self.ebpf, PROG_EGRESS)?;
-        let (attached, link) = attach_pinned(
-            prog,
-            &pin,
-            |p, link| {
-                let id = p.attach_to_link(SchedClassifierLink::try_from(link)?)?;
-                Ok(p.take_link(id)?.try_into()?)
-            },
-            |p| {
-                let id = p
-                    .attach(group_if, TcAttachType::Egress)
-                    .with_context(|| format!("attaching the egress program to {group_if}"))?;
-                Ok(p.take_link(id)?.try_into()?)
-            },
-        )?;
-        self.links.insert(pin, link);
-        Ok(attached)
+        self.attach_tc_egress(PROG_EGRESS, group_if, pin)
     }
 
     /// The group interface was created again: the egress program is
@@ -234,21 +222,57 @@ impl GroupDataplane {
             },
         )?;
         self.links.insert(pin, link);
+        self.attach_member_egress(member)?;
         Ok(attached)
     }
 
-    /// Detaches `member`'s XDP program (the member left the group).
+    /// Attaches the members' TC egress program (ARP requests from a data
+    /// address leave as probes) to `member`, adopting a pinned attachment.
+    fn attach_member_egress(&mut self, member: &str) -> Result<()> {
+        let pin = self.member_egress_pin(member);
+        self.attach_tc_egress(PROG_MEMBER_EGRESS, member, pin)
+            .map(drop)
+    }
+
+    /// Attaches TC egress program `name` to `interface`, or swaps it into
+    /// the attachment pinned at `pin`.
+    fn attach_tc_egress(&mut self, name: &str, interface: &str, pin: PathBuf) -> Result<Attached> {
+        let prog: &mut SchedClassifier = program(&mut self.ebpf, name)?;
+        let (attached, link) = attach_pinned(
+            prog,
+            &pin,
+            |p, link| {
+                let id = p.attach_to_link(SchedClassifierLink::try_from(link)?)?;
+                Ok(p.take_link(id)?.try_into()?)
+            },
+            |p| {
+                let id = p
+                    .attach(interface, TcAttachType::Egress)
+                    .with_context(|| format!("attaching {name} to {interface}"))?;
+                Ok(p.take_link(id)?.try_into()?)
+            },
+        )?;
+        self.links.insert(pin, link);
+        Ok(attached)
+    }
+
+    /// Detaches `member`'s programs (the member left the group).
     pub fn detach_member(&mut self, member: &str) -> Result<()> {
-        let pin = self.member_link_pin(member);
-        remove_pin(&pin)?;
-        // Dropping the last descriptor of the link detaches the program.
-        self.links.remove(&pin);
+        for pin in [self.member_link_pin(member), self.member_egress_pin(member)] {
+            remove_pin(&pin)?;
+            // Dropping the last descriptor of the link detaches the program.
+            self.links.remove(&pin);
+        }
         self.members.remove(member);
         Ok(())
     }
 
     fn member_link_pin(&self, member: &str) -> PathBuf {
         self.pin_dir.join(format!("link_xdp_{member}"))
+    }
+
+    fn member_egress_pin(&self, member: &str) -> PathBuf {
+        self.pin_dir.join(format!("link_tc_{member}"))
     }
 
     /// The flow table the dataplane is reading now.

@@ -1,7 +1,7 @@
 //! ipmpstat's output (`ipmpctl stat`): each mode is a table of fields, and
 //! a selection of them is printed the way illumos ipmpstat prints through
 //! libofmt (human columns, `-P` parseable lines), or as JSON.
-use std::{fmt, time::Duration};
+use std::{collections::HashMap, fmt, net::IpAddr, time::Duration};
 
 use crate::model::{
     AddressStatus, GroupStatus, MemberState, MemberStatus, ProbeMode, ProbeRecord, ProbingStatus,
@@ -70,6 +70,9 @@ pub struct OutputOptions {
     pub parseable: bool,
     /// `--json`: one JSON array of objects.
     pub json: bool,
+    /// Host names to show for addresses in human and `-P` output
+    /// (ipmpstat resolves them unless `-n`); JSON stays numeric.
+    pub names: HashMap<IpAddr, String>,
 }
 
 /// What to print: `text` on standard output (each line ends with a
@@ -182,7 +185,17 @@ const INTERFACE_FIELDS: &[Field<InterfaceValue>] = &[
     field("LINK", 10, |_, m| m.link.to_string()),
     field("PROBE", 10, |_, m| m.probe.to_string()),
     field("STATE", 10, |_, m| m.state.to_string()),
+    // Beyond ipmpstat: the XDP attach mode in use, and why it was chosen.
+    field("XDP", 10, |_, m| {
+        m.xdp.as_ref().map_or(UNKNOWN.into(), |x| x.mode.clone())
+    }),
+    field("XDPREASON", 40, |_, m| {
+        m.xdp.as_ref().map_or(UNKNOWN.into(), |x| x.reason.clone())
+    }),
 ];
+
+/// ipmpstat's value for a field that cannot be known (`--` is empty).
+pub const UNKNOWN: &str = "?";
 
 type AddressValue = fn(&GroupStatus, &AddressStatus) -> String;
 
@@ -214,10 +227,11 @@ const TARGET_FIELDS: &[Field<TargetValue>] = &[
     field("MODE", 10, |_, p| {
         p.map_or(ProbeMode::Disabled, |p| p.mode).to_string()
     }),
-    field("TESTADDR", 20, |_, p| {
-        p.and_then(|p| p.test_address)
-            .map(|a| a.to_string())
-            .unwrap_or_default()
+    // Unknown while a probing family's address is not known yet (an IPv6
+    // link-local address still in duplicate address detection).
+    field("TESTADDR", 20, |_, p| match p {
+        Some(p) => p.test_address.map_or(UNKNOWN.into(), |a| a.to_string()),
+        None => String::new(),
     }),
     field("TARGETS", 38, |_, p| {
         p.map(|p| {
@@ -403,10 +417,56 @@ fn output(table: &Table, opts: &OutputOptions, header: bool) -> String {
     if opts.json {
         json(table)
     } else if opts.parseable {
-        parseable(table)
+        parseable(&named(table, &opts.names))
     } else {
-        human(table, header)
+        human(&named(table, &opts.names), header)
     }
+}
+
+/// The fields whose values are addresses (space-separated lists in
+/// TARGETS), shown as host names where `names` has one.
+const ADDRESS_FIELDS_NAMED: [&str; 4] = ["ADDRESS", "TESTADDR", "TARGETS", "TARGET"];
+
+fn named(table: &Table, names: &HashMap<IpAddr, String>) -> Table {
+    let columns = table.columns.clone();
+    let rows = table
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .zip(&columns)
+                .map(|(value, (name, _))| {
+                    if !ADDRESS_FIELDS_NAMED.contains(name) {
+                        return value.clone();
+                    }
+                    value
+                        .split(' ')
+                        .map(|word| {
+                            word.parse::<IpAddr>()
+                                .ok()
+                                .and_then(|a| names.get(&a))
+                                .map_or(word, String::as_str)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect()
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+/// Every address `status` would show, for the caller to look up.
+pub fn addresses(status: &Status) -> Vec<IpAddr> {
+    let mut all = Vec::new();
+    for g in &status.groups {
+        all.extend(g.addresses.iter().map(|a| a.address));
+        for p in g.members.iter().flat_map(|m| &m.probing) {
+            all.extend(p.test_address);
+            all.extend(&p.targets);
+        }
+    }
+    all
 }
 
 fn table<V>(fields: &[&Field<V>], rows: Vec<Vec<String>>) -> Table {
@@ -435,6 +495,8 @@ fn select<'f, V>(
         Fields::Named(names) => Some(names),
         Fields::All => None,
         Fields::Default if opts.parseable => return Err(OutputError::ParseableWithoutFields),
+        // JSON has no columns to fit: every field.
+        Fields::Default if opts.json => None,
         Fields::Default => {
             let mut used = 0;
             let fitting = fields
@@ -601,6 +663,7 @@ mod tests {
             probe,
             state,
             probing: Vec::new(),
+            xdp: None,
         }
     }
 
@@ -642,6 +705,7 @@ mod tests {
             fields,
             parseable,
             json,
+            ..OutputOptions::default()
         }
     }
 
@@ -664,6 +728,54 @@ mod tests {
              e1000g1     yes     production0 -------   up        ok        ok\n\
              e1000g0     no      production0 -------   down      failed    failed\n"
         );
+    }
+
+    /// XDP's mode and reason are there with -o; `?` where not attached.
+    #[test]
+    fn xdp_mode_and_unknown_values() {
+        let mut status = cable_pulled();
+        status.groups[0].members[0].xdp = Some(crate::model::XdpStatus {
+            mode: "generic".into(),
+            reason: "generic mode (configured)".into(),
+        });
+        assert_eq!(
+            text(
+                &status,
+                Mode::Interface,
+                &options(named(&["interface", "xdp", "xdpreason"]), true, false)
+            ),
+            "rge0:generic:generic mode (configured)\ne1000g1:?:?\ne1000g0:?:?\n"
+        );
+        // JSON has no columns to fit: every field without -o.
+        let json = text(
+            &status,
+            Mode::Interface,
+            &options(Fields::Default, false, true),
+        );
+        assert!(json.contains("\"xdp\":\"generic\",\"xdpreason\":\"generic mode (configured)\""));
+    }
+
+    /// Addresses are shown by host name where one is known (ipmpstat
+    /// without -n); JSON stays numeric.
+    #[test]
+    fn addresses_by_host_name() {
+        let mut status = cable_pulled();
+        status.groups[0].members[0].probing = vec![ProbingStatus {
+            mode: ProbeMode::Routes,
+            test_address: None,
+            targets: vec!["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()],
+        }];
+        assert_eq!(addresses(&status).len(), 2);
+        let mut opts = options(named(&["interface", "testaddr", "targets"]), true, false);
+        opts.names
+            .insert("192.0.2.1".parse().unwrap(), "router1".into());
+        assert_eq!(
+            text(&status, Mode::Target, &opts),
+            "rge0:?:router1 192.0.2.2\ne1000g1::\ne1000g0::\n"
+        );
+        opts.parseable = false;
+        opts.json = true;
+        assert!(text(&status, Mode::Target, &opts).contains("192.0.2.1 192.0.2.2"));
     }
 
     #[test]
@@ -824,7 +936,7 @@ mod tests {
             &options(Fields::All, false, false),
         );
         assert!(all
-            .starts_with("INTERFACE   ACTIVE  GROUP       FLAGS     LINK      PROBE     STATE\n"));
+            .starts_with("INTERFACE   ACTIVE  GROUP       FLAGS     LINK      PROBE     STATE     XDP       XDPREASON\n"));
     }
 
     #[test]
@@ -843,7 +955,7 @@ mod tests {
         let rendered = render(&cable_pulled(), Mode::Interface, &opts).unwrap();
         assert_eq!(
             rendered.warnings,
-            ["ignoring unknown output field: `speed' (-i has INTERFACE,ACTIVE,GROUP,FLAGS,LINK,PROBE,STATE)"]
+            ["ignoring unknown output field: `speed' (-i has INTERFACE,ACTIVE,GROUP,FLAGS,LINK,PROBE,STATE,XDP,XDPREASON)"]
         );
         assert!(rendered
             .text
@@ -864,7 +976,7 @@ mod tests {
         let err = render(&cable_pulled(), Mode::Interface, &opts).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown output field: `speed' (-i has INTERFACE,ACTIVE,GROUP,FLAGS,LINK,PROBE,STATE)"
+            "unknown output field: `speed' (-i has INTERFACE,ACTIVE,GROUP,FLAGS,LINK,PROBE,STATE,XDP,XDPREASON)"
         );
     }
 

@@ -14,3 +14,4 @@ pub mod notify;
 pub mod policy;
 pub mod probe;
 pub mod sysctl;
+pub mod syslog;

@@ -354,6 +354,7 @@ mod tests {
             probe: ProbeState::Disabled,
             state,
             probing: Vec::new(),
+            xdp: None,
         }
     }
 

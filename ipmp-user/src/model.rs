@@ -132,6 +132,17 @@ pub struct MemberStatus {
     /// One entry per address family the member probes in.
     #[serde(default)]
     pub probing: Vec<ProbingStatus>,
+    /// The XDP attach mode in use and why; `None` while not attached.
+    #[serde(default)]
+    pub xdp: Option<XdpStatus>,
+}
+
+/// How the member's XDP program is attached (ipmpstat -i XDP, XDPREASON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct XdpStatus {
+    /// `native` or `generic`.
+    pub mode: String,
+    pub reason: String,
 }
 
 /// A member's probing in one address family (ipmpstat -t).

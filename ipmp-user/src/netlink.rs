@@ -13,7 +13,8 @@ use rtnetlink::{
     packet_core::{NetlinkMessage, NetlinkPayload},
     packet_route::{
         address::{AddressAttribute, AddressFlags},
-        link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+        link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkXdp, XdpAttached},
+        neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage},
         route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType},
         rule::{RuleAction, RuleAttribute, RuleMessage},
         AddressFamily, RouteNetlinkMessage,
@@ -34,6 +35,12 @@ pub struct Link {
     pub mtu: u32,
     pub mac: [u8; 6],
     pub veth: bool,
+    /// How an XDP program is attached (`native`, `generic`, `offloaded`),
+    /// if one is.
+    pub xdp: Option<&'static str>,
+    /// A veth's peer: its index, and the id of its network namespace as
+    /// seen from here (`None`: the same namespace).
+    pub peer: Option<(u32, Option<i32>)>,
 }
 
 impl Link {
@@ -46,12 +53,25 @@ impl Link {
             mtu: 0,
             mac: [0; 6],
             veth: false,
+            xdp: None,
+            peer: None,
         };
+        let mut netnsid = None;
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
                 LinkAttribute::Mtu(m) => link.mtu = *m,
                 LinkAttribute::Address(a) if a.len() == 6 => link.mac.copy_from_slice(a),
+                LinkAttribute::Xdp(xdp) => {
+                    link.xdp = xdp.iter().find_map(|x| match x {
+                        LinkXdp::Attached(XdpAttached::Driver) => Some("native"),
+                        LinkXdp::Attached(XdpAttached::SocketBuffer) => Some("generic"),
+                        LinkXdp::Attached(XdpAttached::Hardware) => Some("offloaded"),
+                        _ => None,
+                    })
+                }
+                LinkAttribute::Link(index) => link.peer = Some((*index, None)),
+                LinkAttribute::LinkNetNsId(id) => netnsid = Some(*id),
                 LinkAttribute::LinkInfo(infos) => {
                     link.veth = infos
                         .iter()
@@ -59,6 +79,9 @@ impl Link {
                 }
                 _ => {}
             }
+        }
+        if let Some((_, ns)) = &mut link.peer {
+            *ns = netnsid;
         }
         (!link.name.is_empty()).then_some(link)
     }
@@ -304,6 +327,54 @@ impl Netlink {
             .flat_map(|m| &m.attributes)
             .filter_map(|a| match a {
                 AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Whether the veth peer of `link` runs a native XDP program (asked in
+    /// the peer's namespace, by its id): then XDP_TX frames from `link`
+    /// reach it in native mode too.
+    pub async fn peer_runs_native_xdp(&self, link: &Link) -> Result<bool> {
+        let Some((index, netnsid)) = link.peer else {
+            return Ok(false);
+        };
+        let mut request = self.handle.link().get().match_index(index);
+        if let Some(id) = netnsid {
+            request
+                .message_mut()
+                .attributes
+                .push(LinkAttribute::IfNetnsId(id));
+        }
+        let found: Vec<LinkMessage> = request.execute().try_collect().await?;
+        Ok(found
+            .iter()
+            .filter_map(Link::from_message)
+            .any(|peer| peer.xdp == Some("native")))
+    }
+
+    /// The routers the kernel heard, by link index: the link-local
+    /// neighbours it marked as routers (from Router Advertisements, or the
+    /// router flag of neighbour advertisements). One dump for all links.
+    pub async fn heard_routers(&self) -> Result<Vec<(u32, Ipv6Addr)>> {
+        let msgs: Vec<NeighbourMessage> = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(AddressFamily::Inet6)
+            .execute()
+            .try_collect()
+            .await?;
+        Ok(msgs
+            .iter()
+            .filter(|m| m.header.flags.contains(NeighbourFlags::Router))
+            .flat_map(|m| m.attributes.iter().map(move |a| (m.header.ifindex, a)))
+            .filter_map(|(index, a)| match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6))
+                    if v6.segments()[0] & 0xffc0 == 0xfe80 =>
+                {
+                    Some((index, *v6))
+                }
                 _ => None,
             })
             .collect())

@@ -20,6 +20,11 @@ pub fn set(path: &str, value: &str) -> Result<()> {
 /// in the target's subnet (arp_announce 2), so that asking never moves a
 /// peer's entry for a data address to a member it is not bound to.
 ///
+/// The data addresses and routes live on the group interface: a member
+/// keeps accepting Router Advertisements (the routers it hears are probe
+/// targets) but takes no SLAAC address (autoconf 0) and no default route
+/// (accept_ra_defrtr 0) of its own from them.
+///
 /// Returns the settings as they were (by `ipmp_common::SAVED_*` index),
 /// for [`restore_member`] at teardown.
 pub fn prepare_member(member: &str) -> Result<[u8; SAVED_SYSCTLS]> {
@@ -35,7 +40,7 @@ pub fn prepare_member(member: &str) -> Result<[u8; SAVED_SYSCTLS]> {
 }
 
 /// What [`prepare_member`] writes, by `SAVED_*` index.
-const OURS: [&str; SAVED_SYSCTLS] = ["0", "0", "1", "2"];
+const OURS: [&str; SAVED_SYSCTLS] = ["0", "0", "1", "2", "0", "0"];
 
 /// The member's sysctls by `SAVED_*` index (the first is `all`'s).
 fn member_paths(member: &str) -> [String; SAVED_SYSCTLS] {
@@ -44,6 +49,8 @@ fn member_paths(member: &str) -> [String; SAVED_SYSCTLS] {
         format!("net/ipv4/conf/{member}/rp_filter"),
         format!("net/ipv4/conf/{member}/arp_ignore"),
         format!("net/ipv4/conf/{member}/arp_announce"),
+        format!("net/ipv6/conf/{member}/autoconf"),
+        format!("net/ipv6/conf/{member}/accept_ra_defrtr"),
     ]
 }
 

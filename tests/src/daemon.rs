@@ -24,6 +24,20 @@ pub fn bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// The tutorial's group production0 (data address 192.0.2.200/24, every
+/// member), with `extra(member)` (TOML lines) in each member's section.
+pub fn tutorial_config(extra: impl Fn(&str) -> &'static str) -> String {
+    let mut config =
+        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
+    for m in MEMBERS {
+        config.push_str(&format!(
+            "\n[[group.member]]\ninterface = \"{m}\"\n{}",
+            extra(m)
+        ));
+    }
+    config
+}
+
 pub struct Daemon {
     child: Option<Child>,
     pub socket: PathBuf,
@@ -46,13 +60,7 @@ impl Daemon {
     /// detection only), its state ok.
     pub fn start_tutorial(prefix: &str) -> Result<(Topology, Daemon)> {
         let t = Topology::build(&unique(prefix))?;
-        let mut config = String::from(
-            "[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n",
-        );
-        for m in MEMBERS {
-            config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-        }
-        let d = Daemon::start(&t.host, &config)?;
+        let d = Daemon::start(&t.host, &tutorial_config(|_| ""))?;
         d.wait_group("ok")?;
         Ok((t, d))
     }

@@ -6,3 +6,4 @@ pub mod http;
 pub mod netns;
 pub mod topology;
 pub mod traffic;
+pub mod xdp;

@@ -129,3 +129,13 @@ pub fn join<T>(handle: thread::JoinHandle<Result<T>>) -> Result<T> {
         .join()
         .map_err(|_| anyhow::anyhow!("thread in namespace panicked"))?
 }
+
+/// The index of interface `name` in the calling thread's namespace.
+pub fn ifindex(name: &str) -> Result<u32> {
+    let name = std::ffi::CString::new(name)?;
+    // SAFETY: a valid NUL-terminated name.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => bail!("no interface {name:?}"),
+        index => Ok(index),
+    }
+}

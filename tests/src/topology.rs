@@ -4,7 +4,7 @@
 //! B, and a remote host behind the router.
 use std::collections::HashMap;
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 
 use crate::{
     netns::Netns,
@@ -203,6 +203,34 @@ impl Topology {
         )
     }
 
+    /// The peer's neighbour entry for `address`: its MAC, if it has one.
+    pub fn peer_neighbour(&self, address: &str) -> Result<Option<String>> {
+        let out = self.peer.ip(&format!("neigh show {address} dev eth0"))?;
+        let words: Vec<&str> = out.split_whitespace().collect();
+        Ok(words
+            .iter()
+            .position(|w| *w == "lladdr")
+            .and_then(|i| words.get(i + 1))
+            .map(|m| m.to_string()))
+    }
+
+    /// The peer asks for data address `address` (one ping) and learns
+    /// `member`'s MAC for it, the member it is bound to; returns the MAC.
+    pub fn peer_learns(&self, address: &str, member: &str) -> Result<String> {
+        let mac = self.mac(member)?;
+        let out = self
+            .peer
+            .command("ping")
+            .args(["-c", "1", "-W", "2", address])
+            .output()?;
+        ensure!(out.status.success(), "the peer cannot reach {address}");
+        ensure!(
+            self.peer_neighbour(address)?.as_deref() == Some(&*mac),
+            "the peer did not learn {member}'s MAC for {address}"
+        );
+        Ok(mac)
+    }
+
     pub fn mac(&self, member: &str) -> Result<String> {
         let out = self.host.ip(&format!("-br link show {member}"))?;
         Ok(out
@@ -250,7 +278,10 @@ fn set_admin_down(ifname: &str) -> Result<()> {
     anyhow::ensure!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
     // SAFETY: a zeroed ifreq is valid; the name fits (checked).
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    anyhow::ensure!(ifname.len() < req.ifr_name.len(), "interface name {ifname} too long");
+    anyhow::ensure!(
+        ifname.len() < req.ifr_name.len(),
+        "interface name {ifname} too long"
+    );
     for (d, s) in req.ifr_name.iter_mut().zip(ifname.bytes()) {
         *d = s as libc::c_char;
     }

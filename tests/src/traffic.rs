@@ -63,7 +63,10 @@ fn set_socket_option<T>(fd: i32, level: i32, name: i32, value: &T) -> Result<()>
         )
     };
     if rc < 0 {
-        bail!("setsockopt({level}, {name}): {}", std::io::Error::last_os_error());
+        bail!(
+            "setsockopt({level}, {name}): {}",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
@@ -425,7 +428,8 @@ impl Stream {
     pub fn lost_since(self, mark: u32) -> Result<(u32, u32)> {
         join(self.sender)?;
         let seen = join(self.receiver)?;
-        let missing = |from: usize| seen[from.min(seen.len())..].iter().filter(|s| !**s).count() as u32;
+        let missing =
+            |from: usize| seen[from.min(seen.len())..].iter().filter(|s| !**s).count() as u32;
         debug_assert_eq!(seen.len(), self.count as usize);
         Ok((missing(0), missing(mark as usize)))
     }
@@ -472,4 +476,54 @@ pub fn port_through(
         .map(|(p, _)| *p)
         .min()
         .with_context(|| format!("no candidate flow went through {mac}"))
+}
+
+/// The Internet checksum (RFC 1071) of `data` (even length).
+pub fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Answers ICMP echo requests to `ns` from userspace, each `delay_ms`
+/// (read per request) late, until `stop`: a slow target, since this
+/// kernel has no netem. The namespace's kernel must not answer itself
+/// (`net.ipv4.icmp_echo_ignore_all = 1`).
+pub fn slow_echo_responder(
+    ns: &Netns,
+    delay_ms: Arc<AtomicU32>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Result<()>> {
+    ns.spawn(move || {
+        use socket2::{Domain, Protocol, Socket, Type};
+        use std::io::Read;
+        let mut sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+        sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let mut buf = [0u8; 1500];
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(n) = sock.read(&mut buf) else { continue };
+            let header = usize::from(buf[0] & 0x0f) * 4;
+            if n < header + 8 || buf[header] != 8 {
+                continue;
+            }
+            let from = std::net::Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
+            let mut reply = buf[header..n].to_vec();
+            reply[0] = 0;
+            reply[2..4].copy_from_slice(&[0, 0]);
+            let sum = internet_checksum(&reply);
+            reply[2..4].copy_from_slice(&sum.to_be_bytes());
+            let (sender, delay) = (sock.try_clone()?, delay_ms.load(Ordering::Relaxed));
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(u64::from(delay)));
+                let to = SocketAddr::new(IpAddr::V4(from), 0);
+                sender.send_to(&reply, &to.into()).ok();
+            });
+        }
+        Ok(())
+    })
 }

@@ -11,10 +11,14 @@ use ipmp_tests::{
 const METRICS: &str = "127.0.0.1:9477";
 const PINGS: usize = 20;
 
+/// The group probes over IPv6 (it has an IPv6 data address); its target is
+/// the router's fe80::1 ([`topology`]), so no ff02::1 discovery echo,
+/// which the host's other members would take in, is counted as a ping.
 fn config(answer_echo: bool) -> String {
     let mut c = format!(
         "[daemon]\nmetrics_listen = \"{METRICS}\"\n\n[[group]]\nname = \"production0\"\n\
-         data_addresses = [\"192.0.2.200/24\", \"2001:db8::200/64\"]\nanswer_echo = {answer_echo}\n"
+         data_addresses = [\"192.0.2.200/24\", \"2001:db8::200/64\"]\nanswer_echo = {answer_echo}\n\
+         targets = [\"fe80::1\"]\n"
     );
     for m in MEMBERS {
         c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
@@ -67,6 +71,13 @@ fn answered_in_xdp(t: &Topology) -> Result<f64> {
     )
 }
 
+/// The tutorial's network with the router at fe80::1 too.
+fn topology() -> Result<Topology> {
+    let t = Topology::build(&unique("echo"))?;
+    t.router.ip("addr add fe80::1/64 dev eth0 nodad")?;
+    Ok(t)
+}
+
 /// Pings each data address `PINGS` times from the peer.
 fn ping_data_addresses(t: &Topology) -> Result<()> {
     for address in [DATA_V4, DATA_V6] {
@@ -86,7 +97,7 @@ fn ping_data_addresses(t: &Topology) -> Result<()> {
 
 #[test]
 fn pings_of_the_data_address_are_answered_in_xdp() -> Result<()> {
-    let t = Topology::build(&unique("echo"))?;
+    let t = topology()?;
     let d = Daemon::start(&t.host, &config(true))?;
     d.wait_group("ok")?;
     let kernel_before = kernel_in_echos(&t.host)?;
@@ -106,7 +117,7 @@ fn pings_of_the_data_address_are_answered_in_xdp() -> Result<()> {
 
 #[test]
 fn without_answer_echo_the_kernel_answers() -> Result<()> {
-    let t = Topology::build(&unique("echo"))?;
+    let t = topology()?;
     let d = Daemon::start(&t.host, &config(false))?;
     d.wait_group("ok")?;
     let kernel_before = kernel_in_echos(&t.host)?;

@@ -11,7 +11,7 @@ use anyhow::{bail, ensure, Context, Result};
 use ipmp_tests::{
     daemon::Daemon,
     http::member_sum,
-    netns::{join, unique, Netns},
+    netns::{ifindex, join, unique, Netns},
     topology::{Topology, DATA_V4, DATA_V6, MEMBERS, PEER_V4, PEER_V6},
     traffic::{Sniffer, Stream},
 };
@@ -71,16 +71,6 @@ fn ndisc(peer: &Netns, address: &str) -> Result<Vec<String>> {
 }
 
 /// The link-layer address the peer's neighbour table holds for `address`.
-fn peer_neighbour(peer: &Netns, address: &str) -> Result<Option<String>> {
-    let out = peer.ip(&format!("neigh show {address} dev eth0"))?;
-    let words: Vec<&str> = out.split_whitespace().collect();
-    Ok(words
-        .iter()
-        .position(|w| *w == "lladdr")
-        .and_then(|i| words.get(i + 1))
-        .map(|m| m.to_string()))
-}
-
 #[test]
 fn each_address_is_answered_once_by_its_bound_member() -> Result<()> {
     let t = Topology::build(&unique("inbound"))?;
@@ -189,18 +179,8 @@ fn asks_for(frame: &[u8], address: IpAddr) -> bool {
 /// asking, and the stream must go on.
 fn moves_unasked(t: &Topology, d: &Daemon, address: &str, from: &str, port: u16) -> Result<()> {
     let bound = inbound(d, address)?;
-    let old_mac = t.mac(&bound)?;
     // The peer learns the binding by asking.
-    let out = t
-        .peer
-        .command("ping")
-        .args(["-c", "1", "-W", "2", address])
-        .output()?;
-    ensure!(out.status.success(), "the peer cannot reach {address}");
-    ensure!(
-        peer_neighbour(&t.peer, address)?.as_deref() == Some(&*old_mac),
-        "the peer did not learn {bound}'s MAC for {address}"
-    );
+    let old_mac = t.peer_learns(address, &bound)?;
     // 3 s of datagrams, one per ms; the bound member's cable is cut 1 s in.
     let stream = Stream::start(
         &t.peer,
@@ -215,7 +195,7 @@ fn moves_unasked(t: &Topology, d: &Daemon, address: &str, from: &str, port: u16)
     t.pull_cable(&bound)?;
     let until = Instant::now() + Duration::from_secs(5);
     let moved_to = loop {
-        let seen = peer_neighbour(&t.peer, address)?;
+        let seen = t.peer_neighbour(address)?;
         if seen.as_deref() != Some(&*old_mac) {
             break seen;
         }
@@ -335,15 +315,6 @@ fn report_for(frame: &[u8], group: IpAddr) -> bool {
                 && matches!(frame[62], 131 | 143)
                 && frame[62..].windows(16).any(|w| w == g.octets())
         }
-    }
-}
-
-fn ifindex(name: &str) -> Result<u32> {
-    let name = std::ffi::CString::new(name)?;
-    // SAFETY: a valid NUL-terminated name.
-    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
-        0 => bail!("no interface {name:?}"),
-        index => Ok(index),
     }
 }
 

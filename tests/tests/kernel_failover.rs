@@ -6,8 +6,7 @@ use std::{collections::HashMap, time::Duration};
 use anyhow::{ensure, Result};
 use ipmp_tests::{
     daemon::Daemon,
-    netns::unique,
-    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
+    topology::{Topology, DATA_V4, PEER_V4},
 };
 use nix::sys::signal::Signal;
 
@@ -18,15 +17,7 @@ const FAMILY: (&str, &str) = (DATA_V4, PEER_V4);
 const LOSS_BOUND: u32 = 3;
 
 fn setup() -> Result<(Topology, Daemon)> {
-    let t = Topology::build(&unique("kf"))?;
-    let mut config =
-        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
-    for m in MEMBERS {
-        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    let d = Daemon::start(&t.host, &config)?;
-    d.wait_group("ok")?;
-    Ok((t, d))
+    Daemon::start_tutorial("kf")
 }
 
 /// A one-second stream (5000 datagrams) on a flow that leaves through

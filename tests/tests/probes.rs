@@ -9,6 +9,7 @@ use ipmp_tests::{
     http::{get, sample},
     netns::unique,
     topology::{Topology, DATA_V4, MEMBERS, PEER_V4, ROUTER_V4},
+    traffic::internet_checksum,
 };
 
 const METRICS: &str = "127.0.0.1:9477";
@@ -195,17 +196,6 @@ fn forge_replies(mac: &str, how_long: Duration) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
-}
-
-fn internet_checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// A host on the link that saw one probe cannot acknowledge later ones it

@@ -287,6 +287,10 @@ fn set_own_sysctls(t: &Topology) -> Result<Sysctls> {
         for (key, value) in SYSCTLS.iter().zip(["1", "0", "1"]) {
             set.push((format!("net.ipv4.conf.{m}.{key}"), value.to_string()));
         }
+        // The kernel's defaults, which ipmpd turns off on members.
+        for key in ["autoconf", "accept_ra_defrtr"] {
+            set.push((format!("net.ipv6.conf.{m}.{key}"), "1".to_string()));
+        }
     }
     for (key, value) in &set {
         t.host.sysctl(key, value)?;

@@ -33,8 +33,29 @@ pub fn run() -> Result<()> {
     step(&d, &mut shown, "Plug cable 1 back in: repair", || {
         t.plug_cable("e1000g0")?;
         d.wait_member("e1000g0", "state", "ok")?;
-        ping(&t)
+        ping(&t)?;
+        flows(&t)
     })?;
+    step(
+        &d,
+        &mut shown,
+        "if_mpadm -d e1000g0: take it offline, its traffic moves to the others",
+        || {
+            mpadm(&d, "offline")?;
+            d.wait_member("e1000g0", "state", "offline")?;
+            flows(&t)
+        },
+    )?;
+    step(
+        &d,
+        &mut shown,
+        "if_mpadm -r e1000g0: bring it back online, it carries traffic again",
+        || {
+            mpadm(&d, "online")?;
+            d.wait_member("e1000g0", "state", "ok")?;
+            flows(&t)
+        },
+    )?;
     step(
         &d,
         &mut shown,
@@ -156,5 +177,28 @@ fn ping(t: &Topology) -> Result<()> {
         "ping 192.0.2.1 from 192.0.2.200: {}",
         if ok { "answered" } else { "no answer" }
     );
+    Ok(())
+}
+
+/// `ipmpctl offline|online e1000g0` (if_mpadm -d / -r), with its answer.
+fn mpadm(d: &Daemon, action: &str) -> Result<()> {
+    let out = d.ctl(&[action, "e1000g0"])?;
+    println!(
+        "# ipmpctl {action} e1000g0: exit status {} {}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+/// 60 UDP flows from the data address to the peer, counted by the member
+/// the peer saw each arrive from.
+fn flows(t: &Topology) -> Result<()> {
+    let by_member = t.flows_by_member(("192.0.2.200", "192.0.2.10"), 30000..30060)?;
+    let counts: Vec<String> = ipmp_tests::topology::MEMBERS
+        .iter()
+        .map(|m| format!("{m} {}", by_member.values().filter(|f| f == m).count()))
+        .collect();
+    println!("60 flows to the peer leave through: {}", counts.join(", "));
     Ok(())
 }

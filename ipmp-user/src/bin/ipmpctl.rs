@@ -2,6 +2,7 @@
 //! `ipmpstat`, it takes ipmpstat's arguments directly.
 use std::{
     io::Write,
+    net::IpAddr,
     path::{Path, PathBuf},
     process::ExitCode,
     time::Instant,
@@ -59,7 +60,8 @@ enum Command {
     /// Print the ipmpctl(8) man page (roff).
     #[command(hide = true)]
     Manpage,
-    /// Turn Solaris /etc/hostname.* files (and /etc/default/mpathd) into
+    /// Turn Solaris /etc/hostname.* and /etc/hostname6.* files (and
+    /// /etc/default/mpathd) into
     /// ipmp's TOML configuration, printed on standard output.
     Convert {
         /// /etc/hosts, for the host names the files use.
@@ -68,7 +70,8 @@ enum Command {
         /// /etc/default/mpathd (FAILURE_DETECTION_TIME, FAILBACK).
         #[arg(long, value_name = "FILE")]
         mpathd: Option<PathBuf>,
-        /// hostname.IF files; the interface name comes from the file name.
+        /// hostname.IF and hostname6.IF files; the interface name comes
+        /// from the file name.
         #[arg(required = true, value_name = "hostname.IF")]
         files: Vec<PathBuf>,
     },
@@ -93,7 +96,7 @@ struct StatArgs {
     /// NETRTT, RTT, RTTAVG, TARGET, RTTDEV.
     #[arg(short = 'p')]
     probe: bool,
-    /// Numeric output (no name lookups).
+    /// Numeric output: addresses are not looked up as host names.
     #[arg(short = 'n')]
     numeric: bool,
     /// Fields to show, comma-separated, or "all".
@@ -215,23 +218,30 @@ fn convert(hosts: Option<PathBuf>, mpathd: Option<PathBuf>, files: Vec<PathBuf>)
         std::fs::read_to_string(path)
             .map_err(|e| eprintln!("ipmpctl convert: cannot read {}: {e}", path.display()))
     };
-    let mut hostname_files = Vec::new();
+    let (mut hostname_files, mut hostname6_files) = (Vec::new(), Vec::new());
     for path in &files {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let Some(interface) = name.strip_prefix("hostname.") else {
-            eprintln!(
-                "ipmpctl convert: {} is not a hostname.IF file",
-                path.display()
-            );
-            return ExitCode::from(2);
+        let (list, interface) = match (
+            name.strip_prefix("hostname."),
+            name.strip_prefix("hostname6."),
+        ) {
+            (Some(interface), _) => (&mut hostname_files, interface),
+            (_, Some(interface)) => (&mut hostname6_files, interface),
+            _ => {
+                eprintln!(
+                    "ipmpctl convert: {} is not a hostname.IF or hostname6.IF file",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
         };
         let Ok(text) = read(path) else {
             return ExitCode::from(EXIT_REFUSED);
         };
-        hostname_files.push((interface.to_string(), text));
+        list.push((interface.to_string(), text));
     }
     let optional = |p: Option<PathBuf>| p.map(|p| read(&p)).transpose();
     let (Ok(hosts), Ok(mpathd)) = (optional(hosts), optional(mpathd)) else {
@@ -239,6 +249,7 @@ fn convert(hosts: Option<PathBuf>, mpathd: Option<PathBuf>, files: Vec<PathBuf>)
     };
     match convert::convert(&SolarisFiles {
         hostname_files,
+        hostname6_files,
         hosts,
         mpathd,
     }) {
@@ -269,20 +280,28 @@ fn stat(socket: &Path, args: &StatArgs) -> ExitCode {
         .output
         .as_deref()
         .map_or(Fields::Default, Fields::from_arg);
-    let opts = OutputOptions {
+    let mut opts = OutputOptions {
         fields,
         parseable: args.parseable,
         json: args.json,
+        ..OutputOptions::default()
     };
-    let _ = args.numeric; // names are never looked up; -n is accepted for ipmpstat compatibility
+    // As ipmpstat: host names unless -n; JSON is for programs, numeric.
+    let resolve = !args.numeric && !args.json;
     if mode == Mode::Probe {
-        return probes(socket, &opts);
+        return probes(socket, &opts, resolve);
     }
     let status = match call(socket, &Request::Status) {
         Ok(Response::Status(s)) => s,
         Ok(other) => return refused(&other),
         Err(code) => return code,
     };
+    if resolve {
+        opts.names = ipmpstat::addresses(&status)
+            .into_iter()
+            .filter_map(|a| Some((a, host_name(a)?)))
+            .collect();
+    }
     match ipmpstat::render(&status, mode, &opts) {
         Ok(out) => {
             for w in out.warnings {
@@ -299,15 +318,46 @@ fn stat(socket: &Path, args: &StatArgs) -> ExitCode {
     }
 }
 
-/// `stat -p`: prints probes as ipmpd reports them, until interrupted.
-fn probes(socket: &Path, opts: &OutputOptions) -> ExitCode {
+/// The host name of `address` (files, then DNS, as the system is set up),
+/// `None` when it has none.
+fn host_name(address: IpAddr) -> Option<String> {
+    let sa = socket2::SockAddr::from(std::net::SocketAddr::new(address, 0));
+    let mut host = [0 as libc::c_char; libc::NI_MAXHOST as usize];
+    // SAFETY: sa and host are valid for the lengths passed.
+    let rc = unsafe {
+        libc::getnameinfo(
+            sa.as_ptr().cast(),
+            sa.len(),
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
+    };
+    // SAFETY: on success getnameinfo wrote a NUL-terminated name.
+    (rc == 0).then(|| {
+        unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    })
+}
+
+/// `stat -p`: prints probes as ipmpd reports them, until interrupted;
+/// targets by host name when `resolve` (each looked up once).
+fn probes(socket: &Path, opts: &OutputOptions, resolve: bool) -> ExitCode {
     let started = Instant::now();
     let mut first = true;
     let mut status = ExitCode::SUCCESS;
+    let mut opts = opts.clone();
     let followed = control::follow(socket, &Request::Probes, |response| match response {
         Response::Done => true,
         Response::Probe(record) => {
-            match ipmpstat::render_probes(&[(started.elapsed(), record)], opts, first) {
+            if resolve && !opts.names.contains_key(&record.target) {
+                let name = host_name(record.target).unwrap_or_else(|| record.target.to_string());
+                opts.names.insert(record.target, name);
+            }
+            match ipmpstat::render_probes(&[(started.elapsed(), record)], &opts, first) {
                 Ok(out) => {
                     first = false;
                     for w in out.warnings {

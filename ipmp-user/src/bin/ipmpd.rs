@@ -32,6 +32,10 @@ struct Args {
     /// changed, and exit; for when no ipmpd runs (else: ipmpctl teardown).
     #[arg(long, conflicts_with = "check")]
     teardown: bool,
+    /// Log to syslog, facility daemon, instead of stderr (under systemd
+    /// ipmpd logs to the journal by itself).
+    #[arg(long)]
+    syslog: bool,
     /// Print the ipmpd(8) man page (roff) and exit.
     #[arg(long, hide = true)]
     manpage: bool,
@@ -51,15 +55,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    init_logging(args.syslog);
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -103,4 +99,51 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Logs go to the journal, with in.mpathd's severities as priorities, when
+/// systemd connected stderr to it (JOURNAL_STREAM names stderr's device and
+/// inode); to syslog (facility daemon) with `--syslog`; to stderr otherwise
+/// (foreground, tests).
+fn init_logging(syslog: bool) {
+    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let journal = stderr_is_journal()
+        .then(tracing_journald::layer)
+        .and_then(Result::ok);
+    let registry = tracing_subscriber::registry();
+    match journal {
+        None if syslog => registry
+            .with(ipmp::syslog::Syslog::open().with_filter(filter()))
+            .init(),
+        Some(journal) => registry
+            .with(
+                journal
+                    .with_syslog_identifier("ipmpd".into())
+                    .with_filter(filter()),
+            )
+            .init(),
+        None => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_target(false)
+                    .with_filter(filter()),
+            )
+            .init(),
+    }
+}
+
+/// systemd's test (sd_journal_stream_fd's documentation): JOURNAL_STREAM is
+/// `device:inode` of the stream stderr is, not of one a parent had.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(wanted) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(stderr) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    wanted.to_string_lossy() == format!("{}:{}", stderr.dev(), stderr.ino())
 }

@@ -15,7 +15,7 @@ use ipmp_common::{
 };
 use ipnet::IpNet;
 use tokio::sync::broadcast;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn, Level};
 
 use crate::{
     config::{DaemonConfig, GroupConfig, MemberConfig, XdpMode},
@@ -23,7 +23,7 @@ use crate::{
     dataplane::{Attached, GroupDataplane},
     memberships::{self, HeldMemberships, Memberships},
     metrics::{GroupSource, MemberSource},
-    model::{AddressStatus, EventRecord, GroupStatus, MemberState},
+    model::{AddressStatus, EventRecord, GroupStatus, MemberState, XdpStatus},
     netlink::{member_table, Change, Link, Netlink},
     notify::PeerNotifier,
     policy::{
@@ -62,6 +62,8 @@ struct MemberRuntime {
     /// The member's sysctls before ipmpd first changed them (kept in the
     /// record across restarts, restored at teardown).
     saved_sysctls: Option<[u8; SAVED_SYSCTLS]>,
+    /// How its XDP program is attached, once it is.
+    xdp: Option<XdpStatus>,
 }
 
 /// Peer notifications of one data address's binding still to send.
@@ -228,7 +230,6 @@ impl Group {
             for i in 0..group.members.len() {
                 group.take_in_hand(nl, i).await?;
             }
-            group.probing.warn_untested();
             group.apply(nl, Instant::now()).await?;
             group.mirror_routes(nl).await
         }
@@ -276,6 +277,7 @@ impl Group {
             table: member_table(&m.interface),
             record: 0,
             saved_sysctls: record::saved_sysctls(&kept),
+            xdp: None,
         });
         let i = self.members.len() - 1;
         if kept.name[0] == 0 {
@@ -427,6 +429,17 @@ impl Group {
     pub fn status(&self) -> GroupStatus {
         let mut status = self.policy.status();
         self.probing.fill(&mut status);
+        let macs: Vec<Option<[u8; 6]>> = self
+            .members
+            .iter()
+            .map(|m| m.link.as_ref().map(|l| l.mac))
+            .collect();
+        for ((s, m), mac) in status.members.iter_mut().zip(&self.members).zip(&macs) {
+            s.xdp = m.link.as_ref().and(m.xdp.clone());
+            // ipmpstat's `h`: another member has the same hardware address.
+            s.flags.dup_hwaddr =
+                mac.is_some() && macs.iter().filter(|other| *other == mac).count() > 1;
+        }
         let up = status.members.iter().any(|m| m.active);
         status.addresses = self
             .config
@@ -580,6 +593,18 @@ impl Group {
             self.hold_solicited_groups();
             self.restore_pins();
             self.memberships_due = now + MEMBERSHIP_REFRESH;
+            // The kernel announces no new router flag: read them each second.
+            if (0..self.members.len()).any(|i| self.probing.probes_v6(i)) {
+                let heard = nl.heard_routers().await?;
+                for i in 0..self.members.len() {
+                    let index = self.members[i].link.as_ref().map(|l| l.index);
+                    if let (true, Some(index)) = (self.probing.probes_v6(i), index) {
+                        let mine = heard.iter().filter(|(at, _)| *at == index);
+                        self.probing
+                            .set_heard_routers(i, mine.map(|&(_, r)| r).collect());
+                    }
+                }
+            }
         }
         for i in 0..self.members.len() {
             if let (true, Some(index)) = (
@@ -587,7 +612,7 @@ impl Group {
                 self.members[i].link.as_ref().map(|l| l.index),
             ) {
                 if let Some(ll) = nl.link_local(index).await? {
-                    self.probing.present(i, index, Some(ll));
+                    self.probing.present(i, index, Some(ll), now);
                     self.publish_member(i)?;
                 }
             }
@@ -612,10 +637,10 @@ impl Group {
                 ProberEvent::Failure(m) => self.event(Event::ProbeFailure(m))?,
                 ProberEvent::Repair(m) => self.event(Event::ProbeRepair(m))?,
                 ProberEvent::FdtRaised { ref member, .. } => {
-                    self.announce("fdt_raised", Some(member), &e.to_string())
+                    self.announce(Level::ERROR, "fdt_raised", Some(member), &e.to_string())
                 }
                 ProberEvent::FdtImproved { ref member, .. } => {
-                    self.announce("fdt_improved", Some(member), &e.to_string())
+                    self.announce(Level::INFO, "fdt_improved", Some(member), &e.to_string())
                 }
             }
         }
@@ -747,12 +772,35 @@ impl Group {
         }
         nl.ensure_member_rule(&m.name, m.table).await?;
         let link_local = nl.link_local(link.index).await?;
-        self.probing.present(i, link.index, link_local);
-        let (mode, why) = xdp_mode(self.xdp_mode, link);
-        match self.dataplane.attach_member(&m.name, m.slot, mode)? {
-            Attached::Adopted => info!("Adopted the XDP program on {}", m.name),
-            Attached::New => info!("Attached the XDP program to {} in {why}", m.name),
-        }
+        self.probing
+            .present(i, link.index, link_local, self.epoch.elapsed());
+        let peer_native = self.xdp_mode == XdpMode::Auto
+            && link.veth
+            && nl.peer_runs_native_xdp(link).await.unwrap_or_else(|e| {
+                warn!(
+                    "Cannot see the XDP program of {}'s veth peer: {e:#}",
+                    m.name
+                );
+                false
+            });
+        let (mode, why) = xdp_mode(self.xdp_mode, link.veth, peer_native);
+        let reason = match self.dataplane.attach_member(&m.name, m.slot, mode)? {
+            Attached::Adopted => {
+                info!("Adopted the XDP program on {}", m.name);
+                "adopted from the pins".to_string()
+            }
+            Attached::New => {
+                info!("Attached the XDP program to {} in {why}", m.name);
+                why.to_string()
+            }
+        };
+        // The kernel says which mode it took ("the driver's" may be either).
+        let attached = nl.link(&m.name).await?.and_then(|l| l.xdp);
+        self.members[i].xdp = Some(XdpStatus {
+            mode: attached.unwrap_or(crate::ipmpstat::UNKNOWN).to_string(),
+            reason,
+        });
+        let m = &self.members[i];
         if !self.dataplane.locate_member(m.slot, link.index)? {
             warn!(
                 "The kernel cannot read the link state of {}: when it fails, traffic moves \
@@ -832,9 +880,14 @@ impl Group {
         Ok(())
     }
 
-    /// Logs a state change in in.mpathd's words and tells event followers.
-    fn announce(&self, event: &str, interface: Option<&str>, message: &str) {
-        info!("{message}");
+    /// Logs a state change in in.mpathd's words, at in.mpathd's severity
+    /// (its LOG_ERR is error, LOG_NOTICE info), and tells event followers.
+    fn announce(&self, level: Level, event: &str, interface: Option<&str>, message: &str) {
+        match level {
+            Level::ERROR => error!("{message}"),
+            Level::WARN => warn!("{message}"),
+            _ => info!("{message}"),
+        }
         let time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -906,7 +959,12 @@ impl Group {
         }
         self.bind_inbound(&active)?;
         for notice in std::mem::take(&mut self.notices) {
-            self.announce(notice.kind(), notice.member(), &notice.to_string());
+            self.announce(
+                notice.level(),
+                notice.kind(),
+                notice.member(),
+                &notice.to_string(),
+            );
         }
         let cast = self
             .policy
@@ -991,6 +1049,7 @@ impl Group {
             let member = self.members.iter().find(|m| m.slot == slot);
             let name = member.map_or("?", |m| m.name.as_str()).to_string();
             self.announce(
+                Level::INFO,
                 "address_bound",
                 Some(&name),
                 &format!(
@@ -1239,14 +1298,22 @@ fn taken_out_reason(why: u32) -> &'static str {
     }
 }
 
-/// The XDP attach mode for a member, and why.
-fn xdp_mode(setting: XdpMode, link: &Link) -> (KernelXdpMode, &'static str) {
+/// The XDP attach mode for a member (`veth`, and whether its veth peer
+/// runs a native XDP program), and why.
+fn xdp_mode(setting: XdpMode, veth: bool, peer_native: bool) -> (KernelXdpMode, &'static str) {
     match setting {
         XdpMode::Native => (KernelXdpMode::Driver, "native mode (configured)"),
         XdpMode::Generic => (KernelXdpMode::Skb, "generic mode (configured)"),
         // The kernel drops XDP_TX frames sent into a veth peer that runs no
         // native XDP program; generic mode delivers them.
-        XdpMode::Auto if link.veth => (KernelXdpMode::Skb, "generic mode (auto: veth member)"),
+        XdpMode::Auto if veth && peer_native => (
+            KernelXdpMode::Driver,
+            "native mode (auto: the veth peer runs a native XDP program)",
+        ),
+        XdpMode::Auto if veth => (
+            KernelXdpMode::Skb,
+            "generic mode (auto: veth member whose peer runs no native XDP program)",
+        ),
         XdpMode::Auto => (KernelXdpMode::Default, "the driver's mode (auto)"),
     }
 }

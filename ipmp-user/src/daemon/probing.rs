@@ -10,7 +10,7 @@ use std::{
 use ipmp_common::{probe_identifier, ProbeCounts, ProbeReply};
 use ipnet::{IpNet, Ipv4Net};
 use tokio::sync::broadcast;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::{
     config::{DaemonConfig, GroupConfig, MemberConfig},
@@ -31,7 +31,16 @@ struct ProbeMember {
     link_local: Option<Ipv6Addr>,
     sockets: HashMap<Family, ProbeSocket>,
     counts: ProbeCounts,
+    /// IPv6 routers the kernel heard on this member (Router Advertisements).
+    heard_routers: Vec<IpAddr>,
+    /// Since when the member has been in the group; `None` once it was
+    /// warned about probing without a test address (or needs no warning).
+    untested_since: Option<Duration>,
 }
+
+/// in.mpathd waits this long for a test address to be configured before
+/// it warns that a member has none.
+const TEST_ADDRESS_GRACE: Duration = Duration::from_secs(20);
 
 pub struct Probing {
     prober: GroupProber,
@@ -39,13 +48,16 @@ pub struct Probing {
     probe_key: [u64; 2],
     /// This host's addresses: a discovery reply from one is no target.
     own: Vec<IpAddr>,
-    /// The group has an IPv6 target: members probe over IPv6 too.
+    /// The group has an IPv6 data address or target: members probe over
+    /// IPv6 too.
     v6: bool,
     /// ipmpd's own RTT of acknowledged probes, until they are reported.
     rtt_seen: HashMap<(usize, u16), u64>,
     records: broadcast::Sender<ProbeRecord>,
     /// CLOCK_MONOTONIC (ns) at the prober's time zero.
     epoch_ns: u64,
+    /// The gateways of the group interface's routes.
+    gateways: Vec<IpAddr>,
     /// When the prober sent each recent probe, by (member, family, seq):
     /// a reply counts as of that time plus the kernel's RTT.
     sent_at: HashMap<(usize, Family, u16), Duration>,
@@ -78,6 +90,7 @@ impl Probing {
             rtt_seen: HashMap::new(),
             records,
             epoch_ns,
+            gateways: Vec::new(),
             sent_at: HashMap::new(),
         };
         probing.configure(config, daemon);
@@ -90,9 +103,14 @@ impl Probing {
         self.prober.set_explicit_targets(config.targets.clone());
         self.prober
             .set_configured_fdt(Duration::from_millis(config.fdt_ms(daemon)));
-        // IPv6 probing needs an IPv6 target (it leaves from link-local
-        // addresses, which every member has).
-        self.v6 = config.targets.iter().any(IpAddr::is_ipv6);
+        self.prober
+            .set_startup_quiet(Duration::from_millis(daemon.startup_quiet_ms));
+        // A group with IPv6 probes over IPv6 by itself, as in.mpathd does
+        // on interfaces with IPv6 plumbed: from the members' link-local
+        // addresses (which every member has) to routers or, without
+        // any, hosts found by ff02::1 discovery.
+        self.v6 = config.targets.iter().any(IpAddr::is_ipv6)
+            || config.data_addresses.iter().any(|a| a.addr().is_ipv6());
         self.own = config.data_addresses.iter().map(IpNet::addr).collect();
         self.own.extend(
             self.members
@@ -116,8 +134,20 @@ impl Probing {
         now: Duration,
     ) -> bool {
         let mut families = Vec::new();
-        if m.test_address.is_some() {
-            families.push(Family::V4);
+        let duplicate = m.test_address.filter(|t| {
+            self.members
+                .iter()
+                .any(|o| o.test_v4.is_some_and(|ot| ot.addr() == t.addr()))
+        });
+        match (m.test_address, duplicate) {
+            (Some(_), None) => families.push(Family::V4),
+            (_, Some(t)) => error!(
+                "Test address {} is not unique in group; disabling probe-based failure \
+                 detection on {}",
+                t.addr(),
+                m.interface
+            ),
+            (None, None) => {}
         }
         if self.v6 {
             families.push(Family::V6);
@@ -135,6 +165,8 @@ impl Probing {
             link_local: None,
             sockets: HashMap::new(),
             counts,
+            heard_routers: Vec::new(),
+            untested_since: Some(now),
         });
         self.probes(self.members.len() - 1)
     }
@@ -150,12 +182,18 @@ impl Probing {
         self.prober.remove_member(&m.name);
     }
 
-    /// in.mpathd's warning for members left out of probe-based detection
-    /// in a group that probes.
-    pub fn warn_untested(&self) {
-        if self.any() {
-            for m in self.members.iter().filter(|m| m.families.is_empty()) {
+    /// in.mpathd's warning for members without probing, once they have
+    /// been in the group for its grace period.
+    fn warn_untested(&mut self, now: Duration) {
+        for m in &mut self.members {
+            let due = m
+                .untested_since
+                .is_some_and(|t| now >= t + TEST_ADDRESS_GRACE);
+            if due && m.families.is_empty() && m.test_v4.is_none() {
                 warn!("No test address configured on interface {}; disabling probe-based failure detection on it", m.name);
+            }
+            if due || !m.families.is_empty() {
+                m.untested_since = None;
             }
         }
     }
@@ -169,11 +207,16 @@ impl Probing {
         self.members.iter().any(|m| !m.families.is_empty())
     }
 
-    /// Member `i` exists (again) as `ifindex`; sockets are opened afresh.
-    pub fn present(&mut self, i: usize, ifindex: u32, link_local: Option<Ipv6Addr>) {
+    /// Member `i` exists (again) as `ifindex`; sockets are opened afresh,
+    /// and a member that appears starts probing with its own start-up
+    /// quiet period.
+    pub fn present(&mut self, i: usize, ifindex: u32, link_local: Option<Ipv6Addr>, now: Duration) {
         let m = &mut self.members[i];
         if m.ifindex != Some(ifindex) {
             m.sockets.clear();
+            if m.ifindex.is_none() {
+                self.prober.start_quiet(&m.name, now);
+            }
         }
         m.ifindex = Some(ifindex);
         m.link_local = link_local.or(m.link_local);
@@ -206,28 +249,67 @@ impl Probing {
     /// The group's gateways: a member probes those inside its test prefix
     /// (IPv4) and the link-local ones (IPv6).
     pub fn set_gateways(&mut self, gateways: &[IpAddr]) {
-        for m in &self.members {
-            for &family in &m.families {
-                let routers = gateways
-                    .iter()
-                    .copied()
-                    .filter(|g| match (family, g) {
-                        (Family::V4, IpAddr::V4(a)) => m.test_v4.is_some_and(|t| t.contains(a)),
-                        (Family::V6, IpAddr::V6(a)) => a.segments()[0] & 0xffc0 == 0xfe80,
-                        _ => false,
-                    })
-                    .collect();
-                self.prober.set_routers(&m.name, family, routers);
-            }
+        self.gateways = gateways.to_vec();
+        for i in 0..self.members.len() {
+            self.set_routers(i);
         }
     }
 
+    /// The IPv6 routers the kernel heard on member `i` (in.mpathd also
+    /// takes routers from Router Advertisements); they join the gateways.
+    pub fn set_heard_routers(&mut self, i: usize, routers: Vec<Ipv6Addr>) {
+        let routers: Vec<IpAddr> = routers.into_iter().map(IpAddr::V6).collect();
+        if self.members[i].heard_routers != routers {
+            self.members[i].heard_routers = routers;
+            self.set_routers(i);
+        }
+    }
+
+    fn set_routers(&mut self, i: usize) {
+        let m = &self.members[i];
+        for &family in &m.families {
+            let mut routers: Vec<IpAddr> = self
+                .gateways
+                .iter()
+                .copied()
+                .filter(|g| match (family, g) {
+                    (Family::V4, IpAddr::V4(a)) => m.test_v4.is_some_and(|t| t.contains(a)),
+                    (Family::V6, IpAddr::V6(a)) => a.segments()[0] & 0xffc0 == 0xfe80,
+                    _ => false,
+                })
+                .collect();
+            if family == Family::V6 {
+                for r in &m.heard_routers {
+                    if !routers.contains(r) {
+                        routers.push(*r);
+                    }
+                }
+            }
+            self.prober.set_routers(&m.name, family, routers);
+        }
+    }
+
+    /// Whether member `i` probes over IPv6 (and so wants the routers heard).
+    pub fn probes_v6(&self, i: usize) -> bool {
+        self.members[i].families.contains(&Family::V6)
+    }
+
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.prober.next_deadline()
+        let warning = self
+            .members
+            .iter()
+            .filter_map(|m| m.untested_since)
+            .map(|t| t + TEST_ADDRESS_GRACE)
+            .min();
+        match (self.prober.next_deadline(), warning) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Sends the probes due at `now`; returns the prober's events.
     pub fn poll(&mut self, now: Duration) -> Vec<ProberEvent> {
+        self.warn_untested(now);
         let (probes, events) = self.prober.poll(now, &mut || rand::random());
         for p in probes {
             let Some(i) = self.members.iter().position(|m| m.name == p.member) else {

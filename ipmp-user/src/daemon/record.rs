@@ -85,11 +85,11 @@ mod tests {
     #[test]
     fn saved_sysctls_count_only_when_marked() {
         let mut m = Member {
-            saved_sysctls: [1, 2, 0, 0],
+            saved_sysctls: [1, 2, 0, 0, 1, 1],
             ..Member::default()
         };
         assert_eq!(saved_sysctls(&m), None);
         m.record = bits(&kept(0), true);
-        assert_eq!(saved_sysctls(&m), Some([1, 2, 0, 0]));
+        assert_eq!(saved_sysctls(&m), Some([1, 2, 0, 0, 1, 1]));
     }
 }

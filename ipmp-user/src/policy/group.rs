@@ -186,6 +186,18 @@ impl fmt::Display for Notice {
 }
 
 impl Notice {
+    /// in.mpathd's severity: failures are LOG_ERR (error), so alerts keyed
+    /// on severity fire; repairs and operator actions are LOG_NOTICE (info).
+    pub fn level(&self) -> tracing::Level {
+        match self {
+            Notice::LinkDown { .. }
+            | Notice::LinkFlapping { .. }
+            | Notice::InterfaceFailure { .. }
+            | Notice::GroupFailure { .. } => tracing::Level::ERROR,
+            _ => tracing::Level::INFO,
+        }
+    }
+
     /// A short name of the notice, for scripts (`ipmpctl events --json`).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -545,6 +557,7 @@ impl GroupPolicy {
                     state,
                     // The prober fills this in.
                     probing: Vec::new(),
+                    xdp: None,
                 }
             })
             .collect();

@@ -573,6 +573,25 @@ impl GroupProber {
         }
     }
 
+    /// The start-up quiet period of members that start probing from now on
+    /// (configuration reload).
+    pub fn set_startup_quiet(&mut self, quiet: Duration) {
+        self.startup_quiet = quiet;
+    }
+
+    /// `member` starts probing now (its interface appeared): its start-up
+    /// quiet period counts from here, not from when ipmpd started.
+    pub fn start_quiet(&mut self, member: &str, now: Duration) {
+        self.observe(now);
+        let quiet = self.startup_quiet;
+        if let Some(mi) = self.index(member) {
+            for i in &mut self.members[mi].instances {
+                i.quiet_until = now + quiet;
+                i.quiet_checked = false;
+            }
+        }
+    }
+
     /// Removes a member (configuration reload).
     pub fn remove_member(&mut self, member: &str) {
         if let Some(mi) = self.index(member) {
@@ -1749,6 +1768,32 @@ mod tests {
         assert_eq!(sim.p.probe_state("a"), ProbeState::Ok);
         sim.run_until(secs(41));
         assert_eq!(sim.events, [(secs(40), failure("a"))]);
+    }
+
+    #[test]
+    fn a_member_that_starts_probing_later_gets_its_own_quiet_period() {
+        // Added at 0 s, it starts probing (its interface appears) at 30 s:
+        // its losses count only from 70 s.
+        let mut sim = Sim::new(always(1.0), Box::new(|_, _| vec![]));
+        sim.p.set_explicit_targets(vec![v4(1)]);
+        sim.add("a", &[Family::V4]);
+        sim.run_until(secs(30));
+        sim.p.start_quiet("a", secs(30));
+        sim.run_until(secs(69));
+        assert!(sim.events.is_empty());
+        sim.run_until(secs(71));
+        assert_eq!(sim.events, [(secs(70), failure("a"))]);
+    }
+
+    #[test]
+    fn a_reloaded_quiet_period_applies_to_members_added_after_it() {
+        let mut sim = Sim::new(always(1.0), Box::new(|_, _| vec![]));
+        sim.p.set_explicit_targets(vec![v4(1)]);
+        sim.p.set_startup_quiet(secs(3));
+        sim.add("a", &[Family::V4]);
+        sim.run_until(secs(10));
+        // Losses from 2 s, one a second: the fifth at 6 s, past the 3 s.
+        assert_eq!(sim.events, [(secs(6), failure("a"))]);
     }
 
     #[test]

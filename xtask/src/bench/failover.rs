@@ -25,7 +25,7 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use super::failover_table_latencies;
-use crate::testbed::TUTORIAL_CONFIG;
+use super::LINK_BASED;
 
 const INTERVAL: Duration = Duration::from_micros(50);
 const PACKETS: u32 = 20_000;
@@ -58,7 +58,7 @@ pub fn run() -> Result<Value> {
     for busy in [false, true] {
         for (name, stop_ipmpd) in [("ipmp, ipmpd running", false), ("ipmp, ipmpd stopped", true)] {
             let topology = Topology::build(&unique("cut"))?;
-            let daemon = Daemon::start(&topology.host, TUTORIAL_CONFIG)?;
+            let daemon = Daemon::start(&topology.host, &LINK_BASED)?;
             daemon.wait_group("ok")?;
             contenders.push(Contender::new(
                 name,

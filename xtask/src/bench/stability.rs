@@ -10,7 +10,7 @@ use ipmp_tests::{
 };
 use serde_json::{json, Value};
 
-use crate::testbed::TUTORIAL_CONFIG;
+use super::LINK_BASED;
 
 const FLOWS: std::ops::Range<u16> = 30_000..30_600;
 
@@ -19,7 +19,7 @@ const FLOWS: std::ops::Range<u16> = 30_000..30_600;
 /// 1/N + 2%), and flows back on their first member after the cycle.
 pub fn flows() -> Result<Value> {
     let t = Topology::build(&unique("stable"))?;
-    let d = Daemon::start(&t.host, TUTORIAL_CONFIG)?;
+    let d = Daemon::start(&t.host, &LINK_BASED)?;
     d.wait_group("ok")?;
     let family = (DATA_V4, PEER_V4);
     let mut trials = Vec::new();
@@ -75,7 +75,7 @@ const RESTARTS: usize = 3;
 /// SIGKILL and started again (it adopts the pinned dataplane).
 pub fn restart_loss() -> Result<Value> {
     let t = Topology::build(&unique("restart"))?;
-    let mut d = Daemon::start(&t.host, TUTORIAL_CONFIG)?;
+    let mut d = Daemon::start(&t.host, &LINK_BASED)?;
     d.wait_group("ok")?;
     let mut lost = Vec::new();
     for round in 0..RESTARTS {
