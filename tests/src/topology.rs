@@ -56,6 +56,12 @@ impl Topology {
             remote: Netns::create(&n.role("remote"))?,
         };
         for sw in [&t.switch_a, &t.switch_b] {
+            // A switch forwards frames and answers nothing: without this
+            // its bridge would answer IPv6 probes (ff02::1) from its
+            // link-local address, and a cut between the switches would
+            // go unseen.
+            sw.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+            sw.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
             sw.ip("link add br0 type bridge")?;
             sw.ip("link set br0 up")?;
         }
