@@ -8,8 +8,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use ipmp_common::{
-    FlowTable, GroupConfig, DROP_MALFORMED, DROP_NOT_IP, DROP_NO_ACTIVE_MEMBER,
-    FLOW_TABLE_BUCKETS, NO_MEMBER,
+    FlowTable, GroupConfig, DROP_MALFORMED, DROP_NOT_IP, DROP_NO_ACTIVE_MEMBER, FLOW_TABLE_BUCKETS,
+    NO_MEMBER,
 };
 
 use crate::{

@@ -5,8 +5,7 @@
 //! is marked in `TAKEN_OUT` and stays out until ipmpd puts it back: the
 //! kernel only takes members out, the policy decides when they return.
 use aya_ebpf::{
-    bindings::xdp_action, helpers::bpf_probe_read_kernel, macros::xdp, programs::XdpContext,
-    Global,
+    bindings::xdp_action, helpers::bpf_probe_read_kernel, macros::xdp, programs::XdpContext, Global,
 };
 use ipmp_common::{
     FlowTable, MemberDevice, MAX_MEMBERS, NO_MEMBER, TAKEN_OUT_ADMIN_DOWN, TAKEN_OUT_GONE,
@@ -70,9 +69,9 @@ fn link_down(device: &MemberDevice) -> u32 {
     let base = device.net_device as usize;
     // SAFETY: bpf_probe_read_kernel copes with any address; a device freed
     // since it was located fails the ifindex check below.
-    let Ok(state) = (unsafe {
-        bpf_probe_read_kernel((base + NET_DEVICE_STATE.load() as usize) as *const u64)
-    }) else {
+    let Ok(state) =
+        (unsafe { bpf_probe_read_kernel((base + NET_DEVICE_STATE.load() as usize) as *const u64) })
+    else {
         return TAKEN_OUT_GONE;
     };
     if state & (1 << LINK_STATE_NOCARRIER.load()) != 0 {
@@ -82,9 +81,8 @@ fn link_down(device: &MemberDevice) -> u32 {
         return TAKEN_OUT_ADMIN_DOWN;
     }
     // SAFETY: as above.
-    let ifindex = unsafe {
-        bpf_probe_read_kernel((base + NET_DEVICE_IFINDEX.load() as usize) as *const u32)
-    };
+    let ifindex =
+        unsafe { bpf_probe_read_kernel((base + NET_DEVICE_IFINDEX.load() as usize) as *const u32) };
     match ifindex {
         Ok(i) if i == device.ifindex => 0,
         _ => TAKEN_OUT_GONE,
@@ -134,15 +132,13 @@ fn locate(ctx: &XdpContext) -> Option<()> {
     let entry = MEMBER_DEVICES.get_ptr_mut(slot)?;
     let buff = ctx.ctx as usize;
     // SAFETY: kernel reads of the context's own receive queue and device.
-    let rxq: usize = unsafe {
-        bpf_probe_read_kernel((buff + XDP_BUFF_RXQ.load() as usize) as *const usize)
-    }
-    .ok()?;
+    let rxq: usize =
+        unsafe { bpf_probe_read_kernel((buff + XDP_BUFF_RXQ.load() as usize) as *const usize) }
+            .ok()?;
     // SAFETY: as above.
-    let device: usize = unsafe {
-        bpf_probe_read_kernel((rxq + XDP_RXQ_INFO_DEV.load() as usize) as *const usize)
-    }
-    .ok()?;
+    let device: usize =
+        unsafe { bpf_probe_read_kernel((rxq + XDP_RXQ_INFO_DEV.load() as usize) as *const usize) }
+            .ok()?;
     // SAFETY: as above.
     let ifindex: u32 = unsafe {
         bpf_probe_read_kernel((device + NET_DEVICE_IFINDEX.load() as usize) as *const u32)

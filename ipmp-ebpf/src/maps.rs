@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use ipmp_common::{
-    FlowTable, GroupConfig, Member, MemberCounters, MemberDevice, DROP_REASONS,
-    MAX_DATA_ADDRESSES, MAX_MEMBERS, PROBE_REPLIES_BYTES,
+    FlowTable, GroupConfig, Member, MemberCounters, MemberDevice, DROP_REASONS, MAX_DATA_ADDRESSES,
+    MAX_MEMBERS, PROBE_REPLIES_BYTES,
 };
 
 #[map]

@@ -91,7 +91,11 @@ impl GroupDataplane {
             .override_global(GLOBAL_XDP_BUFF_RXQ, &layout.xdp_buff_rxq, true)
             .override_global(GLOBAL_XDP_RXQ_INFO_DEV, &layout.xdp_rxq_info_dev, true)
             .override_global(GLOBAL_LINK_STATE_START, &layout.link_state_start, true)
-            .override_global(GLOBAL_LINK_STATE_NOCARRIER, &layout.link_state_nocarrier, true);
+            .override_global(
+                GLOBAL_LINK_STATE_NOCARRIER,
+                &layout.link_state_nocarrier,
+                true,
+            );
         let mut ebpf = loader
             .load(PROGRAMS)
             .context("loading the ipmp eBPF programs")?;

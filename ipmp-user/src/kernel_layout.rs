@@ -40,7 +40,8 @@ impl KernelLayout {
                 path.display()
             )
         })?;
-        Self::from_btf(&data).with_context(|| format!("reading the kernel's layout from {}", path.display()))
+        Self::from_btf(&data)
+            .with_context(|| format!("reading the kernel's layout from {}", path.display()))
     }
 
     pub fn from_btf(data: &[u8]) -> Result<KernelLayout> {
@@ -117,7 +118,11 @@ impl Btf {
                     for i in 0..vlen {
                         let m = at + i * 12;
                         let offset = u32_at(m + 8)?;
-                        let bits = if kind_flag { offset & 0xff_ffff } else { offset };
+                        let bits = if kind_flag {
+                            offset & 0xff_ffff
+                        } else {
+                            offset
+                        };
                         members.insert(name(u32_at(m)?), bits);
                     }
                     btf.structs.insert(name(name_off), members);
@@ -144,7 +149,9 @@ impl Btf {
             .structs
             .get(name)
             .and_then(|members| members.get(member))
-            .ok_or_else(|| anyhow!("the kernel's BTF has no struct {name} with a field {member}"))?;
+            .ok_or_else(|| {
+                anyhow!("the kernel's BTF has no struct {name} with a field {member}")
+            })?;
         if bits % 8 != 0 {
             bail!("{name}.{member} is a bit field");
         }
@@ -200,12 +207,25 @@ mod tests {
         };
         put(&[at("int"), 1 << 24, 4, 32]);
         put(&[at("s"), (4 << 24) | 2, 16, at("a"), 1, 0, at("b"), 1, 64]);
-        put(&[at("t"), (1 << 31) | (4 << 24) | 1, 4, at("a"), 1, (3 << 24) | 16]);
+        put(&[
+            at("t"),
+            (1 << 31) | (4 << 24) | 1,
+            4,
+            at("a"),
+            1,
+            (3 << 24) | 16,
+        ]);
         put(&[at("e"), (6 << 24) | 2, 4, at("X"), 0, at("Y"), 2]);
         let mut blob = Vec::new();
         blob.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         blob.extend_from_slice(&[1, 0]);
-        for w in [24, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+        for w in [
+            24,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
             blob.extend_from_slice(&w.to_le_bytes());
         }
         blob.extend_from_slice(&types);

@@ -135,7 +135,10 @@ fn only_ipmpd_puts_a_member_back() -> Result<()> {
     // The first packet through e1000g0 finds it down.
     let flows = t.flows_by_member(FAMILY, FLOWS)?;
     ensure!(flows.len() == FLOWS.len(), "flows were lost");
-    ensure!(!flows.values().any(|m| m == "e1000g0"), "a flow used e1000g0");
+    ensure!(
+        !flows.values().any(|m| m == "e1000g0"),
+        "a flow used e1000g0"
+    );
     t.plug_cable("e1000g0")?;
     let flows = t.flows_by_member(FAMILY, FLOWS)?;
     ensure!(
@@ -160,7 +163,10 @@ fn the_same_member_cut_again_after_its_repair_is_survived() -> Result<()> {
         let ports = 9100 + 100 * round..9200 + 100 * round;
         let lost = stream_across(&t, "e1000g0", ports, || t.pull_cable("e1000g0"))?;
         d.signal(Signal::SIGCONT)?;
-        ensure!(lost <= LOSS_BOUND, "round {round}: {lost} datagrams lost across the cut");
+        ensure!(
+            lost <= LOSS_BOUND,
+            "round {round}: {lost} datagrams lost across the cut"
+        );
         d.wait_member("e1000g0", "state", "failed")?;
         t.plug_cable("e1000g0")?;
         d.wait_member("e1000g0", "state", "ok")?;

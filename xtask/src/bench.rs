@@ -20,11 +20,7 @@ use ipmp_tests::{
 };
 use serde_json::{json, Value};
 
-use crate::{
-    output,
-    testbed::probe_config,
-    workspace,
-};
+use crate::{output, testbed::probe_config, workspace};
 
 /// The tutorial's group, IPv4 only, so that only links decide (a group
 /// with an IPv6 data address probes over IPv6 by itself).
@@ -55,7 +51,10 @@ pub fn run() -> Result<()> {
         }
         Ok("stability") => {
             println!("{}", serde_json::to_string_pretty(&stability::flows()?)?);
-            println!("{}", serde_json::to_string_pretty(&stability::restart_loss()?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&stability::restart_loss()?)?
+            );
             return Ok(());
         }
         Ok("failover") => {

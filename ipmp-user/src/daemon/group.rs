@@ -1007,7 +1007,9 @@ impl Group {
     /// link is still down): the netlink messages that bring a member back
     /// make it newly active, so a sweep only catches what netlink lost.
     fn put_back_in_service(&mut self, active: &[u8], now: Instant) -> Result<()> {
-        let sweep = self.taken_out_swept.is_none_or(|at| now >= at + TAKEN_OUT_SWEEP);
+        let sweep = self
+            .taken_out_swept
+            .is_none_or(|at| now >= at + TAKEN_OUT_SWEEP);
         if sweep {
             self.taken_out_swept = Some(now);
         }

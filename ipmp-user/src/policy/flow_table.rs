@@ -45,9 +45,7 @@ pub fn next_table(prev: &FlowTable, active: &[u8]) -> FlowTable {
         slots,
         ..FlowTable::EMPTY
     };
-    let members: Vec<u8> = (0..SLOTS as u8)
-        .filter(|s| active.contains(s))
-        .collect();
+    let members: Vec<u8> = (0..SLOTS as u8).filter(|s| active.contains(s)).collect();
     table.active[..members.len()].copy_from_slice(&members);
     table.active_count = members.len() as u32;
     for &failed in &members {

@@ -36,7 +36,10 @@ const CUT_AFTER: Duration = Duration::from_millis(300);
 pub const ROUNDS: usize = 5;
 
 enum Mechanism {
-    Ipmp { daemon: Daemon, stop_ipmpd: bool },
+    Ipmp {
+        daemon: Daemon,
+        stop_ipmpd: bool,
+    },
     /// `ip route ... nexthop dev m0 nexthop dev m1 ...` with
     /// `ignore_routes_with_linkdown`.
     Ecmp,
@@ -56,7 +59,10 @@ pub fn run() -> Result<Value> {
     std::env::set_var("IPMP_TEST_LOG", "debug");
     let mut contenders = Vec::new();
     for busy in [false, true] {
-        for (name, stop_ipmpd) in [("ipmp, ipmpd running", false), ("ipmp, ipmpd stopped", true)] {
+        for (name, stop_ipmpd) in [
+            ("ipmp, ipmpd running", false),
+            ("ipmp, ipmpd stopped", true),
+        ] {
             let topology = Topology::build(&unique("cut"))?;
             let daemon = Daemon::start(&topology.host, &LINK_BASED)?;
             daemon.wait_group("ok")?;
@@ -71,10 +77,20 @@ pub fn run() -> Result<Value> {
     let ecmp = Topology::build(&unique("cut"))?;
     ecmp_route(&ecmp)?;
     // One ECMP topology serves both loads: the kernel has no anti-flap.
-    contenders.push(Contender::new("kernel ECMP route", false, ecmp, Mechanism::Ecmp));
+    contenders.push(Contender::new(
+        "kernel ECMP route",
+        false,
+        ecmp,
+        Mechanism::Ecmp,
+    ));
     let ecmp_busy = Topology::build(&unique("cut"))?;
     ecmp_route(&ecmp_busy)?;
-    contenders.push(Contender::new("kernel ECMP route", true, ecmp_busy, Mechanism::Ecmp));
+    contenders.push(Contender::new(
+        "kernel ECMP route",
+        true,
+        ecmp_busy,
+        Mechanism::Ecmp,
+    ));
 
     for round in 0..ROUNDS {
         for (i, c) in contenders.iter_mut().enumerate() {
@@ -138,7 +154,11 @@ impl Contender {
     fn cut(&mut self, member: &str, ports: std::ops::Range<u16>) -> Result<()> {
         let t = &self.topology;
         let load = self.busy.then(BusyCpus::start);
-        if let Mechanism::Ipmp { daemon, stop_ipmpd: true } = &self.mechanism {
+        if let Mechanism::Ipmp {
+            daemon,
+            stop_ipmpd: true,
+        } = &self.mechanism
+        {
             daemon.signal(Signal::SIGSTOP)?;
         }
         let stream = t.stream_through(member, ports, INTERVAL, PACKETS, true)?;

@@ -25,7 +25,10 @@ pub fn flows() -> Result<Value> {
     let mut trials = Vec::new();
     for member in MEMBERS {
         let before = t.flows_by_member(family, FLOWS)?;
-        ensure!(before.len() == FLOWS.len(), "flows were lost before the cut");
+        ensure!(
+            before.len() == FLOWS.len(),
+            "flows were lost before the cut"
+        );
         t.pull_cable(member)?;
         d.wait_member(member, "state", "failed")?;
         let during = t.flows_by_member(family, FLOWS)?;

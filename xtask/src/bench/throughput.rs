@@ -36,9 +36,11 @@ pub fn run() -> Result<Value> {
             .into_iter()
             .enumerate()
         {
-            tcp[i].push(b.iperf(src, dst, &["-P", "4"], |end| {
-                end["sum_received"]["bits_per_second"].as_f64()
-            })? / 1e9);
+            tcp[i].push(
+                b.iperf(src, dst, &["-P", "4"], |end| {
+                    end["sum_received"]["bits_per_second"].as_f64()
+                })? / 1e9,
+            );
             udp[i].push(b.iperf(
                 src,
                 dst,
@@ -76,14 +78,16 @@ impl Bench {
         switch.ip("link add br0 type bridge")?;
         switch.ip("link set br0 up")?;
         let cable = |ns: &Netns, ifname: &str, port: &str| -> Result<()> {
-            ns.ip(&format!("link add {ifname} type veth peer name {port} netns {}", switch.name))?;
+            ns.ip(&format!(
+                "link add {ifname} type veth peer name {port} netns {}",
+                switch.name
+            ))?;
             switch.ip(&format!("link set {port} master br0 up"))?;
             ns.ip(&format!("link set {ifname} up"))?;
             Ok(())
         };
-        let mut config = format!(
-            "[[group]]\nname = \"bench0\"\ndata_addresses = [\"{GROUP_SRC}/24\"]\n"
-        );
+        let mut config =
+            format!("[[group]]\nname = \"bench0\"\ndata_addresses = [\"{GROUP_SRC}/24\"]\n");
         for i in 0..3 {
             cable(&host, &format!("m{i}"), &format!("pm{i}"))?;
             config.push_str(&format!("\n[[group.member]]\ninterface = \"m{i}\"\n"));
@@ -137,6 +141,7 @@ impl Bench {
             String::from_utf8_lossy(&out.stdout)
         );
         let report: Value = serde_json::from_slice(&out.stdout).context("iperf3's JSON")?;
-        read(&report["end"]).with_context(|| format!("no figure in iperf3's report: {}", report["end"]))
+        read(&report["end"])
+            .with_context(|| format!("no figure in iperf3's report: {}", report["end"]))
     }
 }
