@@ -478,17 +478,8 @@ pub fn port_through(
         .with_context(|| format!("no candidate flow went through {mac}"))
 }
 
-/// The Internet checksum (RFC 1071) of `data` (even length).
-pub fn internet_checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
+/// The Internet checksum (RFC 1071), as ipmpd computes it for its probes.
+pub use ipmp::probe::socket::checksum as internet_checksum;
 
 /// Answers ICMP echo requests to `ns` from userspace, each `delay_ms`
 /// (read per request) late, until `stop`: a slow target, since this
