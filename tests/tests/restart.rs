@@ -372,14 +372,13 @@ fn a_restart_without_a_member_leaves_nothing_of_it() -> Result<()> {
         inherited < rge0_sent / 2.0,
         "e1000g2 starts with {inherited} packets sent; rge0 had sent {rge0_sent}"
     );
-    ensure_nothing_left(&t, &d, &["rge0"])?;
-    ensure_sysctls(&t, &sysctls, &["rge0"])?;
-    ensure!(
-        d.log_text()
-            .contains("Interface rge0 is no longer in group production0"),
-        "no log line for rge0's removal"
-    );
-    Ok(())
+    ensure_removed(
+        &t,
+        &d,
+        &sysctls,
+        &["rge0"],
+        "Interface rge0 is no longer in group production0",
+    )
 }
 
 #[test]
@@ -395,13 +394,27 @@ fn a_restart_without_a_group_leaves_nothing_of_it() -> Result<()> {
     let d = Daemon::start_again(d, &t.host)?;
     d.wait_group("ok")?;
     ensure_group_gone(&t, &d)?;
-    ensure_nothing_left(&t, &d, &["e1000g1", "rge0"])?;
-    ensure_sysctls(&t, &sysctls, &["e1000g1", "rge0"])?;
-    ensure!(
-        d.log_text()
-            .contains("Group production0 is no longer configured"),
-        "no log line for production0's removal"
-    );
+    ensure_removed(
+        &t,
+        &d,
+        &sysctls,
+        &["e1000g1", "rge0"],
+        "Group production0 is no longer configured",
+    )
+}
+
+/// A restart removed what ipmpd had set up on `members`, put their
+/// sysctls back, and said so in `logged`.
+fn ensure_removed(
+    t: &Topology,
+    d: &Daemon,
+    sysctls: &Sysctls,
+    members: &[&str],
+    logged: &str,
+) -> Result<()> {
+    ensure_nothing_left(t, d, members)?;
+    ensure_sysctls(t, sysctls, members)?;
+    ensure!(d.log_text().contains(logged), "no log line \"{logged}\"");
     Ok(())
 }
 
