@@ -12,6 +12,8 @@ mod echo;
 #[cfg(target_arch = "bpf")]
 mod egress;
 #[cfg(target_arch = "bpf")]
+mod flow;
+#[cfg(target_arch = "bpf")]
 mod health;
 #[cfg(target_arch = "bpf")]
 mod maps;
