@@ -34,7 +34,7 @@ const MAX_IFNAME_LEN: usize = 15;
 /// The group interface is one end of a veth pair; the other end is named
 /// after it with this suffix, and both names must be valid.
 const PEER_SUFFIX: &str = "_p";
-const MAX_GROUP_NAME_LEN: usize = MAX_IFNAME_LEN - PEER_SUFFIX.len();
+pub(crate) const MAX_GROUP_NAME_LEN: usize = MAX_IFNAME_LEN - PEER_SUFFIX.len();
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
