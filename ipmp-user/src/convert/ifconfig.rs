@@ -1,6 +1,7 @@
 //! The ifconfig(1M) command language of hostname files: its keywords, as
 //! this converter treats them, and what one command does to an interface.
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::ControlFlow;
 
 use super::hostname::{
     commands, parse_netmask, unusable, Addr, Ignored, Interface, Logical, Tok, ONE_LINE_EPILOGUE,
@@ -51,9 +52,9 @@ const TUNNEL: &str = "it is a tunnel setting, and a tunnel cannot be an IPMP mem
 const IPV6_ONLY: &str =
     "it is an IPv6 setting, and hostname.IF files are IPv4 (Solaris refuses it too)";
 
+/// What `word` is to this converter, if it is an ifconfig keyword.
 fn keyword(word: &str) -> Option<Kw> {
     use Kw::*;
-    let refused = |arg, why, fix| Refused { arg, why, fix };
     Some(match word {
         "up" => Up,
         "ipmp" => Ipmp,
@@ -69,47 +70,54 @@ fn keyword(word: &str) -> Option<Kw> {
         "standby" => Standby(true),
         "-standby" => Standby(false),
         "dhcp" | "auto-dhcp" => Dhcp,
-        "plumb" => Ignored {
-            arg: false,
-            why: "ipmpd uses the member interfaces as they exist",
-        },
-        "inet" => Ignored {
-            arg: false,
-            why: "hostname.IF files are IPv4 already",
-        },
-        "trailers" | "-trailers" => Ignored {
-            arg: false,
-            why: "trailer encapsulation does not exist on Linux",
-        },
-        "arp" | "xmit" | "local" | "-router" | "-failed" => Ignored {
-            arg: false,
-            why: "it is the default",
-        },
-        "private" | "-private" => Ignored {
-            arg: false,
-            why: "only Solaris routing daemons read it",
-        },
-        "metric" => Ignored {
-            arg: true,
-            why: "only Solaris routing daemons read the metric",
-        },
-        "index" => Ignored {
-            arg: true,
-            why: "Linux chooses interface indexes itself",
-        },
-        "debug" | "verbose" | "configinfo" | "modlist" => Ignored {
-            arg: false,
-            why: "it only changes what ifconfig prints",
-        },
+        _ => {
+            return ignored(word)
+                .or_else(|| refused_setting(word))
+                .or_else(|| refused_elsewhere(word))
+        }
+    })
+}
+
+/// The keywords that are harmless here: noted, not converted.
+fn ignored(word: &str) -> Option<Kw> {
+    let ignored = |arg, why| Kw::Ignored { arg, why };
+    Some(match word {
+        "plumb" => ignored(false, "ipmpd uses the member interfaces as they exist"),
+        "inet" => ignored(false, "hostname.IF files are IPv4 already"),
+        "trailers" | "-trailers" => ignored(false, "trailer encapsulation does not exist on Linux"),
+        "arp" | "xmit" | "local" | "-router" | "-failed" => ignored(false, "it is the default"),
+        "private" | "-private" => ignored(false, "only Solaris routing daemons read it"),
+        "metric" => ignored(true, "only Solaris routing daemons read the metric"),
+        "index" => ignored(true, "Linux chooses interface indexes itself"),
+        "debug" | "verbose" | "configinfo" | "modlist" => {
+            ignored(false, "it only changes what ifconfig prints")
+        }
+        _ => return None,
+    })
+}
+
+fn refused(arg: Arg, why: &'static str, fix: &'static str) -> Kw {
+    Kw::Refused { arg, why, fix }
+}
+
+/// The refused keywords that set up the interface or its addresses in a
+/// way ipmp cannot keep.
+fn refused_setting(word: &str) -> Option<Kw> {
+    Some(match word {
         "down" => refused(
             Arg::No,
             "the address is configured down, so Solaris does not use it",
             "remove the address (or `down`) from the file and convert again",
         ),
-        "unplumb" => refused(Arg::No, "it removes the interface", "remove it from the file"),
+        "unplumb" => refused(
+            Arg::No,
+            "it removes the interface",
+            "remove it from the file",
+        ),
         "-arp" => refused(
             Arg::No,
-            "ipmp members need ARP: ipmpd answers ARP for each data address on the member it is bound to",
+            "ipmp members need ARP: ipmpd answers ARP for each data address on the member it is \
+             bound to",
             "remove `-arp`",
         ),
         "router" => refused(
@@ -120,7 +128,8 @@ fn keyword(word: &str) -> Option<Kw> {
         "mtu" => refused(
             Arg::Yes,
             "ipmpd does not set member MTUs (the group interface takes the smallest member MTU)",
-            "remove it, and set the MTU of the members with the distribution's network configuration",
+            "remove it, and set the MTU of the members with the distribution's network \
+             configuration",
         ),
         "failed" => refused(
             Arg::No,
@@ -143,6 +152,15 @@ fn keyword(word: &str) -> Option<Kw> {
             "it removes an address configured elsewhere",
             "write the files without that address",
         ),
+        _ => return None,
+    })
+}
+
+/// The refused keywords that belong to things ipmp does not manage:
+/// zones, RARP, point-to-point links, MAC addresses, STREAMS, tunnels and
+/// IPv6.
+fn refused_elsewhere(word: &str) -> Option<Kw> {
+    Some(match word {
         "zone" | "all-zones" | "-zone" => refused(
             if word == "zone" { Arg::Yes } else { Arg::No },
             "zones do not exist on Linux",
@@ -207,6 +225,46 @@ enum Pending {
     Mask(u8),
 }
 
+/// A command while its words are applied.
+struct Command<'t> {
+    toks: &'t [Tok],
+    /// The next word to read.
+    next: usize,
+    /// Which command of the file this is.
+    index: usize,
+    /// The logical interface the words apply to (`addif` starts another).
+    current: usize,
+    pending: Pending,
+}
+
+/// The command's last `netmask`, which applies to every address it sets.
+fn last_netmask(toks: &[Tok]) -> Pending {
+    let mut pending = Pending::None;
+    for pair in toks.windows(2) {
+        if pair[0].text == "netmask" {
+            match pair[1].text.as_str() {
+                "+" => pending = Pending::Plus(PlusFrom::of(&pair[1])),
+                mask => {
+                    if let Some(prefix) = parse_netmask(mask) {
+                        pending = Pending::Mask(prefix);
+                    }
+                }
+            }
+        }
+    }
+    pending
+}
+
+/// Whether the keyword takes the next word as its argument.
+fn takes_arg(kw: Kw) -> bool {
+    match kw {
+        Kw::Group | Kw::Addif | Kw::Set | Kw::Netmask | Kw::Broadcast => true,
+        Kw::Ignored { arg, .. } => arg,
+        Kw::Refused { arg, .. } => arg == Arg::Yes,
+        _ => false,
+    }
+}
+
 pub(super) struct Parser<'a> {
     pub(super) hosts: &'a Hosts,
     pub(super) file: String,
@@ -259,155 +317,163 @@ impl Parser<'_> {
     }
 
     fn command(&mut self, index: usize, toks: &[Tok], start: usize) {
-        let mut current = start;
-        let mut pending = Pending::None;
-        for pair in toks.windows(2) {
-            if pair[0].text == "netmask" {
-                match pair[1].text.as_str() {
-                    "+" => pending = Pending::Plus(PlusFrom::of(&pair[1])),
-                    mask => {
-                        if let Some(prefix) = parse_netmask(mask) {
-                            pending = Pending::Mask(prefix);
-                        }
-                    }
-                }
-            }
-        }
-        let mut i = 0;
-        while i < toks.len() {
-            let tok = &toks[i];
-            i += 1;
-            let word = tok.text.as_str();
-            let Some(kw) = keyword(word) else {
-                self.address_word(tok, current, index, &mut pending);
+        let mut cmd = Command {
+            toks,
+            next: 0,
+            index,
+            current: start,
+            pending: last_netmask(toks),
+        };
+        while let Some(tok) = toks.get(cmd.next) {
+            cmd.next += 1;
+            let Some(kw) = keyword(&tok.text) else {
+                self.address_word(tok, cmd.current, cmd.index, &mut cmd.pending);
                 continue;
             };
-            let takes_arg = match kw {
-                Kw::Group | Kw::Addif | Kw::Set | Kw::Netmask | Kw::Broadcast => true,
-                Kw::Ignored { arg, .. } => arg,
-                Kw::Refused { arg, .. } => arg == Arg::Yes,
-                _ => false,
+            if self.apply(&mut cmd, tok, kw).is_break() {
+                break;
+            }
+        }
+    }
+
+    /// Applies the keyword `tok` (with its argument, taken from the
+    /// command) to the command's logical interface. `Break` ends the
+    /// command: the rest cannot be read.
+    fn apply(&mut self, cmd: &mut Command<'_>, tok: &Tok, kw: Kw) -> ControlFlow<()> {
+        let toks = cmd.toks;
+        let word = tok.text.as_str();
+        let arg = if takes_arg(kw) {
+            let Some(arg) = toks.get(cmd.next) else {
+                self.error(
+                    tok,
+                    word.to_owned(),
+                    "it needs an argument",
+                    "give it one, or remove it",
+                );
+                return ControlFlow::Break(());
             };
-            let arg = if takes_arg {
-                let Some(arg) = toks.get(i) else {
-                    self.error(
-                        tok,
-                        word.to_owned(),
-                        "it needs an argument",
-                        "give it one, or remove it",
-                    );
-                    break;
-                };
-                i += 1;
-                Some(arg)
-            } else {
-                None
-            };
-            let shown = match arg {
-                Some(arg) => format!("{word} {}", arg.text),
-                None => word.to_owned(),
-            };
-            let logical = &mut self.iface.logicals[current];
-            match kw {
-                Kw::Up => {
-                    logical.up = true;
-                    self.ignore(
-                        tok,
-                        shown,
-                        "ipmpd brings the group interface and its members up itself",
-                    );
-                }
-                Kw::NoFailover(on) => logical.nofailover = on,
-                Kw::Deprecated(on) => logical.deprecated = on,
-                Kw::Standby(on) => self.iface.standby = on.then(|| self.loc(tok)),
-                Kw::Ipmp => {
-                    if self.iface.ipmp.is_none() {
-                        self.iface.ipmp = Some(self.loc(tok));
-                    }
-                }
-                Kw::Group => {
-                    let name = arg.map(|a| a.text.clone()).unwrap_or_default();
-                    match &self.iface.group {
-                        Some((other, loc)) if *other != name => {
-                            let why = format!(
-                                "{} is already in group \"{other}\" ({loc})",
-                                self.iface.name
-                            );
-                            self.error(tok, shown, why, "put the interface in one group");
-                        }
-                        Some(_) => {}
-                        None => self.iface.group = Some((name, self.loc(tok))),
-                    }
-                }
-                Kw::Addif => {
-                    self.iface.logicals.push(Logical::default());
-                    current = self.iface.logicals.len() - 1;
-                    if let Some(arg) = arg {
-                        self.address(arg, &shown, current, index, &mut pending);
-                    }
-                }
-                Kw::Set => {
-                    if let Some(arg) = arg {
-                        self.address(arg, &shown, current, index, &mut pending);
-                    }
-                }
-                Kw::Netmask => match arg.map(|a| a.text.as_str()) {
-                    Some("+") => {
-                        let from = arg.map_or(PlusFrom::Written, PlusFrom::of);
-                        if logical.prefix.is_none()
-                            && logical.netmask_plus != Some(PlusFrom::Written)
-                        {
-                            logical.netmask_plus = Some(from);
-                        }
-                    }
-                    Some(mask) => match parse_netmask(mask) {
-                        Some(prefix) => logical.prefix = Some(prefix),
-                        None => self.error(
-                            tok,
-                            shown,
-                            "not a netmask",
-                            "write it as 255.255.255.0, ffffff00 or +",
-                        ),
-                    },
-                    None => {}
-                },
-                Kw::Broadcast => match arg.map(|a| a.text.as_str()) {
-                    Some("+") => {
-                        self.ignore(tok, shown, "the broadcast address follows from the prefix")
-                    }
-                    Some(addr) => match addr.parse::<Ipv4Addr>() {
-                        Ok(ip) => {
-                            let loc = self.loc(tok);
-                            self.iface.logicals[current].broadcast = Some((ip, loc, shown));
-                        }
-                        Err(_) => self.error(
-                            tok,
-                            shown,
-                            "not an IPv4 broadcast address",
-                            "write it as an address, or as + (it follows from the prefix)",
-                        ),
-                    },
-                    None => {}
-                },
-                Kw::Dhcp => {
-                    self.error(
-                        tok,
-                        word.to_owned(),
-                        "ipmp needs static addresses, and DHCP is not converted",
-                        "write the address the DHCP server gives instead",
-                    );
-                    break;
-                }
-                Kw::Ignored { why, .. } => self.ignore(tok, shown, why),
-                Kw::Refused { arg, why, fix } => {
-                    let mut shown = shown;
-                    if arg == Arg::Optional && toks.get(i).is_some_and(|t| t.text.contains(':')) {
-                        shown = format!("{shown} {}", toks[i].text);
-                        i += 1;
-                    }
-                    self.error(tok, shown, why, fix);
+            cmd.next += 1;
+            Some(arg)
+        } else {
+            None
+        };
+        let shown = match arg {
+            Some(arg) => format!("{word} {}", arg.text),
+            None => word.to_owned(),
+        };
+        let logical = &mut self.iface.logicals[cmd.current];
+        match kw {
+            Kw::Up => {
+                logical.up = true;
+                self.ignore(
+                    tok,
+                    shown,
+                    "ipmpd brings the group interface and its members up itself",
+                );
+            }
+            Kw::NoFailover(on) => logical.nofailover = on,
+            Kw::Deprecated(on) => logical.deprecated = on,
+            Kw::Standby(on) => self.iface.standby = on.then(|| self.loc(tok)),
+            Kw::Ipmp => {
+                if self.iface.ipmp.is_none() {
+                    self.iface.ipmp = Some(self.loc(tok));
                 }
             }
+            Kw::Group => self.group(tok, arg, shown),
+            Kw::Addif => {
+                self.iface.logicals.push(Logical::default());
+                cmd.current = self.iface.logicals.len() - 1;
+                if let Some(arg) = arg {
+                    self.address(arg, &shown, cmd.current, cmd.index, &mut cmd.pending);
+                }
+            }
+            Kw::Set => {
+                if let Some(arg) = arg {
+                    self.address(arg, &shown, cmd.current, cmd.index, &mut cmd.pending);
+                }
+            }
+            Kw::Netmask => self.netmask(tok, arg, shown, cmd.current),
+            Kw::Broadcast => self.broadcast(tok, arg, shown, cmd.current),
+            Kw::Dhcp => {
+                self.error(
+                    tok,
+                    word.to_owned(),
+                    "ipmp needs static addresses, and DHCP is not converted",
+                    "write the address the DHCP server gives instead",
+                );
+                return ControlFlow::Break(());
+            }
+            Kw::Ignored { why, .. } => self.ignore(tok, shown, why),
+            Kw::Refused { arg, why, fix } => {
+                let mut shown = shown;
+                if arg == Arg::Optional && toks.get(cmd.next).is_some_and(|t| t.text.contains(':'))
+                {
+                    shown = format!("{shown} {}", toks[cmd.next].text);
+                    cmd.next += 1;
+                }
+                self.error(tok, shown, why, fix);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `group NAME`: an interface is in one group.
+    fn group(&mut self, tok: &Tok, arg: Option<&Tok>, shown: String) {
+        let name = arg.map(|a| a.text.clone()).unwrap_or_default();
+        match &self.iface.group {
+            Some((other, loc)) if *other != name => {
+                let why = format!(
+                    "{} is already in group \"{other}\" ({loc})",
+                    self.iface.name
+                );
+                self.error(tok, shown, why, "put the interface in one group");
+            }
+            Some(_) => {}
+            None => self.iface.group = Some((name, self.loc(tok))),
+        }
+    }
+
+    /// `netmask MASK` or `netmask +` on the current logical interface.
+    fn netmask(&mut self, tok: &Tok, arg: Option<&Tok>, shown: String, current: usize) {
+        let logical = &mut self.iface.logicals[current];
+        match arg.map(|a| a.text.as_str()) {
+            Some("+") => {
+                let from = arg.map_or(PlusFrom::Written, PlusFrom::of);
+                if logical.prefix.is_none() && logical.netmask_plus != Some(PlusFrom::Written) {
+                    logical.netmask_plus = Some(from);
+                }
+            }
+            Some(mask) => match parse_netmask(mask) {
+                Some(prefix) => logical.prefix = Some(prefix),
+                None => self.error(
+                    tok,
+                    shown,
+                    "not a netmask",
+                    "write it as 255.255.255.0, ffffff00 or +",
+                ),
+            },
+            None => {}
+        }
+    }
+
+    /// `broadcast ADDR` or `broadcast +`: checked against the prefix once
+    /// the interface is complete (`finish_interface`).
+    fn broadcast(&mut self, tok: &Tok, arg: Option<&Tok>, shown: String, current: usize) {
+        match arg.map(|a| a.text.as_str()) {
+            Some("+") => self.ignore(tok, shown, "the broadcast address follows from the prefix"),
+            Some(addr) => match addr.parse::<Ipv4Addr>() {
+                Ok(ip) => {
+                    let loc = self.loc(tok);
+                    self.iface.logicals[current].broadcast = Some((ip, loc, shown));
+                }
+                Err(_) => self.error(
+                    tok,
+                    shown,
+                    "not an IPv4 broadcast address",
+                    "write it as an address, or as + (it follows from the prefix)",
+                ),
+            },
+            None => {}
         }
     }
 
