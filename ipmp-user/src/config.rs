@@ -19,7 +19,7 @@ use toml::Spanned;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ipmp/ipmp.toml";
 
 /// in.mpathd's lowest FAILURE_DETECTION_TIME.
-const MIN_FDT_MS: u64 = 10;
+pub(crate) const MIN_FDT_MS: u64 = 10;
 /// The longest failure detection time and start-up quiet period: beyond
 /// an hour a member's failure would go unnoticed for good, and timers
 /// that far out overflow.

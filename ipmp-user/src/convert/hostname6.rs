@@ -9,11 +9,10 @@ use super::{problem, Loc, Output};
 /// ifconfig's prefix length for an IPv6 address written without one.
 const DEFAULT_PREFIX6: u8 = 64;
 
-/// What a hostname6.IF file says: the interface's IPv6 data addresses
-/// (addresses that fail over, not link-local), whether it is an IPMP
-/// interface, and its group. Members need nothing else: their IPv6 test
-/// address is their link-local address, and a group with an IPv6 data
-/// address probes over IPv6 by itself.
+/// Adds the IPv6 data addresses of the hostname6.IF files to their groups.
+/// Members need nothing else: their IPv6 test address is their link-local
+/// address, and a group with an IPv6 data address probes over IPv6 by
+/// itself.
 pub(super) fn read_hostname6_files(
     files: &[(String, String)],
     groups: &mut [Group],
@@ -21,77 +20,22 @@ pub(super) fn read_hostname6_files(
 ) {
     for (name, text) in files {
         let file = format!("hostname6.{name}");
-        let (commands, _) = commands(text);
-        let mut ipmp = false;
-        let mut group_name: Option<String> = None;
-        let mut data = Vec::new();
-        for command in &commands {
-            let mut failover = true;
-            let mut words = command.iter();
-            let mut addresses = Vec::new();
-            while let Some(tok) = words.next() {
-                let loc = Loc {
-                    file: file.clone(),
-                    line: tok.line,
-                };
-                match tok.text.as_str() {
-                    "inet6" | "plumb" | "up" | "failover" | "standby" | "-standby"
-                    | "deprecated" | "-deprecated" => {}
-                    "-failover" => failover = false,
-                    "ipmp" => ipmp = true,
-                    "addif" => {
-                        // A new logical interface: its own failover flag.
-                        data.extend(addresses.drain(..).filter(|_| failover));
-                        failover = true;
-                    }
-                    "group" => group_name = words.next().map(|t| t.text.clone()),
-                    "token" => {
-                        words.next();
-                        out.notes.push(format!(
-                            "{file}:{}: `token` ignored: Linux makes each member's \
-                             link-local address itself",
-                            tok.line
-                        ));
-                    }
-                    word => match parse_address6(word) {
-                        Some((ip, _)) if ip.segments()[0] & 0xffc0 == 0xfe80 => {
-                            out.notes.push(format!(
-                                "{file}:{}: link-local {ip} ignored: each member's own \
-                                 link-local address is its IPv6 test address",
-                                tok.line
-                            ))
-                        }
-                        Some((ip, prefix)) => addresses.push((ip, prefix, tok.line)),
-                        None => out.problems.push(problem(
-                            &loc,
-                            Some(word.to_owned()),
-                            "not converted from a hostname6.IF file (addresses, ipmp, \
-                             group, addif, -failover, standby, up are)"
-                                .into(),
-                            "remove it, and set it up by other means on Linux if it is \
-                             still needed"
-                                .into(),
-                        )),
-                    },
-                }
-            }
-            data.extend(addresses.drain(..).filter(|_| failover));
-        }
-        if data.is_empty() {
+        let read = read_hostname6(&file, text, out);
+        if read.data.is_empty() {
             continue;
         }
         // New IPMP: the IPMP interface is the group; classic: the
         // interface's group, as its hostname files name it.
         let target = groups.iter().position(|g| {
-            (ipmp && g.name == *name)
+            (read.ipmp && g.name == *name)
                 || g.members.iter().any(|m| m.interface == *name)
-                || group_name.as_deref() == Some(g.name.as_str())
+                || read.group.as_deref() == Some(g.name.as_str())
         });
         let Some(target) = target else {
             out.problems.push(problem(
                 &Loc {
                     file: file.clone(),
-                    line: data[0].2,
+                    line: read.data[0].2,
                 },
                 None,
                 format!("{name} is in no group converted from the hostname.IF files"),
@@ -100,12 +44,84 @@ pub(super) fn read_hostname6_files(
             ));
             continue;
         };
-        for (ip, prefix, line) in data {
+        for (ip, prefix, line) in read.data {
             groups[target]
                 .data6
                 .push((ip, prefix, format!("{file} line {line}")));
         }
     }
+}
+
+/// What a hostname6.IF file says: whether it is an IPMP interface, its
+/// group, and its IPv6 data addresses (addresses that fail over, not
+/// link-local).
+struct Hostname6 {
+    ipmp: bool,
+    group: Option<String>,
+    /// Address, prefix length, line.
+    data: Vec<(Ipv6Addr, u8, usize)>,
+}
+
+fn read_hostname6(file: &str, text: &str, out: &mut Output) -> Hostname6 {
+    let mut read = Hostname6 {
+        ipmp: false,
+        group: None,
+        data: Vec::new(),
+    };
+    let (commands, _) = commands(text);
+    for command in &commands {
+        let mut failover = true;
+        let mut words = command.iter();
+        let mut addresses = Vec::new();
+        while let Some(tok) = words.next() {
+            let loc = Loc {
+                file: file.to_owned(),
+                line: tok.line,
+            };
+            match tok.text.as_str() {
+                "inet6" | "plumb" | "up" | "failover" | "standby" | "-standby" | "deprecated"
+                | "-deprecated" => {}
+                "-failover" => failover = false,
+                "ipmp" => read.ipmp = true,
+                "addif" => {
+                    // A new logical interface: its own failover flag.
+                    read.data.extend(addresses.drain(..).filter(|_| failover));
+                    failover = true;
+                }
+                "group" => read.group = words.next().map(|t| t.text.clone()),
+                "token" => {
+                    words.next();
+                    out.notes.push(format!(
+                        "{file}:{}: `token` ignored: Linux makes each member's \
+                         link-local address itself",
+                        tok.line
+                    ));
+                }
+                word => match parse_address6(word) {
+                    Some((ip, _)) if ip.segments()[0] & 0xffc0 == 0xfe80 => {
+                        out.notes.push(format!(
+                            "{file}:{}: link-local {ip} ignored: each member's own \
+                             link-local address is its IPv6 test address",
+                            tok.line
+                        ))
+                    }
+                    Some((ip, prefix)) => addresses.push((ip, prefix, tok.line)),
+                    None => out.problems.push(problem(
+                        &loc,
+                        Some(word.to_owned()),
+                        "not converted from a hostname6.IF file (addresses, ipmp, \
+                         group, addif, -failover, standby, up are)"
+                            .into(),
+                        "remove it, and set it up by other means on Linux if it is \
+                         still needed"
+                            .into(),
+                    )),
+                },
+            }
+        }
+        read.data.extend(addresses.drain(..).filter(|_| failover));
+    }
+    read
 }
 
 /// An IPv6 address with an optional `/N` (ifconfig's default otherwise).

@@ -2,6 +2,7 @@
 use std::collections::HashMap;
 
 use super::{problem, Loc, Output, MPATHD_FILE};
+use crate::config::MIN_FDT_MS;
 
 /// in.mpathd raises a smaller FAILURE_DETECTION_TIME to this (ms;
 /// MIN_FAILURE_DETECTION_TIME in illumos' mpd_defs.h).
@@ -13,6 +14,7 @@ pub(super) struct Daemon {
     pub(super) failback: Option<(bool, String)>,
 }
 
+/// Reads the settings in.mpathd reads, as it reads them; notes the rest.
 pub(super) fn read_mpathd(text: &str, out: &mut Output) -> Daemon {
     let mut daemon = Daemon {
         fdt: None,
@@ -40,62 +42,26 @@ pub(super) fn read_mpathd(text: &str, out: &mut Output) -> Daemon {
         // in.mpathd reads the first line of each key.
         if let Some(first) = seen.get(key) {
             out.notes.push(format!(
-                "{loc}: {key} is already set on line {first}; in.mpathd reads only the first, and so was it here"
+                "{loc}: {key} is already set on line {first}; in.mpathd reads only the first, \
+                 and so was it here"
             ));
             continue;
         }
         seen.insert(key.to_owned(), line);
-        let token = Some(format!("{key}={value}"));
         match key {
-            "FAILURE_DETECTION_TIME" => match strtol(value) {
-                Some(ms) if ms > 0 => {
-                    let mut comment = format!("FAILURE_DETECTION_TIME={value} (line {line})");
-                    let ms = ms as u64;
-                    if value.trim_start_matches('+') != ms.to_string() {
-                        out.notes.push(format!(
-                            "{loc}: FAILURE_DETECTION_TIME={value} is read as {ms} ms (in.mpathd reads a leading 0 as octal and 0x as hexadecimal)"
-                        ));
-                    }
-                    let ms = if ms < SOLARIS_MIN_FDT_MS {
-                        out.notes.push(format!(
-                            "{loc}: in.mpathd raises FAILURE_DETECTION_TIME={value} to its minimum of {SOLARIS_MIN_FDT_MS} ms, and so was it here (ipmpd accepts down to 10 ms: lower failure_detection_time_ms if that is what you want)"
-                        ));
-                        comment.push_str(", raised to in.mpathd's minimum");
-                        SOLARIS_MIN_FDT_MS
-                    } else {
-                        ms
-                    };
-                    daemon.fdt = Some((ms, comment));
+            "FAILURE_DETECTION_TIME" => {
+                if let Some(fdt) = failure_detection_time(value, &loc, out) {
+                    daemon.fdt = Some(fdt);
                 }
-                _ => out.problems.push(problem(
-                    &loc,
-                    token,
-                    "not a positive number of milliseconds (in.mpathd ignored it and used 10000)".into(),
-                    "write the failure detection time you mean, in ms".into(),
-                )),
-            },
+            }
             "FAILBACK" => {
-                let failback = if value.eq_ignore_ascii_case("yes") {
-                    Some(true)
-                } else if value.eq_ignore_ascii_case("no") {
-                    Some(false)
-                } else {
-                    None
-                };
-                match failback {
-                    Some(failback) => {
-                        daemon.failback = Some((failback, format!("FAILBACK={value} (line {line})")));
-                    }
-                    None => out.problems.push(problem(
-                        &loc,
-                        token,
-                        "FAILBACK is yes or no (in.mpathd ignored this value and failed back)".into(),
-                        "write FAILBACK=yes or FAILBACK=no".into(),
-                    )),
+                if let Some(failback) = failback(value, &loc, out) {
+                    daemon.failback = Some(failback);
                 }
             }
             "TRACK_INTERFACES_ONLY_WITH_GROUPS" => out.notes.push(format!(
-                "{loc}: TRACK_INTERFACES_ONLY_WITH_GROUPS={value} ignored: ipmpd tracks only the members of its groups"
+                "{loc}: TRACK_INTERFACES_ONLY_WITH_GROUPS={value} ignored: ipmpd tracks only the \
+                 members of its groups"
             )),
             _ => out.notes.push(format!(
                 "{loc}: {key} ignored: in.mpathd does not read it either"
@@ -103,6 +69,57 @@ pub(super) fn read_mpathd(text: &str, out: &mut Output) -> Daemon {
         }
     }
     daemon
+}
+
+/// FAILURE_DETECTION_TIME=`value`, in ms as in.mpathd reads it, with the
+/// comment saying where it came from.
+fn failure_detection_time(value: &str, loc: &Loc, out: &mut Output) -> Option<(u64, String)> {
+    let Some(ms) = strtol(value).filter(|&ms| ms > 0) else {
+        out.problems.push(problem(
+            loc,
+            Some(format!("FAILURE_DETECTION_TIME={value}")),
+            "not a positive number of milliseconds (in.mpathd ignored it and used 10000)".into(),
+            "write the failure detection time you mean, in ms".into(),
+        ));
+        return None;
+    };
+    let mut comment = format!("FAILURE_DETECTION_TIME={value} (line {})", loc.line);
+    let ms = ms as u64;
+    if value.trim_start_matches('+') != ms.to_string() {
+        out.notes.push(format!(
+            "{loc}: FAILURE_DETECTION_TIME={value} is read as {ms} ms (in.mpathd reads a leading 0 \
+             as octal and 0x as hexadecimal)"
+        ));
+    }
+    if ms >= SOLARIS_MIN_FDT_MS {
+        return Some((ms, comment));
+    }
+    out.notes.push(format!(
+        "{loc}: in.mpathd raises FAILURE_DETECTION_TIME={value} to its minimum of \
+         {SOLARIS_MIN_FDT_MS} ms, and so was it here (ipmpd accepts down to {MIN_FDT_MS} ms: lower \
+         failure_detection_time_ms if that is what you want)"
+    ));
+    comment.push_str(", raised to in.mpathd's minimum");
+    Some((SOLARIS_MIN_FDT_MS, comment))
+}
+
+/// FAILBACK=`value` (yes or no, in any case), with the comment saying where
+/// it came from.
+fn failback(value: &str, loc: &Loc, out: &mut Output) -> Option<(bool, String)> {
+    let failback = if value.eq_ignore_ascii_case("yes") {
+        true
+    } else if value.eq_ignore_ascii_case("no") {
+        false
+    } else {
+        out.problems.push(problem(
+            loc,
+            Some(format!("FAILBACK={value}")),
+            "FAILBACK is yes or no (in.mpathd ignored this value and failed back)".into(),
+            "write FAILBACK=yes or FAILBACK=no".into(),
+        ));
+        return None;
+    };
+    Some((failback, format!("FAILBACK={value} (line {})", loc.line)))
 }
 
 fn unquote(value: &str) -> &str {
