@@ -41,19 +41,77 @@ struct Gathered {
     members: Vec<usize>,
 }
 
+/// The groups of the interfaces that are part of IPMP, with notes on the
+/// others and on what the conversion interpreted.
 pub(super) fn build_groups(interfaces: Vec<Interface>, out: &mut Output) -> Vec<Group> {
+    let gathered = gather(&interfaces, out);
+    // Everything about an interface that is part of IPMP is reported.
+    for iface in interfaces.iter().filter(|i| i.in_ipmp()) {
+        out.problems.extend(iface.problems.iter().cloned());
+        out.notes.extend(iface.notes.iter().cloned());
+    }
+    for iface in interfaces.iter().filter(|i| !i.in_ipmp()) {
+        out.notes.push(format!(
+            "{}: not converted: it has no `group` and no `ipmp`, so it is not part of IPMP \
+             (configure {} with the distribution's network configuration)",
+            iface.files.join(", "),
+            iface.name
+        ));
+    }
+    if gathered.is_empty() && !interfaces.is_empty() {
+        out.problems.push(ConvertProblem {
+            file: "hostname.IF".into(),
+            line: None,
+            token: None,
+            why: "none of the hostname files configures IPMP (no `group`, no `ipmp`)".into(),
+            fix: "give the hostname files of the IPMP interfaces and of their members".into(),
+        });
+    }
+
+    let mut groups = Vec::new();
+    let mut classful = Vec::new();
+    for g in &gathered {
+        groups.push(build_group(g, &interfaces, out, &mut classful));
+    }
+    addresses_unique(&groups, &interfaces, out);
+
+    if !classful.is_empty() {
+        out.notes.push(format!(
+            "netmasks: `netmask +` reads /etc/netmasks on Solaris, which ipmpctl convert does not \
+             read, and an address without a netmask gets the netmask of its address class; so \
+             these got the classful prefix: {}. If /etc/netmasks or the network says otherwise, \
+             correct the prefix in the TOML (or write ADDRESS/N in the hostname file and convert \
+             again)",
+            classful.join(", ")
+        ));
+    }
+    notes_for_ignored(&interfaces, out);
+    let names: Vec<&str> = groups
+        .iter()
+        .flat_map(|g| &g.members)
+        .map(|m| m.interface.as_str())
+        .collect();
+    if !names.is_empty() {
+        out.notes.push(format!(
+            "the member interfaces keep their Solaris names ({}): if this host names them \
+             differently (see `ip link`), change `interface = ...` in the TOML",
+            names.join(", ")
+        ));
+    }
+    groups
+}
+
+/// The Solaris groups, in the order they are first named, with their
+/// interfaces.
+fn gather(interfaces: &[Interface], out: &mut Output) -> Vec<Gathered> {
     let mut gathered: Vec<Gathered> = Vec::new();
-    let mut skipped = Vec::new();
     for (index, iface) in interfaces.iter().enumerate() {
-        if !iface.in_ipmp() {
-            skipped.push(iface);
-            continue;
-        }
         let (name, loc) = match (&iface.ipmp, &iface.group) {
             (Some(_), Some((group, loc))) => (group.clone(), loc.clone()),
             (Some(loc), None) => (iface.name.clone(), loc.clone()),
             (None, Some((group, loc))) => (group.clone(), loc.clone()),
-            (None, None) => unreachable!("in_ipmp"),
+            // Not part of IPMP.
+            (None, None) => continue,
         };
         let at = match gathered.iter().position(|g| g.solaris_name == name) {
             Some(at) => at,
@@ -84,55 +142,7 @@ pub(super) fn build_groups(interfaces: Vec<Interface>, out: &mut Output) -> Vec<
             group.ipmp = Some(index);
         }
     }
-
-    // Everything about an interface that is part of IPMP is reported.
-    for iface in interfaces.iter().filter(|i| i.in_ipmp()) {
-        out.problems.extend(iface.problems.iter().cloned());
-        out.notes.extend(iface.notes.iter().cloned());
-    }
-    for iface in skipped {
-        out.notes.push(format!(
-            "{}: not converted: it has no `group` and no `ipmp`, so it is not part of IPMP (configure {} with the distribution's network configuration)",
-            iface.files.join(", "),
-            iface.name
-        ));
-    }
-    if gathered.is_empty() && !interfaces.is_empty() {
-        out.problems.push(ConvertProblem {
-            file: "hostname.IF".into(),
-            line: None,
-            token: None,
-            why: "none of the hostname files configures IPMP (no `group`, no `ipmp`)".into(),
-            fix: "give the hostname files of the IPMP interfaces and of their members".into(),
-        });
-    }
-
-    let mut groups = Vec::new();
-    let mut classful = Vec::new();
-    for g in &gathered {
-        groups.push(build_group(g, &interfaces, out, &mut classful));
-    }
-    addresses_unique(&groups, &interfaces, out);
-
-    if !classful.is_empty() {
-        out.notes.push(format!(
-            "netmasks: `netmask +` reads /etc/netmasks on Solaris, which ipmpctl convert does not read, and an address without a netmask gets the netmask of its address class; so these got the classful prefix: {}. If /etc/netmasks or the network says otherwise, correct the prefix in the TOML (or write ADDRESS/N in the hostname file and convert again)",
-            classful.join(", ")
-        ));
-    }
-    notes_for_ignored(&interfaces, out);
-    let names: Vec<&str> = groups
-        .iter()
-        .flat_map(|g| &g.members)
-        .map(|m| m.interface.as_str())
-        .collect();
-    if !names.is_empty() {
-        out.notes.push(format!(
-            "the member interfaces keep their Solaris names ({}): if this host names them differently (see `ip link`), change `interface = ...` in the TOML",
-            names.join(", ")
-        ));
-    }
-    groups
+    gathered
 }
 
 fn build_group(
@@ -146,20 +156,74 @@ fn build_group(
         None => g.solaris_name.clone(),
     };
     check_group_name(g, &name, interfaces, out);
-    let mut data = Vec::new();
-    let mut comment = Vec::new();
-    if let Some(index) = g.ipmp {
-        let ipmp = &interfaces[index];
-        comment.push(format!("New IPMP: the IPMP interface {name}."));
+    let mut builder = Builder {
+        g,
+        name,
+        out,
+        classful,
+        data: Vec::new(),
+    };
+    let comment = match g.ipmp {
+        Some(index) => builder.ipmp_interface(&interfaces[index]),
+        None => {
+            let name = &builder.name;
+            vec![
+                format!("Classic IPMP group {name} (no IPMP interface on Solaris): ipmpd creates"),
+                format!("the group interface {name}, and the data addresses stay on it instead"),
+                "of moving between the members.".into(),
+            ]
+        }
+    };
+    let members: Vec<Member> = g
+        .members
+        .iter()
+        .map(|&index| builder.member(&interfaces[index]))
+        .collect();
+    // An address refused already is reported once, not again as missing.
+    let refused_before = g
+        .ipmp
+        .iter()
+        .chain(&g.members)
+        .any(|&i| !interfaces[i].problems.is_empty());
+    builder.check(refused_before);
+    builder.notes(&members);
+    Group {
+        name: builder.name,
+        comment,
+        data: builder.data,
+        data6: Vec::new(),
+        members,
+    }
+}
+
+/// One group while its data addresses and members are collected.
+struct Builder<'a> {
+    g: &'a Gathered,
+    /// The group's name: the IPMP interface's (new IPMP) or the Solaris
+    /// group's (classic IPMP).
+    name: String,
+    out: &'a mut Output,
+    /// The addresses that got a classful prefix, for one note on them all.
+    classful: &'a mut Vec<String>,
+    data: Vec<OutAddr>,
+}
+
+impl Builder<'_> {
+    /// New IPMP: the IPMP interface's addresses are the data addresses.
+    /// Returns the group's comment.
+    fn ipmp_interface(&mut self, ipmp: &Interface) -> Vec<String> {
+        let name = &self.name;
+        let mut comment = vec![format!("New IPMP: the IPMP interface {name}.")];
         comment.extend(quoted_lines(ipmp));
-        if g.solaris_name != name {
-            out.notes.push(format!(
-                "the IPMP interface {name} is in group \"{}\" on Solaris; the group takes the interface's name, {name} (ipmpd gives a group and its group interface one name)",
-                g.solaris_name
+        if self.g.solaris_name != *name {
+            self.out.notes.push(format!(
+                "the IPMP interface {name} is in group \"{}\" on Solaris; the group takes the \
+                 interface's name, {name} (ipmpd gives a group and its group interface one name)",
+                self.g.solaris_name
             ));
         }
         if let Some(loc) = &ipmp.standby {
-            out.problems.push(problem(
+            self.out.problems.push(problem(
                 loc,
                 Some("standby".into()),
                 format!("{name} is an IPMP interface, which cannot be a standby"),
@@ -169,51 +233,51 @@ fn build_group(
         for logical in ipmp.logicals.iter().filter(|l| l.addr.is_some()) {
             if logical.nofailover {
                 let addr = logical.addr.as_ref().map(|a| &a.loc);
-                out.problems.push(problem(
-                    addr.unwrap_or(&g.loc),
+                self.out.problems.push(problem(
+                    addr.unwrap_or(&self.g.loc),
                     Some("-failover".into()),
-                    "an address of an IPMP interface cannot be a test address (Solaris refuses it too)".into(),
+                    "an address of an IPMP interface cannot be a test address (Solaris refuses \
+                     it too)"
+                        .into(),
                     "move the test address to the hostname file of an underlying interface".into(),
                 ));
                 continue;
             }
-            data.push(data_address(logical, out, classful));
+            self.data
+                .push(data_address(logical, self.out, self.classful));
         }
-    } else {
-        comment.push(format!(
-            "Classic IPMP group {name} (no IPMP interface on Solaris): ipmpd creates"
-        ));
-        comment.push(format!(
-            "the group interface {name}, and the data addresses stay on it instead"
-        ));
-        comment.push("of moving between the members.".into());
+        comment
     }
 
-    let mut members = Vec::new();
-    let mut link_only = Vec::new();
-    for &index in &g.members {
-        let iface = &interfaces[index];
+    /// An underlying interface: its `-failover` address is its test
+    /// address, the others are data addresses of the group.
+    fn member(&mut self, iface: &Interface) -> Member {
+        let name = &self.name;
         let mut test: Option<OutAddr> = None;
         for logical in iface.logicals.iter().filter(|l| l.addr.is_some()) {
             let Some(addr) = &logical.addr else {
                 continue;
             };
             if !logical.nofailover {
-                if g.ipmp.is_some() {
-                    out.notes.push(format!(
-                        "{}: {} is a data address on the underlying interface {}; Solaris moves it to the IPMP interface {name}, and it became a data address of group {name}",
+                if self.g.ipmp.is_some() {
+                    self.out.notes.push(format!(
+                        "{}: {} is a data address on the underlying interface {}; Solaris moves \
+                         it to the IPMP interface {name}, and it became a data address of group \
+                         {name}",
                         addr.loc, addr.ip, iface.name
                     ));
                 }
-                data.push(data_address(logical, out, classful));
+                self.data
+                    .push(data_address(logical, self.out, self.classful));
                 continue;
             }
             if test.is_some() {
-                out.problems.push(problem(
+                self.out.problems.push(problem(
                     &addr.loc,
                     Some(addr.written.clone()),
                     format!(
-                        "{} has a second test address; ipmp probes from one IPv4 test address per member",
+                        "{} has a second test address; ipmp probes from one IPv4 test address \
+                         per member",
                         iface.name
                     ),
                     "keep one `-failover` address on the interface".into(),
@@ -227,7 +291,8 @@ fn build_group(
             }
             if let Some(how) = classful_how(logical) {
                 notes.push(how.clone());
-                classful.push(format!("{}/{prefix} ({})", addr.ip, describe(addr)));
+                self.classful
+                    .push(format!("{}/{prefix} ({})", addr.ip, describe(addr)));
             }
             test = Some(OutAddr {
                 ip: addr.ip,
@@ -235,80 +300,91 @@ fn build_group(
                 comment: notes.join("; "),
             });
         }
-        if test.is_none() {
-            link_only.push(iface.name.clone());
-        }
-        members.push(Member {
+        Member {
             interface: iface.name.clone(),
             comment: quoted_lines(iface),
             test,
             standby: iface.standby.is_some(),
-        });
+        }
     }
 
-    if g.ipmp.is_some() && g.members.is_empty() {
-        out.problems.push(problem(
-            &g.loc,
-            Some("ipmp".into()),
-            format!(
-                "the IPMP interface {name} has no underlying interface (no hostname file says `group {}`)",
-                g.solaris_name
-            ),
-            "give the hostname files of its underlying interfaces too".into(),
-        ));
-    }
-    // An address refused already is reported once, not again as missing.
-    let refused_before = g
-        .ipmp
-        .iter()
-        .chain(&g.members)
-        .any(|&i| !interfaces[i].problems.is_empty());
-    if data.is_empty() && !refused_before {
-        let fix = if g.ipmp.is_some() {
-            format!("give the IPMP interface {name} an address in hostname.{name}")
-        } else {
-            format!(
-                "give the hostname file of the IPMP interface of group {} too (new IPMP), or give a member an address without -failover (classic IPMP)",
-                g.solaris_name
-            )
-        };
-        out.problems.push(problem(
-            &g.loc,
-            None,
-            format!("group {name} has no data address"),
-            fix,
-        ));
-    }
-    if g.ipmp.is_none() && !data.is_empty() {
-        let addresses: Vec<String> = data.iter().map(|a| a.ip.to_string()).collect();
-        let member_names: Vec<&str> = members.iter().map(|m| m.interface.as_str()).collect();
-        out.notes.push(format!(
-            "group {name} is classic IPMP (no IPMP interface): ipmpd creates the group interface {name}, and its data {} {} {} there instead of moving between {}",
-            if addresses.len() == 1 { "address" } else { "addresses" },
-            addresses.join(", "),
-            if addresses.len() == 1 { "stays" } else { "stay" },
-            member_names.join(", ")
-        ));
-    }
-    if !members.is_empty() && link_only.len() == members.len() {
-        out.notes.push(format!(
-            "group {name} has no test address: failure detection is link-based only, as on Solaris"
-        ));
-    } else if !link_only.is_empty() {
-        out.notes.push(format!(
-            "{} in group {name} {} no test address: failure detection on {} is link-based only, as on Solaris",
-            link_only.join(", "),
-            if link_only.len() == 1 { "has" } else { "have" },
-            if link_only.len() == 1 { "it" } else { "them" }
-        ));
+    /// A group needs its underlying interfaces and a data address.
+    fn check(&mut self, refused_before: bool) {
+        let (g, name) = (self.g, &self.name);
+        if g.ipmp.is_some() && g.members.is_empty() {
+            self.out.problems.push(problem(
+                &g.loc,
+                Some("ipmp".into()),
+                format!(
+                    "the IPMP interface {name} has no underlying interface (no hostname file \
+                     says `group {}`)",
+                    g.solaris_name
+                ),
+                "give the hostname files of its underlying interfaces too".into(),
+            ));
+        }
+        if self.data.is_empty() && !refused_before {
+            let fix = if g.ipmp.is_some() {
+                format!("give the IPMP interface {name} an address in hostname.{name}")
+            } else {
+                format!(
+                    "give the hostname file of the IPMP interface of group {} too (new IPMP), or \
+                     give a member an address without -failover (classic IPMP)",
+                    g.solaris_name
+                )
+            };
+            self.out.problems.push(problem(
+                &g.loc,
+                None,
+                format!("group {name} has no data address"),
+                fix,
+            ));
+        }
     }
 
-    Group {
-        name,
-        comment,
-        data,
-        data6: Vec::new(),
-        members,
+    /// What differs from Solaris: classic IPMP's data addresses stay on
+    /// the group interface; members without a test address.
+    fn notes(&mut self, members: &[Member]) {
+        let name = &self.name;
+        if self.g.ipmp.is_none() && !self.data.is_empty() {
+            let addresses: Vec<String> = self.data.iter().map(|a| a.ip.to_string()).collect();
+            let member_names: Vec<&str> = members.iter().map(|m| m.interface.as_str()).collect();
+            self.out.notes.push(format!(
+                "group {name} is classic IPMP (no IPMP interface): ipmpd creates the group \
+                 interface {name}, and its data {} {} {} there instead of moving between {}",
+                if addresses.len() == 1 {
+                    "address"
+                } else {
+                    "addresses"
+                },
+                addresses.join(", "),
+                if addresses.len() == 1 {
+                    "stays"
+                } else {
+                    "stay"
+                },
+                member_names.join(", ")
+            ));
+        }
+        let link_only: Vec<&str> = members
+            .iter()
+            .filter(|m| m.test.is_none())
+            .map(|m| m.interface.as_str())
+            .collect();
+        if !members.is_empty() && link_only.len() == members.len() {
+            self.out.notes.push(format!(
+                "group {name} has no test address: failure detection is link-based only, as on \
+                 Solaris"
+            ));
+        } else if !link_only.is_empty() {
+            self.out.notes.push(format!(
+                "{} in group {name} {} no test address: failure detection on {} is link-based \
+                 only, as on Solaris",
+                link_only.join(", "),
+                if link_only.len() == 1 { "has" } else { "have" },
+                if link_only.len() == 1 { "it" } else { "them" }
+            ));
+        }
     }
 }
 
