@@ -30,10 +30,10 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 const LOOPBACK: &str = "lo";
 const MAX_PEER_NOTIFICATIONS: u32 = 100;
 /// Linux interface names are at most IFNAMSIZ - 1 bytes.
-const MAX_IFNAME_LEN: usize = 15;
+pub(crate) const MAX_IFNAME_LEN: usize = 15;
 /// The group interface is one end of a veth pair; the other end is named
 /// after it with this suffix, and both names must be valid.
-const PEER_SUFFIX: &str = "_p";
+pub(crate) const PEER_SUFFIX: &str = "_p";
 pub(crate) const MAX_GROUP_NAME_LEN: usize = MAX_IFNAME_LEN - PEER_SUFFIX.len();
 
 #[derive(Clone, Debug, PartialEq, Eq)]

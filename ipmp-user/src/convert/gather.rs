@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::hostname::{Addr, Interface, Logical};
 use super::ifconfig::PlusFrom;
 use super::{problem, ConvertProblem, Loc, Output};
-use crate::config::MAX_GROUP_NAME_LEN;
+use crate::config::{MAX_GROUP_NAME_LEN, MAX_IFNAME_LEN, PEER_SUFFIX};
 
 pub(super) struct Group {
     pub(super) name: String,
@@ -395,11 +395,14 @@ fn check_group_name(g: &Gathered, name: &str, interfaces: &[Interface], out: &mu
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')));
     let why = if name.chars().count() > MAX_GROUP_NAME_LEN {
         format!(
-            "\"{name}\" is longer than {MAX_GROUP_NAME_LEN} characters, and it becomes the name of the group interface on Linux (its peer \"{name}_p\" must fit Linux's 15)"
+            "\"{name}\" is longer than {MAX_GROUP_NAME_LEN} characters, and it becomes the name of \
+                the group interface on Linux (its peer \"{name}{PEER_SUFFIX}\" must fit Linux's \
+                {MAX_IFNAME_LEN})"
         )
     } else if let Some(c) = bad_char {
         format!(
-            "\"{name}\" has the character {c:?}, and it becomes the name of the group interface on Linux (letters, digits, '_', '.' and '-' only)"
+            "\"{name}\" has the character {c:?}, and it becomes the name of the group interface on \
+                Linux (letters, digits, '_', '.' and '-' only)"
         )
     } else if name == "." || name == ".." {
         format!("\"{name}\" is not allowed as an interface name by Linux")
@@ -410,7 +413,8 @@ fn check_group_name(g: &Gathered, name: &str, interfaces: &[Interface], out: &mu
         Some(index) => (
             "ipmp".to_owned(),
             format!(
-                "rename the IPMP interface (the file {}) to a name of at most {MAX_GROUP_NAME_LEN} characters of [A-Za-z0-9_.-], and convert again",
+                "rename the IPMP interface (the file {}) to a name of at most {MAX_GROUP_NAME_LEN} \
+                    characters of [A-Za-z0-9_.-], and convert again",
                 interfaces[index].files.join(", ")
             ),
         ),
@@ -423,7 +427,8 @@ fn check_group_name(g: &Gathered, name: &str, interfaces: &[Interface], out: &mu
             (
                 format!("group {}", g.solaris_name),
                 format!(
-                    "rename the group to at most {MAX_GROUP_NAME_LEN} characters of [A-Za-z0-9_.-] in {} (`group NAME`), and convert again",
+                    "rename the group to at most {MAX_GROUP_NAME_LEN} characters of [A-Za-z0-9_.-] \
+                        in {} (`group NAME`), and convert again",
                     files.join(", ")
                 ),
             )
@@ -442,7 +447,8 @@ fn data_address(logical: &Logical, out: &mut Output, classful: &mut Vec<String>)
             &addr.loc,
             Some("deprecated".into()),
             format!(
-                "{} is deprecated but fails over (no -failover): a data address that is never a source address, which ipmp cannot express",
+                "{} is deprecated but fails over (no -failover): a data address that is never a \
+                    source address, which ipmp cannot express",
                 addr.ip
             ),
             "remove `deprecated` to make it a data address, or add `-failover` to make it a test address".into(),
@@ -567,7 +573,11 @@ mod tests {
         );
         assert_eq!(
             errors(&input),
-            ["hostname.hme0:1: `group averylonggroupname`: \"averylonggroupname\" is longer than 13 characters, and it becomes the name of the group interface on Linux (its peer \"averylonggroupname_p\" must fit Linux's 15); rename the group to at most 13 characters of [A-Za-z0-9_.-] in hostname.hme0, hostname.hme1 (`group NAME`), and convert again"]
+            ["hostname.hme0:1: `group averylonggroupname`: \"averylonggroupname\" is longer than \
+                13 characters, and it becomes the name of the group interface on Linux (its peer \
+                \"averylonggroupname_p\" must fit Linux's 15); rename the group to at most 13 \
+                characters of [A-Za-z0-9_.-] in hostname.hme0, hostname.hme1 (`group NAME`), and \
+                convert again"]
         );
         // 13 is fine.
         let input = files(
@@ -617,7 +627,9 @@ mod tests {
         let input = files(&[("ipmp0", "ipmp 192.0.2.200/24 up")], None);
         assert_eq!(
             errors(&input),
-            ["hostname.ipmp0:1: `ipmp`: the IPMP interface ipmp0 has no underlying interface (no hostname file says `group ipmp0`); give the hostname files of its underlying interfaces too"]
+            ["hostname.ipmp0:1: `ipmp`: the IPMP interface ipmp0 has no underlying interface (no \
+                hostname file says `group ipmp0`); give the hostname files of its underlying \
+                interfaces too"]
         );
     }
 
@@ -636,7 +648,10 @@ mod tests {
         // Only interfaces that are nothing but IPMP-free: refused.
         assert_eq!(
             errors(&files(&[("bge1", "192.0.2.9 up")], None)),
-            ["hostname.IF: none of the hostname files configures IPMP (no `group`, no `ipmp`); give the hostname files of the IPMP interfaces and of their members"]
+            [
+                "hostname.IF: none of the hostname files configures IPMP (no `group`, no `ipmp`); \
+                give the hostname files of the IPMP interfaces and of their members"
+            ]
         );
     }
 
@@ -655,8 +670,13 @@ mod tests {
         assert_eq!(
             errors(&input),
             [
-                "hostname.ipmp0:1: `deprecated`: 192.0.2.200 is deprecated but fails over (no -failover): a data address that is never a source address, which ipmp cannot express; remove `deprecated` to make it a data address, or add `-failover` to make it a test address",
-                "hostname.eth0:1: `192.0.2.211/24`: eth0 has a second test address; ipmp probes from one IPv4 test address per member; keep one `-failover` address on the interface",
+                "hostname.ipmp0:1: `deprecated`: 192.0.2.200 is deprecated but fails over (no \
+                    -failover): a data address that is never a source address, which ipmp cannot \
+                    express; remove `deprecated` to make it a data address, or add `-failover` \
+                    to make it a test address",
+                "hostname.eth0:1: `192.0.2.211/24`: eth0 has a second test address; ipmp probes \
+                    from one IPv4 test address per member; keep one `-failover` address on the \
+                    interface",
             ]
         );
     }

@@ -261,7 +261,8 @@ fn finish_interface(iface: &mut Interface) {
     for logical in &iface.logicals {
         if let (Some(addr), false) = (&logical.addr, logical.up) {
             iface.notes.push(format!(
-                "{}: {} is never brought `up` in {}, so Solaris left it down; it was converted as if it were up (remove it from the TOML if it is not meant to be used)",
+                "{}: {} is never brought `up` in {}, so Solaris left it down; it was converted as \
+                    if it were up (remove it from the TOML if it is not meant to be used)",
                 addr.loc,
                 addr.ip,
                 iface.files.join(", ")

@@ -182,7 +182,8 @@ mod tests {
         };
         assert_eq!(
             errors(&refused),
-            ["hostname6.eth9:1: eth9 is in no group converted from the hostname.IF files; give the group's hostname.IF files too (an IPv6-only group is not converted)"]
+            ["hostname6.eth9:1: eth9 is in no group converted from the hostname.IF files; give the \
+                group's hostname.IF files too (an IPv6-only group is not converted)"]
         );
     }
 }

@@ -79,7 +79,10 @@ mod tests {
         let input = files(&[("eth0", "v6only group g up")], Some(hosts));
         assert_eq!(
             errors(&input),
-            ["hostname.eth0:1: `v6only`: host name \"v6only\" has only an IPv6 address in /etc/hosts; give it its IPv4 address in --hosts FILE, or write the address"]
+            [
+                "hostname.eth0:1: `v6only`: host name \"v6only\" has only an IPv6 address in \
+                /etc/hosts; give it its IPv4 address in --hosts FILE, or write the address"
+            ]
         );
     }
 
@@ -95,12 +98,14 @@ mod tests {
         );
         assert_eq!(
             errors(&input),
-            ["hostname.eth1:1: `prod-eth1`: unknown host name \"prod-eth1\" (not in /etc/hosts); add it to --hosts FILE or write the address"]
+            ["hostname.eth1:1: `prod-eth1`: unknown host name \"prod-eth1\" (not in /etc/hosts); \
+                add it to --hosts FILE or write the address"]
         );
         let input = files(&[("eth0", "prod group g up")], None);
         assert_eq!(
             errors(&input),
-            ["hostname.eth0:1: `prod`: unknown host name \"prod\" (no hosts file was given); add it to --hosts FILE or write the address"]
+            ["hostname.eth0:1: `prod`: unknown host name \"prod\" (no hosts file was given); add \
+                it to --hosts FILE or write the address"]
         );
     }
 }

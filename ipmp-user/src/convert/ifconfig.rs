@@ -507,7 +507,8 @@ impl Parser<'_> {
                 tok,
                 word.to_owned(),
                 "unknown ifconfig keyword",
-                "correct or remove it (ipmpctl convert reads the ifconfig(1M) keywords, addresses and host names of hostname files)",
+                "correct or remove it (ipmpctl convert reads the ifconfig(1M) keywords, addresses \
+                    and host names of hostname files)",
             );
             return;
         }
@@ -674,9 +675,14 @@ mod tests {
         assert_eq!(
             errors(&input),
             [
-                "hostname.eth0:1: `-failver`: unknown ifconfig keyword; correct or remove it (ipmpctl convert reads the ifconfig(1M) keywords, addresses and host names of hostname files)",
-                "hostname.eth0:2: `mtu 9000`: ipmpd does not set member MTUs (the group interface takes the smallest member MTU); remove it, and set the MTU of the members with the distribution's network configuration",
-                "hostname.eth1:1: `-arp`: ipmp members need ARP: ipmpd answers ARP for each data address on the member it is bound to; remove `-arp`",
+                "hostname.eth0:1: `-failver`: unknown ifconfig keyword; correct or remove it \
+                    (ipmpctl convert reads the ifconfig(1M) keywords, addresses and host names \
+                    of hostname files)",
+                "hostname.eth0:2: `mtu 9000`: ipmpd does not set member MTUs (the group interface \
+                    takes the smallest member MTU); remove it, and set the MTU of the members \
+                    with the distribution's network configuration",
+                "hostname.eth1:1: `-arp`: ipmp members need ARP: ipmpd answers ARP for each data \
+                    address on the member it is bound to; remove `-arp`",
             ]
         );
     }
@@ -700,7 +706,8 @@ mod tests {
         let input = files(&[("ipmp0", "ipmp up"), ("eth0", "group ipmp0 up")], None);
         assert_eq!(
             errors(&input),
-            ["hostname.ipmp0:1: group ipmp0 has no data address; give the IPMP interface ipmp0 an address in hostname.ipmp0"]
+            ["hostname.ipmp0:1: group ipmp0 has no data address; give the IPMP interface ipmp0 an \
+                address in hostname.ipmp0"]
         );
     }
 
@@ -710,9 +717,15 @@ mod tests {
             &[
                 (
                     "ipmp0",
-                    "ipmp 10.1.2.3 netmask ffffff00 up\naddif 172.16.1.1 netmask 255.255.255.128 up\naddif 192.0.2.7/28 netmask + up\naddif 10.9.9.9 up",
+                    "ipmp 10.1.2.3 netmask ffffff00 up\n\
+                     addif 172.16.1.1 netmask 255.255.255.128 up\n\
+                     addif 192.0.2.7/28 netmask + up\n\
+                     addif 10.9.9.9 up",
                 ),
-                ("eth0", "group ipmp0 192.0.2.201 netmask 0xffffff00 -failover deprecated up"),
+                (
+                    "eth0",
+                    "group ipmp0 192.0.2.201 netmask 0xffffff00 -failover deprecated up",
+                ),
             ],
             None,
         );
@@ -765,10 +778,16 @@ mod tests {
         assert_eq!(
             errors(&input),
             [
-                "hostname.eth0:2: `group h`: eth0 is already in group \"g\" (hostname.eth0 line 1); put the interface in one group",
-                "hostname.eth2:1: `192.0.2.7`: a second address in one command is a point-to-point destination, which IPMP does not use; remove it, or give it its own logical interface with `addif`",
-                "hostname.eth2:1: `broadcast 192.0.2.127`: the broadcast address of 192.0.2.6/24 is 192.0.2.255, and ipmp cannot use another; correct the netmask, or write `broadcast +`",
-                "hostname.eth1:1: `192.0.2.5/24`: 192.0.2.5 is already configured in hostname.eth0 line 1; configure each address once",
+                "hostname.eth0:2: `group h`: eth0 is already in group \"g\" (hostname.eth0 line \
+                    1); put the interface in one group",
+                "hostname.eth2:1: `192.0.2.7`: a second address in one command is a point-to-point \
+                    destination, which IPMP does not use; remove it, or give it its own logical \
+                    interface with `addif`",
+                "hostname.eth2:1: `broadcast 192.0.2.127`: the broadcast address of 192.0.2.6/24 \
+                    is 192.0.2.255, and ipmp cannot use another; correct the netmask, or write \
+                    `broadcast +`",
+                "hostname.eth1:1: `192.0.2.5/24`: 192.0.2.5 is already configured in hostname.eth0 \
+                    line 1; configure each address once",
             ]
         );
     }
@@ -785,7 +804,11 @@ mod tests {
         );
         assert_eq!(
             errors(&input),
-            ["hostname.ipmp0:2: `addif 2001:db8::1/64`: an IPv6 address in a hostname.IF file (Solaris keeps IPv6 in hostname6.IF); move it to the interface's hostname6.IF file"]
+            [
+                "hostname.ipmp0:2: `addif 2001:db8::1/64`: an IPv6 address in a hostname.IF file \
+                (Solaris keeps IPv6 in hostname6.IF); move it to the interface's hostname6.IF \
+                file"
+            ]
         );
         let input = files(
             &[

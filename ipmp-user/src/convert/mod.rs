@@ -289,7 +289,11 @@ mod tests {
             &notes,
             "192.168.178.200/24 (hivemind-prod, hostname.production0 line 1)",
         );
-        has_note(&notes, "`up` (hostname.e1000g0 line 1, hostname.e1000g1 line 1, hostname.production0 line 1, hostname.rge0 line 1) ignored");
+        has_note(
+            &notes,
+            "`up` (hostname.e1000g0 line 1, hostname.e1000g1 line 1, \
+            hostname.production0 line 1, hostname.rge0 line 1) ignored",
+        );
         has_note(&notes, "keep their Solaris names (e1000g0, e1000g1, rge0)");
     }
 

@@ -187,8 +187,11 @@ mod tests {
         assert_eq!(
             errors(&input),
             [
-                "/etc/default/mpathd:1: `FAILURE_DETECTION_TIME=ten`: not a positive number of milliseconds (in.mpathd ignored it and used 10000); write the failure detection time you mean, in ms",
-                "/etc/default/mpathd:2: `FAILBACK=sometimes`: FAILBACK is yes or no (in.mpathd ignored this value and failed back); write FAILBACK=yes or FAILBACK=no",
+                "/etc/default/mpathd:1: `FAILURE_DETECTION_TIME=ten`: not a positive number of \
+                    milliseconds (in.mpathd ignored it and used 10000); write the failure \
+                    detection time you mean, in ms",
+                "/etc/default/mpathd:2: `FAILBACK=sometimes`: FAILBACK is yes or no (in.mpathd \
+                    ignored this value and failed back); write FAILBACK=yes or FAILBACK=no",
             ]
         );
     }
