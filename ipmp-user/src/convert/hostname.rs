@@ -362,16 +362,14 @@ mod tests {
             Some("192.0.2.201 hme0-test\n"),
         );
         let (config, _) = config_of(&input);
-        assert_eq!(
-            config.groups,
-            [group(
-                "g",
-                &["192.0.2.200/24"],
-                vec![
-                    member("hme0", Some("192.0.2.201/24"), false),
-                    member("hme1", Some("192.0.2.202/24"), true),
-                ],
-            )]
+        assert_one_group(
+            &config,
+            "g",
+            &["192.0.2.200/24"],
+            &[
+                ("hme0", Some("192.0.2.201/24"), false),
+                ("hme1", Some("192.0.2.202/24"), true),
+            ],
         );
     }
 }

@@ -269,17 +269,15 @@ mod tests {
     fn new_ipmp_link_based() {
         let (config, notes) = convert_case("new-link-based");
         assert_eq!(config.daemon, Default::default());
-        assert_eq!(
-            config.groups,
-            [group(
-                "production0",
-                &["192.168.178.200/24"],
-                vec![
-                    member("e1000g0", None, false),
-                    member("e1000g1", None, false),
-                    member("rge0", None, false),
-                ],
-            )]
+        assert_one_group(
+            &config,
+            "production0",
+            &["192.168.178.200/24"],
+            &[
+                ("e1000g0", None, false),
+                ("e1000g1", None, false),
+                ("rge0", None, false),
+            ],
         );
         has_note(
             &notes,
@@ -303,17 +301,15 @@ mod tests {
     #[test]
     fn new_ipmp_probe_based() {
         let (config, _) = convert_case("new-probe-based");
-        assert_eq!(
-            config.groups,
-            [group(
-                "production0",
-                &["192.168.178.200/24"],
-                vec![
-                    member("e1000g0", Some("192.168.178.201/24"), false),
-                    member("e1000g1", Some("192.168.178.202/24"), false),
-                    member("rge0", Some("192.168.178.203/24"), false),
-                ],
-            )]
+        assert_one_group(
+            &config,
+            "production0",
+            &["192.168.178.200/24"],
+            &[
+                ("e1000g0", Some("192.168.178.201/24"), false),
+                ("e1000g1", Some("192.168.178.202/24"), false),
+                ("rge0", Some("192.168.178.203/24"), false),
+            ],
         );
     }
 
@@ -322,16 +318,14 @@ mod tests {
     #[test]
     fn classic_probe_based() {
         let (config, notes) = convert_case("classic-probe-based");
-        assert_eq!(
-            config.groups,
-            [group(
-                "unrealgrp1",
-                &["192.168.11.5/24"],
-                vec![
-                    member("hme0", Some("192.168.11.6/24"), false),
-                    member("hme1", Some("192.168.11.7/24"), false),
-                ],
-            )]
+        assert_one_group(
+            &config,
+            "unrealgrp1",
+            &["192.168.11.5/24"],
+            &[
+                ("hme0", Some("192.168.11.6/24"), false),
+                ("hme1", Some("192.168.11.7/24"), false),
+            ],
         );
         has_note(
             &notes,
@@ -347,16 +341,14 @@ mod tests {
     #[test]
     fn classic_probe_based_with_continued_line() {
         let (config, _) = convert_case("classic-probe-based-tutorial");
-        assert_eq!(
-            config.groups,
-            [group(
-                "production0",
-                &["192.168.178.200/24"],
-                vec![
-                    member("e1000g0", Some("192.168.178.201/24"), false),
-                    member("e1000g1", Some("192.168.178.202/24"), false),
-                ],
-            )]
+        assert_one_group(
+            &config,
+            "production0",
+            &["192.168.178.200/24"],
+            &[
+                ("e1000g0", Some("192.168.178.201/24"), false),
+                ("e1000g1", Some("192.168.178.202/24"), false),
+            ],
         );
     }
 
@@ -365,16 +357,11 @@ mod tests {
     #[test]
     fn classic_link_based() {
         let (config, notes) = convert_case("classic-link-based");
-        assert_eq!(
-            config.groups,
-            [group(
-                "production0",
-                &["192.168.178.200/24"],
-                vec![
-                    member("e1000g0", None, false),
-                    member("e1000g1", None, false)
-                ],
-            )]
+        assert_one_group(
+            &config,
+            "production0",
+            &["192.168.178.200/24"],
+            &[("e1000g0", None, false), ("e1000g1", None, false)],
         );
         has_note(&notes, "link-based only");
     }

@@ -16,7 +16,7 @@ pub(super) fn member(interface: &str, test: Option<&str>, standby: bool) -> Memb
     }
 }
 
-pub(super) fn group(name: &str, data: &[&str], members: Vec<MemberConfig>) -> GroupConfig {
+fn group(name: &str, data: &[&str], members: Vec<MemberConfig>) -> GroupConfig {
     GroupConfig {
         name: name.into(),
         data_addresses: data.iter().map(|a| a.parse().unwrap()).collect(),
@@ -58,3 +58,15 @@ pub(super) fn config_of(files: &SolarisFiles) -> (Config, Vec<String>) {
 }
 
 pub(super) const HOSTS: &str = "127.0.0.1 localhost\n192.0.2.200 prod\n192.0.2.201 prod-eth0\n";
+
+/// Asserts that `config` is the one group given, its members written as
+/// (interface, test address, standby).
+pub(super) fn assert_one_group(
+    config: &Config,
+    name: &str,
+    data: &[&str],
+    members: &[(&str, Option<&str>, bool)],
+) {
+    let members = members.iter().map(|&(i, t, s)| member(i, t, s)).collect();
+    assert_eq!(config.groups, [group(name, data, members)]);
+}
