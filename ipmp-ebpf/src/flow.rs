@@ -69,7 +69,11 @@ fn classify_v4(start: usize, end: usize, broadcasts: &[u32; MAX_BROADCASTS]) -> 
         u32::from_ne_bytes(ip.src_addr),
         u32::from_ne_bytes(ip.dst_addr),
     );
-    if dst == u32::MAX || broadcasts.contains(&dst) {
+    // Subnet broadcasts are of prefixes up to /30 (ipmp-common's
+    // `GroupConfig::broadcast_v4`), so their two lowest bits are set: one
+    // test spares most unicast packets the walk of the list.
+    let may_be_subnet_broadcast = ip.dst_addr[3] & 3 == 3;
+    if dst == u32::MAX || (may_be_subnet_broadcast && broadcasts.contains(&dst)) {
         return Parsed::Broadcast;
     }
     // Fragments of one datagram hash on L3 only, so they stay together.
