@@ -424,13 +424,9 @@ impl GroupProber {
     /// acknowledgements; when it was the last working member, the group
     /// has failed (host targets flushed). Up: probing resumes at once.
     pub fn link_changed(&mut self, member: &str, up: bool, now: Duration) {
-        self.observe(now);
-        let Some(mi) = self.index(member) else {
+        let Some(mi) = self.changing(member, now, |m| m.link_up != up) else {
             return;
         };
-        if self.members[mi].link_up == up {
-            return;
-        }
         if up {
             self.members[mi].link_up = true;
             self.resume(mi, now);
@@ -453,13 +449,9 @@ impl GroupProber {
     /// Offline members are not probed (if_mpadm -d); online (-r) resumes
     /// probing at once, with a clean history, as for a new interface.
     pub fn set_offline(&mut self, member: &str, offline: bool, now: Duration) {
-        self.observe(now);
-        let Some(mi) = self.index(member) else {
+        let Some(mi) = self.changing(member, now, |m| m.offline != offline) else {
             return;
         };
-        if self.members[mi].offline == offline {
-            return;
-        }
         if offline {
             self.members[mi].stop();
             self.members[mi].offline = true;
@@ -658,6 +650,18 @@ impl GroupProber {
 
     fn instance_mut(&mut self, at: InstanceRef) -> &mut Instance {
         &mut self.members[at.member].instances[at.instance]
+    }
+
+    /// The time is now `now`; `member`'s index if it is here and `differs`
+    /// says the change at hand would change it.
+    fn changing(
+        &mut self,
+        member: &str,
+        now: Duration,
+        differs: impl Fn(&Member) -> bool,
+    ) -> Option<usize> {
+        self.observe(now);
+        self.index(member).filter(|&mi| differs(&self.members[mi]))
     }
 
     /// Probing resumes at `now` (link up, online); a member without
@@ -1310,14 +1314,14 @@ mod tests {
         // A responder found by b is not a's target: a has a router.
         sim.p.on_reply(
             sim.now,
-            &EchoReply {
-                member: "b",
-                family: Family::V4,
-                seq: 0,
-                kind: ProbeKind::TargetDiscovery,
-                from: v4(23),
-                rtt: ms(1),
-            },
+            &echo(
+                "b",
+                Family::V4,
+                0,
+                ProbeKind::TargetDiscovery,
+                v4(23),
+                ms(1),
+            ),
         );
         assert_eq!(sim.targets("a", Family::V4), [v4(1)]);
         assert_eq!(sim.targets("b", Family::V4), [v4(21), v4(22), v4(23)]);
@@ -1473,14 +1477,14 @@ mod tests {
         assert_eq!(last, 57);
         sim.p.on_reply(
             sim.now,
-            &EchoReply {
-                member: "a",
-                family: Family::V4,
-                seq: 65534,
-                kind: ProbeKind::FailureDetection,
-                from: v4(1),
-                rtt: RTT,
-            },
+            &echo(
+                "a",
+                Family::V4,
+                65534,
+                ProbeKind::FailureDetection,
+                v4(1),
+                RTT,
+            ),
         );
         assert!(sim.p.drain_reports().is_empty());
     }
@@ -1498,14 +1502,7 @@ mod tests {
         let reply = |sim: &mut Sim, seq: u16, from: IpAddr| {
             sim.p.on_reply(
                 now,
-                &EchoReply {
-                    member: "a",
-                    family: Family::V4,
-                    seq,
-                    kind: ProbeKind::FailureDetection,
-                    from,
-                    rtt: RTT,
-                },
+                &echo("a", Family::V4, seq, ProbeKind::FailureDetection, from, RTT),
             )
         };
         // From another target than the probe went to.
@@ -1525,27 +1522,13 @@ mod tests {
         // unicast neighbour: nothing.
         sim.p.on_reply(
             now,
-            &EchoReply {
-                member: "a",
-                family: Family::V4,
-                seq: 0,
-                kind: ProbeKind::RttOnly,
-                from: v4(9),
-                rtt: ms(1),
-            },
+            &echo("a", Family::V4, 0, ProbeKind::RttOnly, v4(9), ms(1)),
         );
         for from in ["0.0.0.0", "224.0.0.1", "2001:db8::1"] {
             let from: IpAddr = from.parse().unwrap();
             sim.p.on_reply(
                 now,
-                &EchoReply {
-                    member: "a",
-                    family: Family::V4,
-                    seq: 0,
-                    kind: ProbeKind::TargetDiscovery,
-                    from,
-                    rtt: ms(1),
-                },
+                &echo("a", Family::V4, 0, ProbeKind::TargetDiscovery, from, ms(1)),
             );
         }
         assert_eq!(sim.targets("a", Family::V4), [v4(1), v4(2)]);

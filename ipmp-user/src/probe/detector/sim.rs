@@ -30,6 +30,25 @@ pub(crate) fn repair(m: &str) -> ProberEvent {
     ProberEvent::Repair(m.into())
 }
 
+/// A reply to `member`'s probe `seq` in `family`, as the caller hands it in.
+pub(crate) fn echo(
+    member: &str,
+    family: Family,
+    seq: u16,
+    kind: ProbeKind,
+    from: IpAddr,
+    rtt: Duration,
+) -> EchoReply<'_> {
+    EchoReply {
+        member,
+        family,
+        seq,
+        kind,
+        from,
+        rtt,
+    }
+}
+
 /// Randomness that always says `r`: with 1.0, members start one
 /// interval after being added and probe every interval exactly.
 pub(crate) fn always(r: f64) -> Box<dyn FnMut() -> f64> {
@@ -106,14 +125,14 @@ impl Sim {
             self.in_flight.sort_by_key(|r| r.0);
             while self.in_flight.first().is_some_and(|r| r.0 <= self.now) {
                 let (_, probe, from, rtt) = self.in_flight.remove(0);
-                let reply = EchoReply {
-                    member: &probe.member,
-                    family: probe.family,
-                    seq: probe.seq,
-                    kind: probe.kind,
+                let reply = echo(
+                    &probe.member,
+                    probe.family,
+                    probe.seq,
+                    probe.kind,
                     from,
                     rtt,
-                };
+                );
                 let events = self.p.on_reply(self.now, &reply);
                 self.replies.push((self.now, probe, from));
                 self.events
