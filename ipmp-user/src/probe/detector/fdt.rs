@@ -138,3 +138,196 @@ impl GroupProber {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::sim::*;
+    use super::super::*;
+    use crate::probe::targets::{SampleKind, TargetStatus};
+    use crate::probe::{Family, FDT_SETTLING_TIME};
+    use std::time::Duration;
+
+    #[test]
+    fn an_rtt_spike_is_held_back_once() {
+        // a's probe at 20 s takes 900 ms: alone it would push the CRTT
+        // above the interval.
+        let mut sim = pair(
+            always(1.0),
+            Box::new(|t, p| {
+                let spike = p.member == "a" && (t == secs(20) || t == secs(30) || t == secs(31));
+                vec![(p.target, if spike { ms(900) } else { RTT })]
+            }),
+        );
+        sim.run_until(at(19, 500));
+        let before = sim.estimator("a", Family::V4, v4(1));
+        sim.run_until(at(20, 950));
+        // Held back: the estimate has not moved.
+        let held = sim.estimator("a", Family::V4, v4(1));
+        assert_eq!(held.crtt(), before.crtt());
+        assert_eq!(held.held_back(), 1);
+        sim.run_until(at(21, 50));
+        // A normal reply next: the spike is dropped, the normal one applied.
+        let mut expected = before.clone();
+        expected.sample(RTT, secs(1), SampleKind::FailureDetection);
+        let now = sim.estimator("a", Family::V4, v4(1));
+        assert_eq!(
+            (now.crtt(), now.average(), now.deviation(), now.held_back()),
+            (expected.crtt(), expected.average(), expected.deviation(), 0)
+        );
+        assert!(sim.events.is_empty());
+
+        // Two spikes in a row (30 s and 31 s): both count, and the CRTT
+        // exceeds the interval with a single target: the FDT is raised to
+        // 7 intervals of 2 × CRTT, when the second reply comes.
+        sim.run_until(at(29, 500));
+        let mut expected = sim.estimator("a", Family::V4, v4(1));
+        expected.sample(ms(900), secs(1), SampleKind::FailureDetection);
+        expected.sample(ms(900), secs(1), SampleKind::FailureDetection);
+        let crtt = expected.crtt().unwrap();
+        assert!(crtt > secs(1));
+        sim.run_until(secs(32));
+        let new_fdt = crtt * 2 * 7;
+        assert_eq!(
+            sim.events,
+            [(
+                at(31, 900),
+                ProberEvent::FdtRaised {
+                    group: "g".into(),
+                    family: Family::V4,
+                    member: "a".into(),
+                    requested_fdt: FDT,
+                    new_fdt,
+                }
+            )]
+        );
+        assert_eq!(sim.p.fdt(), new_fdt);
+        assert_eq!(
+            sim.events[0].1.to_string(),
+            format!(
+                "Cannot meet requested failure detection time of 7000 ms on (inet a) new failure \
+                 detection time for group \"g\" is {} ms",
+                new_fdt.as_millis()
+            )
+        );
+    }
+
+    #[test]
+    fn a_raised_fdt_sends_rtt_only_probes_and_comes_down_after_a_minute() {
+        let mut sim = pair(
+            always(1.0),
+            Box::new(|t, p| {
+                let spike = p.member == "a" && (t == secs(10) || t == secs(11));
+                vec![(p.target, if spike { ms(900) } else { RTT })]
+            }),
+        );
+        sim.run_until(secs(12));
+        let raised = at(11, 900);
+        let events: Vec<Duration> = sim.events.iter().map(|e| e.0).collect();
+        assert_eq!(events, [raised]);
+        let high = sim.p.fdt();
+        let high_interval = high / 7;
+        sim.run_until(secs(200));
+
+        // While raised, every member still ticks every configured interval:
+        // failure-detection probes at the raised interval, RTT-only probes
+        // (sequence 0) in between.
+        let ticks: Vec<(Duration, ProbeKind, u16)> = sim
+            .sent
+            .iter()
+            .filter(|(t, p)| p.member == "a" && *t > raised && *t < raised + secs(60))
+            .map(|(t, p)| (*t, p.kind, p.seq))
+            .collect();
+        for w in ticks.windows(2) {
+            assert_eq!(w[1].0 - w[0].0, secs(1));
+        }
+        let fd: Vec<Duration> = ticks
+            .iter()
+            .filter(|t| t.1 == ProbeKind::FailureDetection)
+            .map(|t| t.0)
+            .collect();
+        assert!(fd.len() >= 10);
+        for w in fd.windows(2) {
+            assert!(w[1] - w[0] >= high_interval - secs(1), "{w:?}");
+            assert!(w[1] - w[0] <= high_interval + secs(1), "{w:?}");
+        }
+        assert!(ticks
+            .iter()
+            .filter(|t| t.1 == ProbeKind::RttOnly)
+            .all(|t| t.2 == 0));
+        assert!(ticks.iter().filter(|t| t.1 == ProbeKind::RttOnly).count() >= 30);
+
+        // Lowered on the first RTT sample more than 60 s after the raise
+        // (all targets are fast again by then), halving each time, down to
+        // the configured FDT.
+        let first_sample = sim
+            .replies
+            .iter()
+            .map(|r| r.0)
+            .find(|t| *t > raised + FDT_SETTLING_TIME)
+            .unwrap();
+        let improved: Vec<(Duration, Duration)> = sim
+            .events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                ProberEvent::FdtImproved { new_fdt, .. } => Some((*t, *new_fdt)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(improved[0], (first_sample, high / 2));
+        assert_eq!(improved.len(), 2);
+        assert_eq!(improved[1].1, FDT);
+        assert_eq!(sim.p.fdt(), FDT);
+        let (_, e) = &sim.events[2];
+        let member = match e {
+            ProberEvent::FdtImproved { member, .. } => member.clone(),
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!("Improved failure detection time 7000 ms on (inet {member}) for group \"g\"")
+        );
+        // Back at the configured interval: no RTT-only probe any more.
+        let back = improved[1].0;
+        assert!(sim
+            .sent
+            .iter()
+            .filter(|(t, _)| *t > back + secs(1))
+            .all(|(_, p)| p.kind == ProbeKind::FailureDetection));
+        assert_eq!(sim.events.len(), 3);
+    }
+
+    #[test]
+    fn a_slow_target_is_set_aside_instead_of_raising_the_fdt() {
+        // Four routers; .4 answers in 900 ms, the others in 10 ms.
+        let mut sim = Sim::new(
+            always(1.0),
+            Box::new(|_, p| {
+                let rtt = if p.target == v4(4) { ms(900) } else { RTT };
+                vec![(p.target, rtt)]
+            }),
+        );
+        sim.add("a", &[Family::V4]);
+        sim.p
+            .set_routers("a", Family::V4, (1..=4).map(v4).collect());
+        sim.run_until(at(8, 800));
+        // The first 900 ms sample (probe at 4 s) was held back.
+        assert_eq!(
+            sim.targets("a", Family::V4),
+            (1..=4).map(v4).collect::<Vec<_>>()
+        );
+        sim.run_until(secs(9));
+        // The second (probe at 8 s, answered at 8.9 s) confirms it: slow.
+        assert_eq!(
+            sim.targets("a", Family::V4),
+            (1..=3).map(v4).collect::<Vec<_>>()
+        );
+        let t = sim.p.members[0].instances[0]
+            .targets
+            .get(v4(4))
+            .unwrap()
+            .clone();
+        assert_eq!((t.status, t.since), (TargetStatus::Slow, at(8, 900)));
+        assert_eq!(sim.p.fdt(), FDT);
+        assert!(sim.events.is_empty());
+    }
+}
