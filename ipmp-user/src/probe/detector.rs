@@ -5,9 +5,9 @@
 //! Each member probes in each of its families (an *instance*, in.mpathd's
 //! phyint instance) while its link is up and it is online:
 //!
-//! - **Timing.** The configured interval is FDT / [`PROBES_PER_FDT`](super::PROBES_PER_FDT). An
+//! - **Timing.** The configured interval is FDT / [`PROBES_PER_FDT`]. An
 //!   instance starts at a random offset within one interval; every *tick*
-//!   then comes at a random [`MIN_RANDOM_FACTOR`](super::MIN_RANDOM_FACTOR)..[`MAX_RANDOM_FACTOR`](super::MAX_RANDOM_FACTOR)
+//!   then comes at a random [`MIN_RANDOM_FACTOR`]..[`MAX_RANDOM_FACTOR`]
 //!   interval after a strictly periodic base time, and sends one probe:
 //!   target discovery when the instance has no target, else a
 //!   failure-detection probe to the next active target (round-robin), with
@@ -18,13 +18,13 @@
 //!   failure-detection probe is followed by a discovery probe, to find more.
 //! - **Losses.** A probe is lost when unacknowledged at its target's CRTT
 //!   after sending (the group's interval while there is no estimate); at
-//!   most [`MAX_OUTSTANDING`](super::MAX_OUTSTANDING) probes await a reply, the older one is given
+//!   most [`MAX_OUTSTANDING`] probes await a reply, the older one is given
 //!   up when a third goes out. A reply counts when its sequence number is
-//!   one of the last [`PROBE_HISTORY`](super::PROBE_HISTORY) sent and it comes from the target
+//!   one of the last [`PROBE_HISTORY`] sent and it comes from the target
 //!   that probe went to; a duplicate counts nothing; a late one (after its
 //!   probe was counted lost) still turns it into an acknowledged probe, as
 //!   in.mpathd does.
-//! - **Failure** ([`ProberEvent::Failure`]): [`NUM_PROBE_FAILS`](super::NUM_PROBE_FAILS) consecutive
+//! - **Failure** ([`ProberEvent::Failure`]): [`NUM_PROBE_FAILS`] consecutive
 //!   losses in this family and, when the member's other family has targets
 //!   too, in that one (failure needs both). Decided the moment the last of
 //!   them is lost, except during the start-up quiet period (until the first
@@ -33,10 +33,10 @@
 //!   (link up, online, and either no probing at all or an acknowledged probe
 //!   after this member's first loss), the whole group has failed: every
 //!   probing member fails at once and every host target is flushed.
-//! - **Dead targets.** [`NUM_PROBE_FAILS`](super::NUM_PROBE_FAILS) consecutive losses on one target
+//! - **Dead targets.** [`NUM_PROBE_FAILS`] consecutive losses on one target
 //!   while the member is otherwise fine: a router-class target is set aside
 //!   as dead, a host deleted and a discovery probe sent at once.
-//! - **Repair** ([`ProberEvent::Repair`]): [`NUM_PROBE_REPAIRS`](super::NUM_PROBE_REPAIRS) consecutive
+//! - **Repair** ([`ProberEvent::Repair`]): [`NUM_PROBE_REPAIRS`] consecutive
 //!   acknowledged probes in either family (or on one target), decided when
 //!   the last of them is acknowledged; or, for a member that has no target
 //!   at all, at once: a member without targets is treated as working
@@ -54,9 +54,9 @@
 //! - **Adaptive FDT.** A target whose CRTT exceeds the interval is set aside
 //!   as slow when at least [`super::MIN_PROBE_TARGETS`] others are active
 //!   and fast; otherwise the group's interval becomes
-//!   [`NEXT_FDT_MULTIPLE`](super::NEXT_FDT_MULTIPLE) × CRTT and the FDT [`PROBES_PER_FDT`](super::PROBES_PER_FDT) intervals
+//!   [`NEXT_FDT_MULTIPLE`] × CRTT and the FDT [`PROBES_PER_FDT`] intervals
 //!   ([`ProberEvent::FdtRaised`]). Once every active target's CRTT is under
-//!   interval / [`LOWER_FDT_TRIGGER`](super::LOWER_FDT_TRIGGER) and [`FDT_SETTLING_TIME`](super::FDT_SETTLING_TIME) has passed
+//!   interval / [`LOWER_FDT_TRIGGER`] and [`FDT_SETTLING_TIME`] has passed
 //!   since the last raise, the FDT is halved, not below the configured one
 //!   ([`ProberEvent::FdtImproved`]).
 //!
@@ -77,6 +77,17 @@
 //! `timer` what each tick sends, `incoming` the replies, `failure` what
 //! losses and acknowledgements decide, `fdt` the adaptive failure
 //! detection time; `sim` drives a prober over simulated time for the tests.
+//!
+//! [`PROBES_PER_FDT`]: super::PROBES_PER_FDT
+//! [`MIN_RANDOM_FACTOR`]: super::MIN_RANDOM_FACTOR
+//! [`MAX_RANDOM_FACTOR`]: super::MAX_RANDOM_FACTOR
+//! [`MAX_OUTSTANDING`]: super::MAX_OUTSTANDING
+//! [`PROBE_HISTORY`]: super::PROBE_HISTORY
+//! [`NUM_PROBE_FAILS`]: super::NUM_PROBE_FAILS
+//! [`NUM_PROBE_REPAIRS`]: super::NUM_PROBE_REPAIRS
+//! [`NEXT_FDT_MULTIPLE`]: super::NEXT_FDT_MULTIPLE
+//! [`LOWER_FDT_TRIGGER`]: super::LOWER_FDT_TRIGGER
+//! [`FDT_SETTLING_TIME`]: super::FDT_SETTLING_TIME
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
@@ -360,10 +371,12 @@ impl GroupProber {
     }
 
     /// A previous ipmpd's probes failed `member` (read from its record at
-    /// a restart): it stays failed until [`NUM_PROBE_REPAIRS`](super::NUM_PROBE_REPAIRS) acknowledged
+    /// a restart): it stays failed until [`NUM_PROBE_REPAIRS`] acknowledged
     /// probes, and the start-up quiet period does not repair it. Only when
     /// it still has no target at all after that period is it treated as
     /// working, as any member without targets.
+    ///
+    /// [`NUM_PROBE_REPAIRS`]: super::NUM_PROBE_REPAIRS
     pub fn restore_failed(&mut self, member: &str, now: Duration) {
         self.observe(now);
         let quiet = self.startup_quiet;
@@ -745,7 +758,7 @@ impl GroupProber {
     }
 
     /// Gives up the oldest pending probes so that at most
-    /// [`MAX_OUTSTANDING`](super::MAX_OUTSTANDING) are pending once the next one is sent. Returns
+    /// [`MAX_OUTSTANDING`] are pending once the next one is sent. Returns
     /// whether any was.
     fn give_up_outstanding(&mut self, at: InstanceRef, now: Duration) -> bool {
         let lost = self.instance_mut(at).history.give_up_outstanding(now);
