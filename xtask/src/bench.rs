@@ -1,5 +1,5 @@
-//! `cargo xtask bench`: the numbers of SPEC section 10 that this build can
-//! reach, as a table and as target/bench/results.json.
+//! `cargo xtask bench`: the numbers of the README's "Numbers" section, as
+//! a table with each goal beside its figure and as target/bench/results.json.
 mod daemon_cost;
 mod failover;
 mod stability;

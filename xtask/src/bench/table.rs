@@ -1,5 +1,5 @@
-//! The bench's table: every figure of results.json that SPEC section 10
-//! sets a goal for, with the goal beside it.
+//! The bench's table: the figures of results.json, each with its goal (the
+//! project's speed and memory goals) beside it.
 use serde_json::Value;
 
 /// Where a row's figure comes from in results.json (JSON pointers).
