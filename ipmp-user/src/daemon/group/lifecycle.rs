@@ -158,18 +158,15 @@ impl Group {
         }
         let was = previous.filter(|_| !appeared);
         if was.as_ref().map(|p| p.admin_up) != Some(link.admin_up) {
-            self.event(if link.admin_up {
-                Event::AdminUp(name.clone())
-            } else {
-                Event::AdminDown(name.clone())
-            })?;
+            self.event(either(
+                link.admin_up,
+                Event::AdminUp,
+                Event::AdminDown,
+                &name,
+            ))?;
         }
         if was.as_ref().map(|p| p.carrier) != Some(link.carrier) {
-            self.event(if link.carrier {
-                Event::LinkUp(name.clone())
-            } else {
-                Event::LinkDown(name.clone())
-            })?;
+            self.event(either(link.carrier, Event::LinkUp, Event::LinkDown, &name))?;
         }
         let up = |l: &Link| l.admin_up && l.carrier;
         if was.as_ref().map(up) != Some(up(&link)) {
@@ -240,5 +237,19 @@ impl Group {
             mode: attached.unwrap_or(crate::ipmpstat::UNKNOWN).to_string(),
             reason,
         })
+    }
+}
+
+/// The policy event for member `name`'s state going `up` or down.
+fn either(
+    up: bool,
+    went_up: fn(String) -> Event,
+    went_down: fn(String) -> Event,
+    name: &str,
+) -> Event {
+    if up {
+        went_up(name.to_string())
+    } else {
+        went_down(name.to_string())
     }
 }
