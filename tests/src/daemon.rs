@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::{
+    config::IpmpToml,
     netns::{unique, Netns},
     topology::{Topology, MEMBERS},
 };
@@ -24,18 +25,17 @@ pub fn bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// The tutorial's group production0 (data address 192.0.2.200/24, every
-/// member), with `extra(member)` (TOML lines) in each member's section.
+/// [`IpmpToml::tutorial`] as TOML, with the `key = value` lines of
+/// `extra(member)` in each member's table (xtask's bench uses it).
 pub fn tutorial_config(extra: impl Fn(&str) -> &'static str) -> String {
-    let mut config =
-        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
-    for m in MEMBERS {
-        config.push_str(&format!(
-            "\n[[group.member]]\ninterface = \"{m}\"\n{}",
-            extra(m)
-        ));
-    }
-    config
+    MEMBERS
+        .iter()
+        .flat_map(|m| extra(m).lines().map(move |line| (m, line)))
+        .filter_map(|(m, line)| line.split_once(" = ").map(|(k, v)| (m, k, v)))
+        .fold(IpmpToml::tutorial(), |c, (m, key, value)| {
+            c.member(m, key, value)
+        })
+        .render()
 }
 
 pub struct Daemon {
@@ -60,7 +60,7 @@ impl Daemon {
     /// detection only), its state ok.
     pub fn start_tutorial(prefix: &str) -> Result<(Topology, Daemon)> {
         let t = Topology::build(&unique(prefix))?;
-        let d = Daemon::start(&t.host, &tutorial_config(|_| ""))?;
+        let d = Daemon::start(&t.host, &IpmpToml::tutorial().render())?;
         d.wait_group("ok")?;
         Ok((t, d))
     }

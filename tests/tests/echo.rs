@@ -2,6 +2,7 @@
 //! the members, with `answer_echo = false` leaving them to the kernel.
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     http::member_sum,
     netns::{unique, Netns},
@@ -15,15 +16,12 @@ const PINGS: usize = 20;
 /// the router's fe80::1 ([`topology`]), so no ff02::1 discovery echo,
 /// which the host's other members would take in, is counted as a ping.
 fn config(answer_echo: bool) -> String {
-    let mut c = format!(
-        "[daemon]\nmetrics_listen = \"{METRICS}\"\n\n[[group]]\nname = \"production0\"\n\
-         data_addresses = [\"192.0.2.200/24\", \"2001:db8::200/64\"]\nanswer_echo = {answer_echo}\n\
-         targets = [\"fe80::1\"]\n"
-    );
-    for m in MEMBERS {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    c
+    IpmpToml::tutorial()
+        .metrics(METRICS)
+        .dual_stack()
+        .answer_echo(answer_echo)
+        .targets(&["fe80::1"])
+        .render()
 }
 
 /// Echo requests the namespace's kernel answered itself, IPv4 and IPv6.

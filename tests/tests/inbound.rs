@@ -9,6 +9,7 @@ use std::{
 
 use anyhow::{bail, ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     http::member_sum,
     netns::{ifindex, join, unique, Netns},
@@ -20,15 +21,10 @@ const SECOND_V4: &str = "192.0.2.210";
 const METRICS: &str = "127.0.0.1:9477";
 
 fn config(data_addresses: &[&str]) -> String {
-    let list: Vec<String> = data_addresses.iter().map(|a| format!("\"{a}\"")).collect();
-    let mut c = format!(
-        "[daemon]\nmetrics_listen = \"{METRICS}\"\n\n[[group]]\nname = \"production0\"\ndata_addresses = [{}]\n",
-        list.join(", ")
-    );
-    for m in MEMBERS {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    c
+    IpmpToml::tutorial()
+        .metrics(METRICS)
+        .data_addresses(data_addresses)
+        .render()
 }
 
 /// The member `stat -a` shows bound for `address`.

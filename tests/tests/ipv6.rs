@@ -9,6 +9,7 @@ use std::{
 
 use anyhow::{bail, ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     netns::{ifindex, join, unique, Netns},
     topology::{Topology, DATA_V6, MEMBERS},
@@ -22,14 +23,7 @@ const DISCOVERY: Duration = Duration::from_secs(20);
 /// The tutorial's group, dual stack, members without test addresses and
 /// no explicit target.
 fn config(fdt_ms: u64) -> String {
-    let mut c = format!(
-        "[daemon]\nfailure_detection_time_ms = {fdt_ms}\n\n[[group]]\nname = \"production0\"\n\
-         data_addresses = [\"192.0.2.200/24\", \"{DATA_V6}/64\"]\n"
-    );
-    for m in MEMBERS {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    c
+    IpmpToml::tutorial().fdt_ms(fdt_ms).dual_stack().render()
 }
 
 /// `member`'s `stat -t` row for IPv6 (its test address is link-local).

@@ -4,6 +4,7 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
+    config::{test_address, IpmpToml},
     daemon::Daemon,
     netns::{join, unique},
     topology::{Topology, DATA_V4, DATA_V6, MEMBERS, PEER_V4, PEER_V6, REMOTE_V4},
@@ -17,20 +18,16 @@ const FAMILIES: [(&str, &str); 2] = [(DATA_V4, PEER_V4), (DATA_V6, PEER_V6)];
 /// With its IPv6 data address the group probes over IPv6 by itself, so a
 /// repair also waits for 10 acknowledged probes: a short FDT keeps that
 /// within the tests' waits.
-fn config(members: &[&str]) -> String {
-    let mut c = String::from(
-        "[daemon]\nfailure_detection_time_ms = 1000\n\n\
-         [[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\", \"2001:db8::200/64\"]\n",
-    );
-    for m in members {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    c
+fn config(members: &[&str]) -> IpmpToml {
+    IpmpToml::tutorial()
+        .fdt_ms(1000)
+        .dual_stack()
+        .members(members)
 }
 
 fn setup() -> Result<(Topology, Daemon)> {
     let t = Topology::build(&unique("lf"))?;
-    let d = Daemon::start(&t.host, &config(&MEMBERS))?;
+    let d = Daemon::start(&t.host, &config(&MEMBERS).render())?;
     d.wait_group("ok")?;
     Ok((t, d))
 }
@@ -195,7 +192,7 @@ fn first_packet_reaches_on_link_and_routed_destinations() -> Result<()> {
         t.host
             .sysctl(&format!("net.ipv4.conf.{m}.rp_filter"), "1")?;
     }
-    let _d = Daemon::start(&t.host, &config(&MEMBERS))?;
+    let _d = Daemon::start(&t.host, &config(&MEMBERS).render())?;
     t.host
         .ip("route add default via 192.0.2.1 dev production0")?;
     for (ns, dst) in [(&t.peer, PEER_V4), (&t.remote, REMOTE_V4)] {
@@ -239,7 +236,10 @@ fn group_mtu_follows_the_smallest_member() -> Result<()> {
 #[test]
 fn member_missing_at_start_is_adopted_when_it_appears() -> Result<()> {
     let t = Topology::build(&unique("lf"))?;
-    let d = Daemon::start(&t.host, &config(&["e1000g0", "e1000g1", "rge0", "e1000g2"]))?;
+    let d = Daemon::start(
+        &t.host,
+        &config(&["e1000g0", "e1000g1", "rge0", "e1000g2"]).render(),
+    )?;
     d.wait_member("e1000g2", "state", "failed")?;
     ensure!(
         d.stat("-g")?[0]["state"] == "degraded",
@@ -356,13 +356,8 @@ fn member_removed_while_running_fails_and_is_adopted_when_it_returns() -> Result
 #[test]
 fn teardown_removes_everything_ipmpd_created() -> Result<()> {
     let t = Topology::build(&unique("lf"))?;
-    let mut config = config(&MEMBERS);
-    config = config.replacen(
-        "interface = \"e1000g0\"\n",
-        "interface = \"e1000g0\"\ntest_address = \"192.0.2.201/24\"\n",
-        1,
-    );
-    let mut d = Daemon::start(&t.host, &config)?;
+    let config = config(&MEMBERS).test_address("e1000g0", &test_address("e1000g0"));
+    let mut d = Daemon::start(&t.host, &config.render())?;
     let addr = t.host.ip("addr show dev e1000g0")?;
     ensure!(
         addr.contains("192.0.2.201/24") && addr.contains("noprefixroute"),

@@ -4,9 +4,10 @@ use std::{process::Command, time::Duration};
 
 use anyhow::{ensure, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::{bin, Daemon},
     netns::unique,
-    topology::{Topology, MEMBERS},
+    topology::Topology,
     traffic::Stream,
 };
 
@@ -172,11 +173,7 @@ fn events_follow_a_failover_live() -> Result<()> {
 #[test]
 fn without_failback_a_repaired_member_stays_inactive() -> Result<()> {
     let t = Topology::build(&unique("off"))?;
-    let mut config = String::from("[daemon]\nfailback = false\n\n[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
-    for m in MEMBERS {
-        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    let d = Daemon::start(&t.host, &config)?;
+    let d = Daemon::start(&t.host, &IpmpToml::tutorial().failback(false).render())?;
     d.wait_group("ok")?;
     t.pull_cable("e1000g0")?;
     d.wait_member("e1000g0", "state", "failed")?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     http::{get, sample},
     netns::unique,
@@ -18,22 +19,15 @@ const DETECTION: Duration = Duration::from_secs(20);
 
 /// The tutorial's probe-based configuration: a test address per member.
 fn config(fdt_ms: u64, targets: &[&str], v4_test_addresses: bool) -> String {
-    let targets = targets
-        .iter()
-        .map(|t| format!("\"{t}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut c = format!(
-        "[daemon]\nfailure_detection_time_ms = {fdt_ms}\nmetrics_listen = \"{METRICS}\"\n\n\
-         [[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\ntargets = [{targets}]\n"
-    );
-    for (i, m) in MEMBERS.iter().enumerate() {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-        if v4_test_addresses {
-            c.push_str(&format!("test_address = \"192.0.2.{}/24\"\n", 201 + i));
-        }
+    let c = IpmpToml::tutorial()
+        .fdt_ms(fdt_ms)
+        .metrics(METRICS)
+        .targets(targets);
+    match v4_test_addresses {
+        true => c.test_addresses(),
+        false => c,
     }
-    c
+    .render()
 }
 
 fn wait_probe(d: &Daemon, member: &str, probe: &str) -> Result<()> {

@@ -5,39 +5,28 @@ use std::{collections::HashMap, time::Duration};
 
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     http::member_sum,
     netns::{run, unique, Netns},
-    topology::{Topology, MEMBERS},
+    topology::{Topology, MEMBERS, ROUTER_V4},
     traffic::mac_string,
 };
 
 const METRICS: &str = "127.0.0.1:9477";
 
-/// The tutorial's members and a new NIC, e1000g2 (added with
-/// `Topology::add_member_cable`).
-const WITH_NEW: [&str; 4] = ["e1000g0", "e1000g1", "rge0", "e1000g2"];
-
-/// The group with every member; with test addresses (192.0.2.201...) and
+/// The group with `members`; with test addresses (192.0.2.201...) and
 /// the router as target when `probing`.
 fn config(members: &[&str], probing: bool) -> String {
-    let mut c = format!(
-        "[daemon]\nfailure_detection_time_ms = 1000\nmetrics_listen = \"{METRICS}\"\n\n\
-         [[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n{}",
-        if probing {
-            "targets = [\"192.0.2.1\"]\n"
-        } else {
-            ""
-        }
-    );
-    for m in members {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-        if probing {
-            let i = WITH_NEW.iter().position(|x| x == m).unwrap_or(0);
-            c.push_str(&format!("test_address = \"192.0.2.{}/24\"\n", 201 + i));
-        }
+    let c = IpmpToml::tutorial()
+        .fdt_ms(1000)
+        .metrics(METRICS)
+        .members(members);
+    match probing {
+        true => c.targets(&[ROUTER_V4]).test_addresses(),
+        false => c,
     }
-    c
+    .render()
 }
 
 /// Member name to how many of 100 flows it carries now, by the source MAC
@@ -386,11 +375,11 @@ fn a_restart_without_a_group_leaves_nothing_of_it() -> Result<()> {
     let (t, sysctls, mut d) = start_with_own_sysctls(true)?;
     d.kill()?;
     // production0 goes; another group takes e1000g0.
-    std::fs::write(
-        &d.config,
-        "[[group]]\nname = \"staging0\"\ndata_addresses = [\"192.0.2.100/24\"]\n\n\
-         [[group.member]]\ninterface = \"e1000g0\"\n",
-    )?;
+    let staging = IpmpToml::tutorial()
+        .name("staging0")
+        .data_addresses(&["192.0.2.100/24"])
+        .members(&["e1000g0"]);
+    std::fs::write(&d.config, staging.render())?;
     let d = Daemon::start_again(d, &t.host)?;
     d.wait_group("ok")?;
     ensure_group_gone(&t, &d)?;
