@@ -356,45 +356,30 @@ fn host_name(address: IpAddr) -> Option<String> {
 fn probes(socket: &Path, opts: &OutputOptions, resolve: bool) -> ExitCode {
     let started = Instant::now();
     let mut first = true;
-    let mut status = ExitCode::SUCCESS;
     let mut opts = opts.clone();
-    let followed = control::follow(socket, &Request::Probes, |response| match response {
-        Response::Done => true,
+    follow(socket, &Request::Probes, |response| match response {
+        Response::Done => Ok(true),
         Response::Probe(record) => {
             if resolve && !opts.names.contains_key(&record.target) {
                 let name = host_name(record.target).unwrap_or_else(|| record.target.to_string());
                 opts.names.insert(record.target, name);
             }
-            match ipmpstat::render_probes(&[(started.elapsed(), record)], &opts, first) {
-                Ok(out) => {
-                    first = false;
-                    print_rendered(out).map_err(|code| status = code).is_ok()
-                }
-                Err(e) => {
-                    status = output_error(&e);
-                    false
-                }
-            }
+            let out = ipmpstat::render_probes(&[(started.elapsed(), record)], &opts, first)
+                .map_err(|e| output_error(&e))?;
+            first = false;
+            print_rendered(out).map(|()| true)
         }
-        other => {
-            status = refused(&other);
-            false
-        }
-    });
-    match followed {
-        Ok(()) => status,
-        Err(e) => unreachable_daemon(e),
-    }
+        other => Err(refused(&other)),
+    })
 }
 
 /// `events`: prints state changes as ipmpd reports them, until interrupted.
 fn events(socket: &Path, json: bool) -> ExitCode {
-    let mut status = ExitCode::SUCCESS;
-    let followed = control::follow(socket, &Request::Events, |response| match response {
+    follow(socket, &Request::Events, |response| match response {
         Response::Done => {
             // ipmpd subscribed this connection before answering.
             eprintln!("ipmpctl: following ipmpd's events; interrupt to stop");
-            true
+            Ok(true)
         }
         Response::Event(e) => {
             let line = if json {
@@ -402,14 +387,25 @@ fn events(socket: &Path, json: bool) -> ExitCode {
             } else {
                 format!("{} {} {}", utc_time_of_day(e.time), e.group, e.message)
             };
-            print_out(format!("{line}\n").as_bytes())
-                .map_err(|code| status = code)
-                .is_ok()
+            print_out(format!("{line}\n").as_bytes()).map(|()| true)
         }
-        other => {
-            status = refused(&other);
+        other => Err(refused(&other)),
+    })
+}
+
+/// Sends `request` and hands each answer to `each` until it says to stop
+/// (`Ok(false)`) or fails with the exit status to end with.
+fn follow(
+    socket: &Path,
+    request: &Request,
+    mut each: impl FnMut(Response) -> Result<bool, ExitCode>,
+) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    let followed = control::follow(socket, request, |response| {
+        each(response).unwrap_or_else(|code| {
+            status = code;
             false
-        }
+        })
     });
     match followed {
         Ok(()) => status,
