@@ -2,8 +2,10 @@
 //! and log; stopped and cleaned up on drop.
 use std::{
     fs,
+    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
+    sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
@@ -16,6 +18,20 @@ use crate::{
     netns::{unique, Netns},
     topology::{Topology, MEMBERS},
 };
+
+/// The lines `output` (a follower's standard output: `ipmpctl events`,
+/// `stat -p`) prints, as they come; the reader ends with the output.
+pub fn lines_of(output: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
 
 /// Where the built binaries are (`cargo xtask test` sets IPMP_BIN_DIR).
 pub fn bin(name: &str) -> PathBuf {

@@ -30,16 +30,12 @@ pub fn flows_by_mac(
     dst_port: u16,
 ) -> Result<FlowMacs> {
     let expected = ports.len();
-    let (ready_tx, ready_rx) = mpsc::channel();
     let ifname = ifname.to_string();
-    let sniff = to.spawn(move || {
+    let sniff = to.spawn_ready("sniffer", move |ready| {
         let sniffer = Sniffer::open(&ifname)?;
-        ready_tx.send(()).ok();
+        ready.send(()).ok();
         sniffer.udp_sources(dst_port, expected, Instant::now() + Duration::from_secs(5))
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .context("sniffer did not start")?;
+    })?;
     let (src, dst): (IpAddr, IpAddr) = (src.parse()?, dst.parse()?);
     from.enter(move || {
         for port in ports {
@@ -278,6 +274,17 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
+/// Reads a MAC as `ip link` prints it.
+pub fn parse_mac(text: &str) -> Result<[u8; 6]> {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("bad MAC {text}"))
+}
+
 /// A fixed-rate stream of numbered UDP datagrams, for counting loss.
 pub struct Stream {
     sender: std::thread::JoinHandle<Result<()>>,
@@ -339,14 +346,11 @@ impl Stream {
     /// Starts a stream `from` one end `to` the other at `pace`, once the
     /// receiver listens.
     pub fn spawn(from: End, to: End, pace: Pace) -> Result<Stream> {
-        let (ready_tx, ready_rx) = mpsc::channel();
         let bind = SocketAddr::new(to.1.parse()?, to.2);
         let next = Arc::new(AtomicU32::new(0));
         let sent = next.clone();
-        let receiver = to.0.spawn(move || receive(bind, pace, ready_tx, sent));
-        ready_rx
-            .recv_timeout(Duration::from_secs(5))
-            .context("receiver did not start")?;
+        let receiver =
+            to.0.spawn_ready("receiver", move |ready| receive(bind, pace, ready, sent))?;
         let src = SocketAddr::new(from.1.parse()?, from.2);
         let progress = next.clone();
         let sender = from.0.spawn(move || {

@@ -3,7 +3,6 @@
 //! from Router Advertisements, and routed and multicast IPv6 leave right.
 use std::{
     net::{IpAddr, SocketAddr, UdpSocket},
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -13,7 +12,7 @@ use ipmp_tests::{
     daemon::Daemon,
     netns::{ifindex, join, unique, Netns},
     topology::{Topology, DATA_V6, MEMBERS},
-    traffic::Sniffer,
+    traffic::{parse_mac, Sniffer},
 };
 use serde_json::Value;
 
@@ -165,19 +164,17 @@ fn routed_ipv6_through_a_link_local_gateway_works_from_the_first_packet() -> Res
         t.host.ip(&format!("-6 neigh flush dev {m}"))?;
     }
     t.router.ip("-6 neigh flush all")?;
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let server = t.remote.spawn(move || {
-        let sock = UdpSocket::bind("[::]:7001")?;
-        sock.set_read_timeout(Some(Duration::from_secs(5)))?;
-        ready_tx.send(()).ok();
-        let mut buf = [0u8; 16];
-        let (n, from) = sock.recv_from(&mut buf).context("no datagram arrived")?;
-        sock.send_to(&buf[..n], from)?;
-        Ok(from)
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .context("the remote host's server did not start")?;
+    let server = t
+        .remote
+        .spawn_ready("the remote host's server", move |ready| {
+            let sock = UdpSocket::bind("[::]:7001")?;
+            sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+            ready.send(()).ok();
+            let mut buf = [0u8; 16];
+            let (n, from) = sock.recv_from(&mut buf).context("no datagram arrived")?;
+            sock.send_to(&buf[..n], from)?;
+            Ok(from)
+        })?;
     let answer = t.host.enter(|| {
         let sock = UdpSocket::bind(SocketAddr::new(DATA_V6.parse()?, 0))?;
         sock.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -205,15 +202,11 @@ fn ipv6_multicast_leaves_once_through_the_cast_member() -> Result<()> {
     let d = Daemon::start(&t.host, &config(10_000))?;
     d.wait_group("ok")?;
     let cast_mac = t.mac(MEMBERS[0])?;
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let sniff = t.peer.spawn(move || {
+    let sniff = t.peer.spawn_ready("sniffer", move |ready| {
         let sniffer = Sniffer::open("eth0")?;
-        ready_tx.send(()).ok();
+        ready.send(()).ok();
         sniffer.udp_frames(7002, Instant::now() + Duration::from_secs(2))
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .context("sniffer did not start")?;
+    })?;
     t.host.enter(|| {
         use socket2::{Domain, Socket, Type};
         let sock = Socket::new(Domain::IPV6, Type::DGRAM, None)?;
@@ -272,16 +265,13 @@ fn a_router_heard_in_an_advertisement_is_probed() -> Result<()> {
     // A router forwards IPv6 (its neighbour advertisements say so too).
     t.router.sysctl("net.ipv6.conf.all.forwarding", "1")?;
     let router = link_local(&t.router, "eth0")?;
-    let mac: Vec<u8> = t
-        .router
-        .ip("-br link show eth0")?
-        .split_whitespace()
-        .nth(2)
-        .context("no MAC on the router's eth0")?
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16))
-        .collect::<Result<_, _>>()?;
-    let mac: [u8; 6] = mac.try_into().map_err(|_| anyhow::anyhow!("bad MAC"))?;
+    let mac = parse_mac(
+        t.router
+            .ip("-br link show eth0")?
+            .split_whitespace()
+            .nth(2)
+            .context("no MAC on the router's eth0")?,
+    )?;
     advertise_router(&t.router, "eth0", mac)?;
     for m in MEMBERS {
         d.wait_for(

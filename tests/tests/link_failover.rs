@@ -295,13 +295,11 @@ fn broadcast_and_multicast_leave_once_through_the_cast_member() -> Result<()> {
     let cast_mac = t.mac(cast["interface"].as_str().unwrap_or_default())?;
     t.host.ip("route add 224.0.0.0/4 dev production0")?;
     for (dst, port) in [("192.0.2.255", 9100u16), ("239.1.2.3", 9101)] {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let sniff = t.peer.spawn(move || {
+        let sniff = t.peer.spawn_ready("sniffer", move |ready| {
             let s = Sniffer::open("eth0")?;
-            ready_tx.send(()).ok();
+            ready.send(()).ok();
             s.udp_frames(port, std::time::Instant::now() + Duration::from_millis(700))
-        });
-        ready_rx.recv_timeout(Duration::from_secs(5))?;
+        })?;
         t.host.enter(move || {
             let sock = std::net::UdpSocket::bind(format!("{DATA_V4}:0"))?;
             sock.set_broadcast(true)?;

@@ -5,7 +5,7 @@ use std::{process::Command, time::Duration};
 use anyhow::{ensure, Result};
 use ipmp_tests::{
     config::IpmpToml,
-    daemon::{bin, Daemon},
+    daemon::{bin, lines_of, Daemon},
     netns::unique,
     topology::Topology,
     traffic::Stream,
@@ -125,18 +125,12 @@ fn events_follow_a_failover_live() -> Result<()> {
         said.contains("following ipmpd's events"),
         "ipmpctl events said: {said}"
     );
-    let stdout = follower
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(
+        follower
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
+    );
     t.pull_cable("e1000g1")?;
     let mut seen = Vec::new();
     let until = std::time::Instant::now() + Duration::from_secs(10);

@@ -163,6 +163,19 @@ fn kill_9_keeps_a_probe_failed_member_out_until_acknowledged_probes() -> Result<
     Ok(())
 }
 
+/// Pulls e1000g0's cable: `d` sees it fail and moves its flows to the
+/// others.
+fn fails_over(t: &Topology, d: &Daemon) -> Result<()> {
+    t.pull_cable("e1000g0")?;
+    d.wait_member("e1000g0", "state", "failed")?;
+    let flows = flows_per_member(t)?;
+    ensure!(
+        !flows.contains_key("e1000g0"),
+        "flows still leave through the failed member: {flows:?}"
+    );
+    Ok(())
+}
+
 #[test]
 fn a_second_ipmpd_on_the_same_pins_is_refused_and_the_first_keeps_working() -> Result<()> {
     let t = Topology::build(&unique("rs"))?;
@@ -188,14 +201,7 @@ fn a_second_ipmpd_on_the_same_pins_is_refused_and_the_first_keeps_working() -> R
         "the refusal does not name the holder {pid}: {said}"
     );
     // The first one still owns the dataplane: it fails over.
-    t.pull_cable("e1000g0")?;
-    d.wait_member("e1000g0", "state", "failed")?;
-    let flows = flows_per_member(&t)?;
-    ensure!(
-        !flows.contains_key("e1000g0"),
-        "flows still leave through the failed member: {flows:?}"
-    );
-    Ok(())
+    fails_over(&t, &d)
 }
 
 #[test]
@@ -215,14 +221,7 @@ fn a_second_ipmpd_with_other_pins_does_not_take_the_group() -> Result<()> {
         other.stat("-g")?
     );
     // The first one still owns it.
-    t.pull_cable("e1000g0")?;
-    d.wait_member("e1000g0", "state", "failed")?;
-    let flows = flows_per_member(&t)?;
-    ensure!(
-        !flows.contains_key("e1000g0"),
-        "flows still leave through the failed member: {flows:?}"
-    );
-    Ok(())
+    fails_over(&t, &d)
 }
 
 /// Reads a sysctl (dotted) in `ns`.

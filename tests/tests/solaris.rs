@@ -5,7 +5,7 @@ use std::{process::Command, time::Duration};
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
     config::{test_address, IpmpToml},
-    daemon::{bin, Daemon},
+    daemon::{bin, lines_of, Daemon},
     http::member_sum,
     netns::{join, unique},
     topology::{Topology, DATA_V4, MEMBERS, PEER_V4, ROUTER_V4},
@@ -269,7 +269,6 @@ fn a_silent_target_for_all_members_is_a_group_failure() -> Result<()> {
 /// `stat -p` streams each probe as it happens, in ipmpstat's columns.
 #[test]
 fn stat_p_streams_probes_as_they_happen() -> Result<()> {
-    use std::io::{BufRead, BufReader};
     let (_t, d) = start_probing("sp", 1000)?;
     let mut child = Command::new(bin("ipmpctl"))
         .args(["--socket"])
@@ -277,16 +276,8 @@ fn stat_p_streams_probes_as_they_happen() -> Result<()> {
         .args(["stat", "-p"])
         .stdout(std::process::Stdio::piped())
         .spawn()?;
-    let stdout = child.stdout.take().context("no stdout")?;
     // The reader ends when ipmpctl is killed below, whatever it read.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(child.stdout.take().context("no stdout")?);
     let mut lines = Vec::new();
     let until = std::time::Instant::now() + Duration::from_secs(10);
     while lines.len() < 7 && std::time::Instant::now() < until {
