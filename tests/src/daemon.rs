@@ -19,6 +19,22 @@ use crate::{
     topology::{Topology, MEMBERS},
 };
 
+/// Runs ipmpctl under `name` (it answers as ipmpstat or if_mpadm when
+/// called so), from a link in a folder of its own, with what `setup` adds
+/// to the command.
+pub fn ipmpctl_as(name: &str, setup: impl FnOnce(&mut Command)) -> Result<Output> {
+    let dir = std::env::temp_dir().join(unique("bin"));
+    fs::create_dir_all(&dir)?;
+    let alias = dir.join(name);
+    let out = std::os::unix::fs::symlink(bin("ipmpctl"), &alias).and_then(|()| {
+        let mut command = Command::new(&alias);
+        setup(&mut command);
+        command.output()
+    });
+    fs::remove_dir_all(&dir)?;
+    Ok(out?)
+}
+
 /// The lines `output` (a follower's standard output: `ipmpctl events`,
 /// `stat -p`) prints, as they come; the reader ends with the output.
 pub fn lines_of(output: impl Read + Send + 'static) -> mpsc::Receiver<String> {
@@ -75,8 +91,14 @@ impl Daemon {
     /// production0 (data address 192.0.2.200/24, every member, link-based
     /// detection only), its state ok.
     pub fn start_tutorial(prefix: &str) -> Result<(Topology, Daemon)> {
+        Daemon::start_on_tutorial(prefix, &IpmpToml::tutorial().render())
+    }
+
+    /// The tutorial's network (namespaces named after `prefix`) with ipmpd
+    /// running `config`, its first group's state ok.
+    pub fn start_on_tutorial(prefix: &str, config: &str) -> Result<(Topology, Daemon)> {
         let t = Topology::build(&unique(prefix))?;
-        let d = Daemon::start(&t.host, &IpmpToml::tutorial().render())?;
+        let d = Daemon::start(&t.host, config)?;
         d.wait_group("ok")?;
         Ok((t, d))
     }
@@ -215,15 +237,22 @@ impl Daemon {
             .output()?)
     }
 
-    /// `ipmpctl stat MODE --json` as JSON.
-    pub fn stat(&self, mode: &str) -> Result<Value> {
-        let out = self.ctl(&["stat", mode, "--json"])?;
+    /// [`Self::ctl`], failing with what ipmpctl said unless it succeeds.
+    pub fn ctl_ok(&self, args: &[&str]) -> Result<Output> {
+        let out = self.ctl(args)?;
         if !out.status.success() {
             bail!(
-                "ipmpctl stat {mode} failed: {}",
+                "ipmpctl {} failed: {}",
+                args.join(" "),
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        Ok(out)
+    }
+
+    /// `ipmpctl stat MODE --json` as JSON.
+    pub fn stat(&self, mode: &str) -> Result<Value> {
+        let out = self.ctl_ok(&["stat", mode, "--json"])?;
         Ok(serde_json::from_slice(&out.stdout)?)
     }
 

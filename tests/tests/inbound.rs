@@ -239,9 +239,7 @@ fn a_failed_members_addresses_move_and_the_peer_learns_it_unasked() -> Result<()
 
 #[test]
 fn a_broadcast_datagram_reaches_an_application_once() -> Result<()> {
-    let t = Topology::build(&unique("inbound"))?;
-    let d = Daemon::start(&t.host, &config(&[&format!("{DATA_V4}/24")]))?;
-    d.wait_group("ok")?;
+    let (t, _d) = Daemon::start_on_tutorial("inbound", &config(&[&format!("{DATA_V4}/24")]))?;
     for (broadcast, port) in [("192.0.2.255", 9100), ("255.255.255.255", 9101)] {
         let app = t.host.spawn_ready("application", move |ready| {
             let sock = UdpSocket::bind(("0.0.0.0", port))?;

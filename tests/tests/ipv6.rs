@@ -122,8 +122,7 @@ fn ipv6_probing_starts_by_itself_and_members_do_not_autoconfigure() -> Result<()
         })?;
     }
 
-    let out = d.ctl(&["teardown"])?;
-    ensure!(out.status.success(), "teardown: {out:?}");
+    d.ctl_ok(&["teardown"])?;
     for m in MEMBERS {
         for key in ["autoconf", "accept_ra_defrtr"] {
             let value = sysctl(&t.host, &format!("net.ipv6.conf.{m}.{key}"))?;
@@ -156,9 +155,7 @@ fn route_through_link_local_gateway(t: &Topology) -> Result<()> {
 /// comes back).
 #[test]
 fn routed_ipv6_through_a_link_local_gateway_works_from_the_first_packet() -> Result<()> {
-    let t = Topology::build(&unique("v6"))?;
-    let d = Daemon::start(&t.host, &config(10_000))?;
-    d.wait_group("ok")?;
+    let (t, _d) = Daemon::start_on_tutorial("v6", &config(10_000))?;
     route_through_link_local_gateway(&t)?;
     for m in MEMBERS {
         t.host.ip(&format!("-6 neigh flush dev {m}"))?;
@@ -198,9 +195,7 @@ fn routed_ipv6_through_a_link_local_gateway_works_from_the_first_packet() -> Res
 /// member (the first active member), with its MAC.
 #[test]
 fn ipv6_multicast_leaves_once_through_the_cast_member() -> Result<()> {
-    let t = Topology::build(&unique("v6"))?;
-    let d = Daemon::start(&t.host, &config(10_000))?;
-    d.wait_group("ok")?;
+    let (t, _d) = Daemon::start_on_tutorial("v6", &config(10_000))?;
     let cast_mac = t.mac(MEMBERS[0])?;
     let sniff = t.peer.spawn_ready("sniffer", move |ready| {
         let sniffer = Sniffer::open("eth0")?;
@@ -259,9 +254,7 @@ fn advertise_router(ns: &Netns, ifname: &'static str, mac: [u8; 6]) -> Result<()
 /// nor a default route from it.
 #[test]
 fn a_router_heard_in_an_advertisement_is_probed() -> Result<()> {
-    let t = Topology::build(&unique("v6"))?;
-    let d = Daemon::start(&t.host, &config(1000))?;
-    d.wait_group("ok")?;
+    let (t, d) = Daemon::start_on_tutorial("v6", &config(1000))?;
     // A router forwards IPv6 (its neighbour advertisements say so too).
     t.router.sysctl("net.ipv6.conf.all.forwarding", "1")?;
     let router = link_local(&t.router, "eth0")?;

@@ -26,15 +26,26 @@ fn config(members: &[&str]) -> IpmpToml {
 }
 
 fn setup() -> Result<(Topology, Daemon)> {
-    let t = Topology::build(&unique("lf"))?;
-    let d = Daemon::start(&t.host, &config(&MEMBERS).render())?;
-    d.wait_group("ok")?;
-    Ok((t, d))
+    Daemon::start_on_tutorial("lf", &config(&MEMBERS).render())
 }
 
 /// Flow (source port) to member name, as the peer saw it.
 fn flows_by_member(t: &Topology, family: (&str, &str)) -> Result<HashMap<u16, String>> {
     t.flows_by_member(family, FLOWS)
+}
+
+/// [`flows_by_member`], failing unless every flow from `family`'s address
+/// arrived (`when`: at which point of the test).
+fn every_flow(t: &Topology, family: (&str, &str), when: &str) -> Result<HashMap<u16, String>> {
+    let flows = flows_by_member(t, family)?;
+    ensure!(
+        flows.len() == FLOWS.len(),
+        "only {} of {} flows from {} arrived {when}",
+        flows.len(),
+        FLOWS.len(),
+        family.0
+    );
+    Ok(flows)
 }
 
 fn count(flows: &HashMap<u16, String>, member: &str) -> usize {
@@ -45,14 +56,7 @@ fn count(flows: &HashMap<u16, String>, member: &str) -> usize {
 fn flows_are_spread_over_every_member() -> Result<()> {
     let (t, _d) = setup()?;
     for family in FAMILIES {
-        let flows = flows_by_member(&t, family)?;
-        ensure!(
-            flows.len() == FLOWS.len(),
-            "only {} of {} flows from {} reached the peer",
-            flows.len(),
-            FLOWS.len(),
-            family.0
-        );
+        let flows = every_flow(&t, family, "at the peer")?;
         for m in MEMBERS {
             let n = count(&flows, m);
             ensure!(
@@ -71,12 +75,7 @@ fn carrier_loss_moves_only_the_failed_members_flows() -> Result<()> {
     let (t, d) = setup()?;
     let mut before = Vec::new();
     for family in FAMILIES {
-        let flows = flows_by_member(&t, family)?;
-        ensure!(
-            flows.len() == FLOWS.len(),
-            "not every flow from {} arrived before the failure",
-            family.0
-        );
+        let flows = every_flow(&t, family, "before the failure")?;
         before.push(flows);
     }
 
@@ -94,14 +93,7 @@ fn carrier_loss_moves_only_the_failed_members_flows() -> Result<()> {
     );
 
     for (family, before) in FAMILIES.into_iter().zip(&before) {
-        let during = flows_by_member(&t, family)?;
-        ensure!(
-            during.len() == FLOWS.len(),
-            "{} of {} flows from {} arrived after the failure",
-            during.len(),
-            FLOWS.len(),
-            family.0
-        );
+        let during = every_flow(&t, family, "after the failure")?;
         for (port, member) in before {
             if member != "e1000g0" {
                 ensure!(
@@ -128,12 +120,7 @@ fn carrier_loss_moves_only_the_failed_members_flows() -> Result<()> {
         "no link-up message"
     );
     for family in FAMILIES {
-        let after = flows_by_member(&t, family)?;
-        ensure!(
-            after.len() == FLOWS.len(),
-            "not every flow from {} arrived after the repair",
-            family.0
-        );
+        let after = every_flow(&t, family, "after the repair")?;
         let back = count(&after, "e1000g0");
         ensure!(
             back * 5 >= FLOWS.len(),
@@ -368,12 +355,7 @@ fn teardown_removes_everything_ipmpd_created() -> Result<()> {
         pins.display()
     );
 
-    let out = d.ctl(&["teardown"])?;
-    ensure!(
-        out.status.success(),
-        "teardown failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    d.ctl_ok(&["teardown"])?;
     ensure!(
         d.wait_exit(Duration::from_secs(10))? == 0,
         "ipmpd did not exit cleanly"

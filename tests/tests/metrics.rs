@@ -19,9 +19,7 @@ use ipmp_tests::{
 const METRICS: &str = "127.0.0.1:9477";
 
 fn setup() -> Result<(Topology, Daemon)> {
-    let t = Topology::build(&unique("mx"))?;
-    let d = Daemon::start(&t.host, &IpmpToml::tutorial().metrics(METRICS).render())?;
-    d.wait_group("ok")?;
+    let (t, d) = Daemon::start_on_tutorial("mx", &IpmpToml::tutorial().metrics(METRICS).render())?;
     Ok((t, d))
 }
 

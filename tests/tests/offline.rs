@@ -5,8 +5,7 @@ use std::{process::Command, time::Duration};
 use anyhow::{ensure, Result};
 use ipmp_tests::{
     config::IpmpToml,
-    daemon::{bin, lines_of, Daemon},
-    netns::unique,
+    daemon::{bin, ipmpctl_as, lines_of, Daemon},
     topology::Topology,
     traffic::Stream,
 };
@@ -26,12 +25,7 @@ fn offline_and_online_lose_no_packet_of_a_running_stream() -> Result<()> {
     let (t, d) = setup()?;
     let stream = stream_through(&t, "e1000g0", 41_000..41_032)?;
     std::thread::sleep(Duration::from_millis(500));
-    let out = d.ctl(&["offline", "e1000g0"])?;
-    ensure!(
-        out.status.success(),
-        "offline refused: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    d.ctl_ok(&["offline", "e1000g0"])?;
     d.wait_member("e1000g0", "state", "offline")?;
     ensure!(
         d.member("e1000g0")?["active"] == "no",
@@ -40,15 +34,9 @@ fn offline_and_online_lose_no_packet_of_a_running_stream() -> Result<()> {
     d.wait_group("degraded")?;
     std::thread::sleep(Duration::from_millis(500));
     // if_mpadm -r, through the binary's other name.
-    let if_mpadm = std::env::temp_dir().join(unique("bin")).join("if_mpadm");
-    std::fs::create_dir_all(if_mpadm.parent().unwrap_or(&if_mpadm))?;
-    std::os::unix::fs::symlink(bin("ipmpctl"), &if_mpadm)?;
-    let out = Command::new(&if_mpadm)
-        .arg("--socket")
-        .arg(&d.socket)
-        .args(["-r", "e1000g0"])
-        .output()?;
-    std::fs::remove_dir_all(if_mpadm.parent().unwrap_or(&if_mpadm))?;
+    let out = ipmpctl_as("if_mpadm", |c| {
+        c.arg("--socket").arg(&d.socket).args(["-r", "e1000g0"]);
+    })?;
     ensure!(
         out.status.success(),
         "if_mpadm -r failed: {}",
@@ -71,10 +59,7 @@ fn offline_and_online_lose_no_packet_of_a_running_stream() -> Result<()> {
 fn the_last_usable_member_cannot_go_offline() -> Result<()> {
     let (_t, d) = setup()?;
     for m in ["e1000g0", "e1000g1"] {
-        ensure!(
-            d.ctl(&["offline", m])?.status.success(),
-            "offline {m} refused"
-        );
+        d.ctl_ok(&["offline", m])?;
     }
     let out = d.ctl(&["offline", "rge0"])?;
     ensure!(
@@ -166,9 +151,7 @@ fn events_follow_a_failover_live() -> Result<()> {
 /// carry the traffic.
 #[test]
 fn without_failback_a_repaired_member_stays_inactive() -> Result<()> {
-    let t = Topology::build(&unique("off"))?;
-    let d = Daemon::start(&t.host, &IpmpToml::tutorial().failback(false).render())?;
-    d.wait_group("ok")?;
+    let (t, d) = Daemon::start_on_tutorial("off", &IpmpToml::tutorial().failback(false).render())?;
     t.pull_cable("e1000g0")?;
     d.wait_member("e1000g0", "state", "failed")?;
     t.plug_cable("e1000g0")?;

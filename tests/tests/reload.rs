@@ -86,12 +86,7 @@ fn adding_a_member_and_changing_the_fdt_moves_no_flow_between_the_others() -> Re
         &d.config,
         config(2000, &[two[0], two[1], ("rge0", "192.0.2.203/24")]),
     )?;
-    let out = d.ctl(&["reload"])?;
-    ensure!(
-        out.status.success(),
-        "reload failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    d.ctl_ok(&["reload"])?;
     d.wait_member("rge0", "active", "yes")?;
     ensure!(
         d.stat("-g")?[0]["fdt"] == "2.00s",
@@ -132,7 +127,7 @@ fn adding_a_member_and_changing_the_fdt_moves_no_flow_between_the_others() -> Re
 
     // And out again: rge0 leaves, its XDP program and test address with it.
     std::fs::write(&d.config, config(2000, &two))?;
-    ensure!(d.ctl(&["reload"])?.status.success(), "second reload failed");
+    d.ctl_ok(&["reload"]).context("second reload")?;
     d.wait_for("rge0 gone from stat -i", Duration::from_secs(10), |d| {
         Ok(!d.stat("-i")?.to_string().contains("rge0"))
     })?;
@@ -193,12 +188,8 @@ fn lowering_the_fdt_reschedules_probing_at_once() -> Result<()> {
     d.wait_acked(&t.host, METRICS, "e1000g0")?;
     let reload = |fdt_ms: u64| -> Result<()> {
         std::fs::write(&d.config, config(fdt_ms, &one))?;
-        let out = d.ctl(&["reload"])?;
-        ensure!(
-            out.status.success(),
-            "reload to {fdt_ms} ms failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        d.ctl_ok(&["reload"])
+            .with_context(|| format!("reload to {fdt_ms} ms"))?;
         Ok(())
     };
     let sent = probes_sent(&t, "e1000g0")?;

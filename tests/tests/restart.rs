@@ -73,11 +73,8 @@ fn ensure_no_transition_logged(d: &Daemon) -> Result<()> {
 
 #[test]
 fn kill_9_keeps_an_offline_member_offline_and_logs_no_transition() -> Result<()> {
-    let t = Topology::build(&unique("rs"))?;
-    let mut d = Daemon::start(&t.host, &config(&MEMBERS, false))?;
-    d.wait_group("ok")?;
-    let out = d.ctl(&["offline", "e1000g0"])?;
-    ensure!(out.status.success(), "offline refused: {out:?}");
+    let (t, mut d) = Daemon::start_on_tutorial("rs", &config(&MEMBERS, false))?;
+    d.ctl_ok(&["offline", "e1000g0"])?;
     t.pull_cable("rge0")?;
     d.wait_member("rge0", "state", "failed")?;
     d.wait_member("e1000g0", "state", "offline")?;
@@ -102,10 +99,7 @@ fn kill_9_keeps_an_offline_member_offline_and_logs_no_transition() -> Result<()>
     ensure_no_transition_logged(&d)?;
 
     // The record keeps going: online brings it back as usual.
-    ensure!(
-        d.ctl(&["online", "e1000g0"])?.status.success(),
-        "online refused"
-    );
+    d.ctl_ok(&["online", "e1000g0"])?;
     d.wait_member("e1000g0", "state", "ok")?;
     Ok(())
 }
@@ -178,9 +172,7 @@ fn fails_over(t: &Topology, d: &Daemon) -> Result<()> {
 
 #[test]
 fn a_second_ipmpd_on_the_same_pins_is_refused_and_the_first_keeps_working() -> Result<()> {
-    let t = Topology::build(&unique("rs"))?;
-    let d = Daemon::start(&t.host, &config(&MEMBERS, false))?;
-    d.wait_group("ok")?;
+    let (t, d) = Daemon::start_on_tutorial("rs", &config(&MEMBERS, false))?;
     let other_socket = std::env::temp_dir().join(unique("sock"));
     // Its own socket and metrics address: only the pins are shared.
     let out = d.run_other(
@@ -433,8 +425,7 @@ fn ipmpctl_teardown_restores_the_sysctls() -> Result<()> {
         sysctl(&t.host, "net.ipv4.conf.e1000g0.arp_ignore")? == "1",
         "ipmpd did not set arp_ignore"
     );
-    let out = d.ctl(&["teardown"])?;
-    ensure!(out.status.success(), "ipmpctl teardown: {out:?}");
+    d.ctl_ok(&["teardown"])?;
     ensure!(d.wait_exit(Duration::from_secs(10))? == 0, "ipmpd failed");
     ensure_nothing_left(&t, &d, &MEMBERS)?;
     ensure_sysctls(&t, &sysctls, &ALL_SYSCTLS)

@@ -5,7 +5,7 @@ use std::{process::Command, time::Duration};
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
     config::{test_address, IpmpToml},
-    daemon::{bin, lines_of, Daemon},
+    daemon::{bin, ipmpctl_as, lines_of, Daemon},
     http::member_sum,
     netns::{join, unique},
     topology::{Topology, DATA_V4, MEMBERS, PEER_V4, ROUTER_V4},
@@ -24,9 +24,7 @@ fn flows(t: &Topology) -> Result<Vec<String>> {
 /// takes over when one fails, and gives back when that one is repaired.
 #[test]
 fn a_standby_member_carries_nothing_until_an_active_one_fails() -> Result<()> {
-    let t = Topology::build(&unique("sb"))?;
-    let d = Daemon::start(&t.host, &IpmpToml::tutorial().standby("rge0").render())?;
-    d.wait_group("ok")?;
+    let (t, d) = Daemon::start_on_tutorial("sb", &IpmpToml::tutorial().standby("rge0").render())?;
     let row = d.member("rge0")?;
     ensure!(
         row["active"] == "no" && row["flags"].as_str().is_some_and(|f| f.contains('s')),
@@ -109,16 +107,10 @@ fn failures_are_logged_as_errors_and_repairs_as_notices() -> Result<()> {
 #[test]
 fn ipmpctl_answers_as_ipmpstat() -> Result<()> {
     let (_t, d) = Daemon::start_tutorial("alias")?;
-    let dir = std::env::temp_dir().join(unique("ipmpstat"));
-    std::fs::create_dir_all(&dir)?;
-    let alias = dir.join("ipmpstat");
-    std::os::unix::fs::symlink(bin("ipmpctl"), &alias)?;
-    let out = Command::new(&alias)
-        .args(["-g", "-P", "-o", "groupname,state"])
-        .env("IPMP_SOCKET", &d.socket)
-        .output();
-    std::fs::remove_dir_all(&dir)?;
-    let out = out?;
+    let out = ipmpctl_as("ipmpstat", |c| {
+        c.args(["-g", "-P", "-o", "groupname,state"])
+            .env("IPMP_SOCKET", &d.socket);
+    })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     ensure!(
         out.status.success() && stdout.trim() == "production0:ok",
