@@ -250,6 +250,21 @@ impl Daemon {
         Ok(out)
     }
 
+    /// [`Self::ctl`], failing unless ipmpd refused the request (ipmpctl's
+    /// exit status 1); returns the reason ipmpctl gave.
+    pub fn ctl_refused(&self, args: &[&str]) -> Result<String> {
+        let out = self.ctl(args)?;
+        let reason = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.code() != Some(1) {
+            bail!(
+                "ipmpctl {} was not refused: {:?} {reason}",
+                args.join(" "),
+                out.status
+            );
+        }
+        Ok(reason)
+    }
+
     /// `ipmpctl stat MODE --json` as JSON.
     pub fn stat(&self, mode: &str) -> Result<Value> {
         let out = self.ctl_ok(&["stat", mode, "--json"])?;

@@ -147,13 +147,7 @@ fn an_invalid_file_is_refused_and_changes_nothing() -> Result<()> {
     let d = Daemon::start(&t.host, &config(1000, &two))?;
     let before = d.stat("-i")?;
     std::fs::write(&d.config, "[daemon]\nfailure_detection_time_ms = 3\n")?;
-    let out = d.ctl(&["reload"])?;
-    ensure!(
-        out.status.code() == Some(1),
-        "invalid reload: {:?}",
-        out.status
-    );
-    let reason = String::from_utf8_lossy(&out.stderr);
+    let reason = d.ctl_refused(&["reload"]).context("invalid reload")?;
     ensure!(
         reason.contains("ipmp.toml:2:") && reason.contains("failure_detection_time_ms"),
         "reason: {reason}"
@@ -263,12 +257,8 @@ fn reloads_that_cannot_work_are_refused_and_change_nothing() -> Result<()> {
     ];
     for (i, text) in cases.iter().enumerate() {
         std::fs::write(&d.config, text)?;
-        let out = d.ctl(&["reload"])?;
-        ensure!(
-            out.status.code() == Some(1),
-            "case {i} was accepted: {:?}\n{text}",
-            out.status
-        );
+        d.ctl_refused(&["reload"])
+            .with_context(|| format!("case {i} was accepted\n{text}"))?;
         ensure!(
             running_state(&t, &d)? == before,
             "case {i} changed the running configuration\n{text}"
@@ -314,14 +304,10 @@ fn a_reload_that_fails_while_applying_is_rolled_back() -> Result<()> {
     let new = native(2000, &[two[0], ("br9", "192.0.2.209/24")])
         .data_addresses(&["192.0.2.200/24", "192.0.2.199/24"]);
     std::fs::write(&d.config, new.render())?;
-    let out = d.ctl(&["reload"])?;
-    let reason = String::from_utf8_lossy(&out.stderr);
+    let reason = d.ctl_refused(&["reload"])?;
     ensure!(
-        out.status.code() == Some(1)
-            && reason.contains("br9")
-            && reason.contains("the previous configuration is restored"),
-        "reload: {:?} {reason}",
-        out.status
+        reason.contains("br9") && reason.contains("the previous configuration is restored"),
+        "reload: {reason}"
     );
     d.wait_member("e1000g1", "probe", "ok")?;
     ensure!(
@@ -353,12 +339,12 @@ fn a_reload_that_fails_while_applying_is_rolled_back() -> Result<()> {
         .data_addresses(&["203.0.113.200/24"])
         .members(&["br9"]);
     std::fs::write(&d.config, native(1000, &two).also(backup).render())?;
-    let out = d.ctl(&["reload"])?;
-    let reason = String::from_utf8_lossy(&out.stderr);
+    let reason = d
+        .ctl_refused(&["reload"])
+        .context("reload adding backup0")?;
     ensure!(
-        out.status.code() == Some(1) && reason.contains("the previous configuration is restored"),
-        "reload adding backup0: {:?} {reason}",
-        out.status
+        reason.contains("the previous configuration is restored"),
+        "reload adding backup0: {reason}"
     );
     ensure!(
         t.host.ip("link show backup0").is_err(),
