@@ -10,10 +10,12 @@
 use std::{
     io,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use anyhow::{Context, Result};
 use tokio::io::unix::AsyncFd;
+use tracing::warn;
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
@@ -34,8 +36,35 @@ const IFF_LOWER_UP: u32 = 1 << 16;
 /// Room for a burst of link messages; the kernel's own default.
 const RECEIVE_BUFFER: usize = 1 << 20;
 
+/// Whether the alarm socket hears multicast joins and leaves (set when it
+/// opens): if not, the groups read their memberships on a timer.
+static MEMBERSHIPS_ANNOUNCED: AtomicBool = AtomicBool::new(false);
+
+pub fn memberships_announced() -> bool {
+    MEMBERSHIPS_ANNOUNCED.load(Ordering::Relaxed)
+}
+
+/// Joins the netlink multicast group `group` (those beyond 32 need the
+/// socket option).
+fn join_group(fd: &OwnedFd, group: u32) -> io::Result<()> {
+    // SAFETY: setsockopt with a u32 option value of its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_NETLINK,
+            libc::NETLINK_ADD_MEMBERSHIP,
+            &group as *const u32 as *const libc::c_void,
+            std::mem::size_of::<u32>() as u32,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// What a message on the alarm socket says.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Alarm {
     /// The interface was deleted, set down or lost its carrier.
     Down(u32),
@@ -78,22 +107,15 @@ impl LinkAlarm {
         if rc < 0 {
             return Err(io::Error::last_os_error()).context("subscribing to rtnetlink link events");
         }
-        for group in [RTNLGRP_IPV4_MCADDR, RTNLGRP_IPV6_MCADDR] {
-            // SAFETY: setsockopt with a u32 option value of its size.
-            let rc = unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_NETLINK,
-                    libc::NETLINK_ADD_MEMBERSHIP,
-                    &group as *const u32 as *const libc::c_void,
-                    std::mem::size_of::<u32>() as u32,
-                )
-            };
-            if rc < 0 {
-                return Err(io::Error::last_os_error()).context(
-                    "subscribing to rtnetlink multicast membership events (Linux 6.13 or later)",
-                );
-            }
+        let announced = [RTNLGRP_IPV4_MCADDR, RTNLGRP_IPV6_MCADDR]
+            .iter()
+            .all(|group| join_group(&fd, *group).is_ok());
+        MEMBERSHIPS_ANNOUNCED.store(announced, Ordering::Relaxed);
+        if !announced {
+            warn!(
+                "This kernel announces no multicast joins (Linux 6.13 and later do): the group \
+                 interfaces' memberships are read every second"
+            );
         }
         // SAFETY: the descriptor is owned by the AsyncFd for its lifetime.
         let socket = unsafe { AsyncFd::register(fd) }

@@ -417,3 +417,40 @@ fn multicast_follows_the_cast_member(group: IpAddr, port: u16) -> Result<()> {
     }
     Ok(())
 }
+
+/// Applications join and leave groups on the group interface; the cast
+/// member holds each group while some application holds it, and lets it go
+/// after the last one leaves (ipmpd hears both from the kernel).
+#[test]
+fn the_cast_member_lets_a_group_go_when_the_application_leaves() -> Result<()> {
+    let (t, d) = dual_stack()?;
+    let groups: [IpAddr; 2] = ["239.1.2.4".parse()?, "ff05::1:4".parse()?];
+    let held_on_cast_member = |group: IpAddr| -> Result<bool> {
+        Ok(t.host
+            .ip(&format!("maddr show dev {}", MEMBERS[0]))?
+            .contains(&group.to_string()))
+    };
+    let app = t.host.enter(|| {
+        let v4 = UdpSocket::bind(("0.0.0.0", 0))?;
+        v4.join_multicast_v4(&"239.1.2.4".parse()?, &DATA_V4.parse()?)?;
+        let v6 = UdpSocket::bind(("::", 0))?;
+        v6.join_multicast_v6(&"ff05::1:4".parse()?, ifindex("production0")?)?;
+        Ok((v4, v6))
+    })?;
+    for group in groups {
+        d.wait_for(
+            &format!("{group} held on the cast member"),
+            Duration::from_secs(5),
+            |_| held_on_cast_member(group),
+        )?;
+    }
+    drop(app);
+    for group in groups {
+        d.wait_for(
+            &format!("{group} let go by the cast member"),
+            Duration::from_secs(5),
+            |_| Ok(!held_on_cast_member(group)?),
+        )?;
+    }
+    Ok(())
+}

@@ -198,14 +198,19 @@ impl Daemon {
         Ok(())
     }
 
-    /// Links reported down by the link alarm, read at once.
+    /// What the link alarm heard, read at once: links down, and multicast
+    /// joins and leaves.
     fn link_alarm(&mut self, alarm: &mut LinkAlarm) {
         let received = Instant::now();
         alarm.drain(|alarm| {
-            let Alarm::Down(index) = alarm else { return };
             for g in self.groups.iter_mut() {
-                if let Err(e) = g.link_alarm(index, received) {
-                    error!("{e:#}");
+                match alarm {
+                    Alarm::Down(index) => {
+                        if let Err(e) = g.link_alarm(index, received) {
+                            error!("{e:#}");
+                        }
+                    }
+                    Alarm::Memberships(index) => g.memberships_changed(index),
                 }
             }
         });

@@ -25,7 +25,7 @@ impl Group {
             self.event(Event::Tick)?;
         }
         self.notify_peers(now);
-        if self.memberships_due <= now {
+        if self.refresh_due <= now {
             self.refresh(nl, now).await?;
         }
         for slot in self.members.slots() {

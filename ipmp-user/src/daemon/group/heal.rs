@@ -65,6 +65,9 @@ impl Group {
         self.apply(nl, std::time::Instant::now()).await?;
         self.mirror_routes(nl).await?;
         self.interface_lost = false;
+        // Whatever applications join on the new interface is announced;
+        // what was held for the old one is let go.
+        self.hold_cast_groups();
         info!(
             "Group interface {} is back with its data addresses, routes and egress program",
             self.name

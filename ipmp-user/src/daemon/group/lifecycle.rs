@@ -152,6 +152,8 @@ impl Group {
         let appeared = previous.as_ref().map(|p| p.index) != Some(link.index);
         if appeared {
             self.prepare_member(nl, slot, &link).await?;
+            // Joins on its previous interface went with it.
+            self.hold_memberships();
             if std::mem::replace(&mut self.members.get_mut(slot).reported, true) {
                 self.event(Event::Appeared(name.clone()))?;
             }

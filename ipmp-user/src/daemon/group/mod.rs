@@ -102,8 +102,8 @@ pub struct Group {
     /// The solicited-node groups of the IPv6 data addresses, held on their
     /// bound members, by slot.
     solicited: HashMap<u8, HeldMemberships>,
-    /// When the group interface's groups are read next, since the epoch.
-    memberships_due: Duration,
+    /// When the refresh timer is due next, since the epoch.
+    refresh_due: Duration,
     /// The group-wide dataplane settings as last written.
     settings: Option<ipmp_common::GroupConfig>,
     /// The dataplane settings that come from the configuration (and the
@@ -209,7 +209,7 @@ impl Group {
             notifications: notifications::Schedule::default(),
             cast_groups: HeldMemberships::new(),
             solicited: HashMap::new(),
-            memberships_due: Duration::ZERO,
+            refresh_due: Duration::ZERO,
             settings: None,
             configured: settings::dataplane_settings(config, probe_key),
             notices: Vec::new(),
@@ -234,6 +234,8 @@ impl Group {
             }
             return Err(e);
         }
+        // A previous ipmpd's joins went with it.
+        group.hold_memberships();
         Ok(group)
     }
 
@@ -356,7 +358,7 @@ impl Group {
             .into_iter()
             .chain(probes)
             .chain(notifications)
-            .chain([self.memberships_due])
+            .chain([self.refresh_due])
             .min()
             .map(|d| self.epoch + d)
     }

@@ -1,8 +1,9 @@
-//! Multicast group memberships held on the members, and the refresh timer
-//! that reads them again: the group interface's groups are held on the
-//! cast member (so inbound multicast is received there, and switches
-//! snooping IGMP / MLD send it there), and each IPv6 data address's
-//! solicited-node group on its bound member.
+//! Multicast group memberships held on the members, and the refresh timer:
+//! the group interface's groups are held on the cast member (so inbound
+//! multicast is received there, and switches snooping IGMP / MLD send it
+//! there), and each IPv6 data address's solicited-node group on its bound
+//! member. They are read again when the kernel announces a join or leave
+//! on the group interface (`link_alarm`), not on a timer.
 use std::{net::IpAddr, time::Duration};
 
 use anyhow::Result;
@@ -10,18 +11,18 @@ use tracing::{debug, warn};
 
 use super::{settings::solicited_node, Group};
 use crate::{
+    link_alarm,
     memberships::{self, Memberships},
     netlink::Netlink,
 };
 
-/// How often the group interface's multicast groups are read again, to be
-/// held on the cast member (the kernel announces no change of them), the
-/// members' groups checked, and the pins (bpffs announces nothing either).
-pub(super) const MEMBERSHIP_REFRESH: Duration = Duration::from_secs(1);
+/// How often the group checks what the kernel announces nothing of: its
+/// pins (bpffs announces nothing), a lost group interface, the routers
+/// heard, and, on kernels before 6.13, its interface's multicast groups.
+pub(super) const REFRESH: Duration = Duration::from_secs(1);
 
 impl Group {
-    /// The refresh timer, due at `now`: the group interface if it was lost,
-    /// the multicast groups, the pins and the routers heard.
+    /// The refresh timer, due at `now`.
     pub(super) async fn refresh(&mut self, nl: &Netlink, now: Duration) -> Result<()> {
         if self.interface_lost {
             // Probing goes on meanwhile.
@@ -32,12 +33,28 @@ impl Group {
                 );
             }
         }
-        // Also after a restart, or a member's new interface index.
+        if !link_alarm::memberships_announced() {
+            self.hold_memberships();
+        }
+        self.restore_pins();
+        self.refresh_due = now + REFRESH;
+        self.read_heard_routers(nl).await
+    }
+
+    /// A multicast group was joined or left on the interface `index`: if it
+    /// is the group interface, the cast member follows. (ipmpd's own joins
+    /// on the members are announced too, and ignored.)
+    pub fn memberships_changed(&mut self, index: u32) {
+        if index == self.index {
+            self.hold_cast_groups();
+        }
+    }
+
+    /// Holds every membership the group's members must have; for when
+    /// what they are held on changed (a start, a member's new interface).
+    pub(super) fn hold_memberships(&mut self) {
         self.hold_cast_groups();
         self.hold_solicited_groups();
-        self.restore_pins();
-        self.memberships_due = now + MEMBERSHIP_REFRESH;
-        self.read_heard_routers(nl).await
     }
 
     /// Holds the group interface's multicast groups on the cast member:
