@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::{
     config::IpmpToml,
     netns::{unique, Netns},
-    topology::{Topology, MEMBERS},
+    topology::Topology,
 };
 
 /// Runs ipmpctl under `name` (it answers as ipmpstat or if_mpadm when
@@ -55,19 +55,6 @@ pub fn bin(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"));
     dir.join(name)
-}
-
-/// [`IpmpToml::tutorial`] as TOML, with the `key = value` lines of
-/// `extra(member)` in each member's table (xtask's bench uses it).
-pub fn tutorial_config(extra: impl Fn(&str) -> &'static str) -> String {
-    MEMBERS
-        .iter()
-        .flat_map(|m| extra(m).lines().map(move |line| (m, line)))
-        .filter_map(|(m, line)| line.split_once(" = ").map(|(k, v)| (m, k, v)))
-        .fold(IpmpToml::tutorial(), |c, (m, key, value)| {
-            c.member(m, key, value)
-        })
-        .render()
 }
 
 pub struct Daemon {

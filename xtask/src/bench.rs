@@ -13,6 +13,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     http::fetch,
     netns::{unique, Netns},
@@ -21,12 +22,12 @@ use ipmp_tests::{
 };
 use serde_json::{json, Value};
 
-use crate::{output, testbed::probe_config, workspace};
+use crate::{output, testbed::probe_group, workspace};
 
 /// The tutorial's group, IPv4 only, so that only links decide (a group
 /// with an IPv6 data address probes over IPv6 by itself).
 static LINK_BASED: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| ipmp_tests::daemon::tutorial_config(|_| ""));
+    std::sync::LazyLock::new(|| IpmpToml::tutorial().render());
 
 /// The fixed-rate stream across a carrier cut (inbound).
 const STREAM_INTERVAL: Duration = Duration::from_micros(100);
@@ -111,7 +112,7 @@ const METRICS: &str = "127.0.0.1:9477";
 /// Time from cutting cable 4 to ipmpd's "IP interface failure detected on
 /// e1000g0" (its log's timestamp), at a given FDT.
 fn detection_time(fdt_ms: u64) -> Result<Value> {
-    let (t, d) = probing_group(fdt_ms, &format!("metrics_listen = \"{METRICS}\"\n"))?;
+    let (t, d) = probing_group(probe_group(fdt_ms).metrics(METRICS))?;
     let mut times = Vec::new();
     for _ in 0..DETECTION_TRIALS {
         for m in MEMBERS {
@@ -166,7 +167,7 @@ fn false_failures(fdt_ms: u64) -> Result<Value> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let (t, d) = probing_group(fdt_ms, "")?;
+    let (t, d) = probing_group(probe_group(fdt_ms))?;
     let mut server = t
         .peer
         .command("iperf3")
@@ -234,7 +235,7 @@ const SCRAPES: usize = 50;
 /// Time of `GET /metrics` against a group of `members` veth members (both
 /// ends of each pair in one namespace), from inside that namespace.
 fn scrape_time(members: usize) -> Result<Value> {
-    let (ns, _d) = veth_group(members, "metrics_listen = \"127.0.0.1:9477\"\n")?;
+    let (ns, _d) = veth_group(members, Some(METRICS))?;
     let times = ns.enter(|| {
         let mut times = Vec::with_capacity(SCRAPES);
         for _ in 0..SCRAPES {
@@ -249,29 +250,31 @@ fn scrape_time(members: usize) -> Result<Value> {
     Ok(json!({ "members": members, "scrapes": SCRAPES, "mean_ms": mean, "max_ms": max }))
 }
 
-/// A namespace with `members` veth pairs, and ipmpd (with `daemon` lines
-/// in its `[daemon]` table) running group bench0 over them, its state ok.
-pub(crate) fn veth_group(members: usize, daemon: &str) -> Result<(Netns, Daemon)> {
+/// A namespace with `members` veth pairs, and ipmpd (serving metrics on
+/// `metrics` if given) running group bench0 over them, its state ok.
+pub(crate) fn veth_group(members: usize, metrics: Option<&str>) -> Result<(Netns, Daemon)> {
     let ns = Netns::create(&unique("veths"))?;
-    let mut config = format!(
-        "[daemon]\n{daemon}\n[[group]]\nname = \"bench0\"\ndata_addresses = [\"192.0.2.200/24\"]\n"
-    );
+    let names: Vec<String> = (0..members).map(|i| format!("m{i}")).collect();
     for i in 0..members {
         ns.ip(&format!("link add m{i} type veth peer name p{i}"))?;
         ns.ip(&format!("link set p{i} up"))?;
         ns.ip(&format!("link set m{i} up"))?;
-        config.push_str(&format!("[[group.member]]\ninterface = \"m{i}\"\n"));
     }
-    let d = Daemon::start(&ns, &config)?;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut config = IpmpToml::tutorial().name("bench0").members(&names);
+    if let Some(listen) = metrics {
+        config = config.metrics(listen);
+    }
+    let d = Daemon::start(&ns, &config.render())?;
     d.wait_group("ok")?;
     Ok((ns, d))
 }
 
-/// The tutorial's network with every member probing at `fdt_ms` (and
-/// `daemon` lines in ipmpd's `[daemon]` table), the router the target.
-pub(crate) fn probing_group(fdt_ms: u64, daemon: &str) -> Result<(Topology, Daemon)> {
+/// The tutorial's network with every member probing as `config` says,
+/// the router the target.
+pub(crate) fn probing_group(config: IpmpToml) -> Result<(Topology, Daemon)> {
     let t = Topology::build(&unique("probing"))?;
-    let d = Daemon::start(&t.host, &probe_config(fdt_ms, daemon))?;
+    let d = Daemon::start(&t.host, &config.render())?;
     t.host
         .ip("route add default via 192.0.2.1 dev production0")?;
     for m in MEMBERS {

@@ -28,16 +28,6 @@ pub fn probe_group(fdt_ms: u64) -> IpmpToml {
         .test_addresses()
 }
 
-/// [`probe_group`] as TOML, with the `key = value` lines of `extra_daemon`
-/// in its `[daemon]` table.
-pub fn probe_config(fdt_ms: u64, extra_daemon: &str) -> String {
-    extra_daemon
-        .lines()
-        .filter_map(|line| line.split_once(" = "))
-        .fold(probe_group(fdt_ms), |c, (key, value)| c.daemon(key, value))
-        .render()
-}
-
 pub fn up() -> Result<()> {
     down()?;
     Topology::build(PREFIX)?.persist();

@@ -22,12 +22,12 @@ pub fn run() -> Result<Value> {
 }
 
 fn probing_group() -> Result<Value> {
-    let (_t, d) = super::probing_group(DEFAULT_FDT_MS, "")?;
+    let (_t, d) = super::probing_group(crate::testbed::probe_group(DEFAULT_FDT_MS))?;
     measure(&d)
 }
 
 fn large_group(members: usize) -> Result<Value> {
-    let (_ns, d) = super::veth_group(members, "")?;
+    let (_ns, d) = super::veth_group(members, None)?;
     measure(&d)
 }
 

@@ -77,14 +77,8 @@ impl Bench {
         );
         switch.ip("link add br0 type bridge")?;
         switch.ip("link set br0 up")?;
-        let cable = |ns: &Netns, ifname: &str, port: &str| -> Result<()> {
-            ns.ip(&format!(
-                "link add {ifname} type veth peer name {port} netns {}",
-                switch.name
-            ))?;
-            switch.ip(&format!("link set {port} master br0 up"))?;
-            ns.ip(&format!("link set {ifname} up"))?;
-            Ok(())
+        let cable = |ns: &Netns, ifname: &str, port: &str| {
+            ipmp_tests::topology::cable(ns, ifname, &switch, port)
         };
         let mut config =
             format!("[[group]]\nname = \"bench0\"\ndata_addresses = [\"{GROUP_SRC}/24\"]\n");
