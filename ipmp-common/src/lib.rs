@@ -17,6 +17,8 @@
 //!   of the egress path (`TAKEN_OUT_*` bits, 0 = in service), until ipmpd puts it back
 #![no_std]
 
+pub mod wire;
+
 /// Buckets in a flow table; a power of two so the dataplane masks the hash.
 pub const FLOW_TABLE_BUCKETS: usize = 4096;
 /// Member slots of a group (slot numbers fit the `u8` buckets).
