@@ -1,42 +1,117 @@
 //! Bounds-checked packet parsing shared by the programs. Every read is
-//! checked against the end of the packet; what cannot be parsed is reported,
-//! never guessed.
-use core::mem::size_of;
+//! checked against the end of the packet, here and nowhere else; what
+//! cannot be parsed is `Err(())` (the frame is not ours: it goes on to
+//! the kernel), never guessed.
+//!
+//! The member program parses the Ethernet and IP headers once and hands
+//! them to echo, neighbour and probe; the group egress program classifies
+//! a frame with [`classify`].
+use core::{marker::PhantomData, mem::size_of};
 
-use ipmp_common::MAX_BROADCASTS;
+use ipmp_common::{
+    wire::{
+        mac_is_group, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6,
+        ETH_P_QINQ1, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPV4_FRAGMENT_MASK, IPV6_DEST_OPTS,
+        IPV6_HLEN, IPV6_HOP_BY_HOP, IPV6_ROUTING,
+    },
+    MAX_BROADCASTS,
+};
 use network_types::{
-    eth::{EthHdr, EtherType},
+    eth::EthHdr,
     ip::{Ipv4Hdr, Ipv6Hdr},
 };
 
-pub const PROTO_ICMP: u8 = 1;
-pub const PROTO_ICMPV6: u8 = 58;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const PROTO_SCTP: u8 = 132;
-const IPV6_HOP_BY_HOP: u8 = 0;
-const IPV6_ROUTING: u8 = 43;
-const IPV6_DEST_OPTS: u8 = 60;
-
-/// 802.1Q, 802.1ad and the older QinQ tags: frames of another VLAN, not
-/// ours to answer.
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
-const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
-
-/// Whether a frame carries a VLAN tag (its outer EtherType says so).
+/// A pointer to a `T` at `offset`, if the packet holds all of it.
 #[inline(always)]
-pub fn vlan_tagged(eth: &EthHdr) -> bool {
-    matches!(
-        u16::from_be(eth.ether_type),
-        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
-    )
+pub fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
+    if start + offset + size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *const T)
 }
 
-/// A group address (multicast or broadcast): never the source of a frame.
+/// The frame a program runs on: the packet between `start` and `end`.
+#[derive(Clone, Copy)]
+pub struct Frame<'a> {
+    start: usize,
+    end: usize,
+    packet: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> Frame<'a> {
+    #[inline(always)]
+    pub fn new(start: usize, end: usize) -> Frame<'a> {
+        Frame {
+            start,
+            end,
+            packet: PhantomData,
+        }
+    }
+
+    /// Bytes in the frame.
+    #[inline(always)]
+    pub fn len(self) -> usize {
+        self.end - self.start
+    }
+
+    /// The header (or any plain `T`) at `offset`, if the frame holds all of
+    /// it; the programs that answer rewrite the frame through it.
+    #[inline(always)]
+    pub fn header<T>(self, offset: usize) -> Result<&'a mut T, ()> {
+        let at = ptr_at::<T>(self.start, self.end, offset).ok_or(())?;
+        // SAFETY: the frame holds the whole `T` at `at` (checked just now),
+        // which is not null (packet data never is), and the packet stays
+        // valid and the program's alone for its run (no helper here moves
+        // or resizes it). The headers are plain bytes, any pattern valid;
+        // programs read a header through one reference at a time and
+        // rewrite only after their checks.
+        unsafe {
+            core::hint::assert_unchecked(!at.is_null());
+            Ok(&mut *(at as *mut T))
+        }
+    }
+
+    /// A copy of the `T` at `offset`, which may be unaligned.
+    #[inline(always)]
+    pub fn read<T: Copy>(self, offset: usize) -> Result<T, ()> {
+        Ok(self.header::<Unaligned<T>>(offset)?.0)
+    }
+}
+
+/// A `T` at any address: read by value only.
+#[repr(C, packed)]
+struct Unaligned<T>(T);
+
+/// `Ok` when `condition` holds, `Err(())` (not ours) otherwise.
 #[inline(always)]
-pub fn mac_is_group(mac: &[u8; 6]) -> bool {
-    mac[0] & 1 != 0
+pub fn ensure(condition: bool) -> Result<(), ()> {
+    if condition {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+/// A frame's network header, parsed once by the member program.
+pub enum Ip<'a> {
+    V4(&'a mut Ipv4Hdr),
+    V6(&'a mut Ipv6Hdr),
+}
+
+/// EtherTypes as an Ethernet header holds them (big-endian): a frame's
+/// type is compared with these as it is, with no byte swap per frame.
+pub const ETHER_ARP: u16 = ETH_P_ARP.to_be();
+pub const ETHER_IP: u16 = ETH_P_IP.to_be();
+pub const ETHER_IPV6: u16 = ETH_P_IPV6.to_be();
+
+/// Whether a frame carries a VLAN tag (its outer EtherType says so):
+/// frames of another VLAN, not ours to answer.
+#[inline(always)]
+pub fn vlan_tagged(eth: &EthHdr) -> bool {
+    let ether_type = eth.ether_type;
+    ether_type == ETH_P_8021Q.to_be()
+        || ether_type == ETH_P_8021AD.to_be()
+        || ether_type == ETH_P_QINQ1.to_be()
 }
 
 /// An IPv4 source no host answers (RFC 1812 5.3.7): unspecified, loopback,
@@ -52,67 +127,6 @@ pub fn martian_v4(addr: [u8; 4]) -> bool {
 pub fn martian_v6(addr: &[u8; 16]) -> bool {
     let loopback_or_unspecified = addr[..15].iter().all(|&b| b == 0) && addr[15] <= 1;
     addr[0] == 0xff || loopback_or_unspecified
-}
-
-/// Words summed at most by [`sum`]: an echo message of up to 1500 bytes
-/// (a standard MTU); longer ones are left to the kernel.
-pub const MAX_SUM_WORDS: usize = 375;
-
-/// The one's-complement sum (unfolded) of the `len` bytes at `offset`, as
-/// big-endian 16-bit words; `None` when the packet does not hold them or
-/// they are more than [`MAX_SUM_WORDS`] 4-byte words.
-#[inline(always)]
-pub fn sum(start: usize, end: usize, offset: usize, len: usize) -> Option<u64> {
-    // Each read checks the packet bounds itself: a check of the whole
-    // length here would let the compiler drop those, and the verifier
-    // needs them.
-    if len > MAX_SUM_WORDS * 4 {
-        return None;
-    }
-    let mut total: u64 = 0;
-    let mut done = 0;
-    for _ in 0..MAX_SUM_WORDS {
-        if done + 4 > len {
-            break;
-        }
-        let w = ptr_at::<[u8; 4]>(start, end, offset + done)?;
-        // SAFETY: bounds checked by ptr_at.
-        let w = unsafe { *w };
-        total += u64::from(u16::from_be_bytes([w[0], w[1]]))
-            + u64::from(u16::from_be_bytes([w[2], w[3]]));
-        done += 4;
-    }
-    if done + 2 <= len {
-        let w = ptr_at::<[u8; 2]>(start, end, offset + done)?;
-        // SAFETY: bounds checked by ptr_at.
-        total += u64::from(u16::from_be_bytes(unsafe { *w }));
-        done += 2;
-    }
-    if done < len {
-        let b = ptr_at::<u8>(start, end, offset + done)?;
-        // SAFETY: bounds checked by ptr_at; an odd last byte is padded with zero.
-        total += u64::from(unsafe { *b }) << 8;
-    }
-    Some(total)
-}
-
-/// Folds a one's-complement sum into 16 bits.
-#[inline(always)]
-pub fn fold64(mut total: u64) -> u16 {
-    total = (total & 0xffff_ffff) + (total >> 32);
-    total = (total & 0xffff) + (total >> 16);
-    total = (total & 0xffff) + (total >> 16);
-    total = (total & 0xffff) + (total >> 16);
-    total as u16
-}
-
-/// A pointer to a `T` at `offset`, if the packet holds all of it.
-#[inline(always)]
-pub fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
-    if start + offset + size_of::<T>() > end {
-        return None;
-    }
-    Some((start + offset) as *const T)
 }
 
 pub enum Parsed {
@@ -142,88 +156,70 @@ const MAX_IPV6_EXT_HEADERS: usize = 4;
 /// the group's IPv4 subnet broadcast addresses.
 #[inline(always)]
 pub fn classify(start: usize, end: usize, broadcasts: &[u32; MAX_BROADCASTS]) -> Parsed {
-    let Some(eth) = ptr_at::<EthHdr>(start, end, 0) else {
+    let frame = Frame::new(start, end);
+    let Ok(eth) = frame.header::<EthHdr>(0) else {
         return Parsed::Truncated;
     };
-    // SAFETY: bounds checked by ptr_at.
-    let eth = unsafe { &*eth };
-    let cast = eth.dst_addr[0] & 1 != 0;
-    match eth.ether_type() {
-        Ok(EtherType::Ipv4) => {
-            if cast {
-                return Parsed::Cast(Family::V4);
-            }
-            let Some(ip) = ptr_at::<Ipv4Hdr>(start, end, EthHdr::LEN) else {
-                return Parsed::Truncated;
-            };
-            // SAFETY: bounds checked by ptr_at.
-            let ip = unsafe { &*ip };
-            let dst = u32::from_ne_bytes(ip.dst_addr);
-            if dst == u32::MAX || broadcasts.contains(&dst) {
-                return Parsed::Broadcast;
-            }
-            let mut h = hash_word(HASH_SEED, u32::from_ne_bytes(ip.src_addr));
-            h = hash_word(h, u32::from_ne_bytes(ip.dst_addr));
-            h = hash_word(h, ip.proto as u32);
-            let fragment = u16::from_be_bytes(ip.frags) & 0x3fff != 0;
-            if fragment {
-                return Parsed::Flow(finish(h));
-            }
-            hash_ports(
-                h,
-                ip.proto,
-                start,
-                end,
-                EthHdr::LEN + ((ip.vihl & 0x0f) as usize) * 4,
-            )
-        }
-        Ok(EtherType::Ipv6) => {
-            if cast {
-                return Parsed::Cast(Family::V6);
-            }
-            let Some(ip) = ptr_at::<Ipv6Hdr>(start, end, EthHdr::LEN) else {
-                return Parsed::Truncated;
-            };
-            // SAFETY: bounds checked by ptr_at.
-            let ip = unsafe { &*ip };
-            let mut h = HASH_SEED;
-            h = hash_addr6(h, &ip.src_addr);
-            h = hash_addr6(h, &ip.dst_addr);
-            let mut next = ip.next_hdr;
-            let mut off = EthHdr::LEN + Ipv6Hdr::LEN;
-            for _ in 0..MAX_IPV6_EXT_HEADERS {
-                match next {
-                    IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
-                        let Some(ext) = ptr_at::<[u8; 2]>(start, end, off) else {
-                            return Parsed::Truncated;
-                        };
-                        // SAFETY: bounds checked by ptr_at.
-                        let ext = unsafe { *ext };
-                        next = ext[0];
-                        off += (ext[1] as usize + 1) * 8;
-                    }
-                    _ => break,
-                }
-            }
-            // A fragment header (44) ends the walk: fragments hash on L3.
-            h = hash_word(h, next as u32);
-            hash_ports(h, next, start, end, off)
-        }
-        _ => Parsed::NotIp,
+    let cast = mac_is_group(&eth.dst_addr);
+    let flow = match eth.ether_type {
+        ETHER_IP if cast => return Parsed::Cast(Family::V4),
+        ETHER_IPV6 if cast => return Parsed::Cast(Family::V6),
+        ETHER_IP => flow_v4(frame, broadcasts),
+        ETHER_IPV6 => flow_v6(frame),
+        _ => return Parsed::NotIp,
+    };
+    flow.unwrap_or(Parsed::Truncated)
+}
+
+#[inline(always)]
+fn flow_v4(frame: Frame, broadcasts: &[u32; MAX_BROADCASTS]) -> Result<Parsed, ()> {
+    let ip = frame.header::<Ipv4Hdr>(ETH_HLEN)?;
+    let dst = u32::from_ne_bytes(ip.dst_addr);
+    if dst == u32::MAX || broadcasts.contains(&dst) {
+        return Ok(Parsed::Broadcast);
     }
+    let mut h = hash_word(HASH_SEED, u32::from_ne_bytes(ip.src_addr));
+    h = hash_word(h, dst);
+    h = hash_word(h, ip.proto as u32);
+    if u16::from_be_bytes(ip.frags) & IPV4_FRAGMENT_MASK != 0 {
+        return Ok(Parsed::Flow(finish(h)));
+    }
+    hash_ports(
+        frame,
+        h,
+        ip.proto,
+        ETH_HLEN + ((ip.vihl & 0x0f) as usize) * 4,
+    )
+}
+
+#[inline(always)]
+fn flow_v6(frame: Frame) -> Result<Parsed, ()> {
+    let ip = frame.header::<Ipv6Hdr>(ETH_HLEN)?;
+    let mut h = hash_addr6(HASH_SEED, &ip.src_addr);
+    h = hash_addr6(h, &ip.dst_addr);
+    let mut next = ip.next_hdr;
+    let mut off = ETH_HLEN + IPV6_HLEN;
+    for _ in 0..MAX_IPV6_EXT_HEADERS {
+        if !matches!(next, IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS) {
+            break;
+        }
+        let [next_header, length] = frame.read::<[u8; 2]>(off)?;
+        next = next_header;
+        off += (length as usize + 1) * 8;
+    }
+    // A fragment header ends the walk: fragments hash on L3.
+    h = hash_word(h, next as u32);
+    hash_ports(frame, h, next, off)
 }
 
 /// Adds the TCP/UDP/SCTP ports at `l4` to the hash, for protocols that have them.
 #[inline(always)]
-fn hash_ports(h: u32, proto: u8, start: usize, end: usize, l4: usize) -> Parsed {
-    if !matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_SCTP) {
-        return Parsed::Flow(finish(h));
+fn hash_ports(frame: Frame, h: u32, proto: u8, l4: usize) -> Result<Parsed, ()> {
+    if !matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP) {
+        return Ok(Parsed::Flow(finish(h)));
     }
-    match ptr_at::<u32>(start, end, l4) {
-        // SAFETY: bounds checked by ptr_at; may be unaligned.
-        Some(p) => Parsed::Flow(finish(hash_word(h, unsafe { p.read_unaligned() }))),
-        None => Parsed::Truncated,
-    }
+    let ports = frame.read::<u32>(l4)?;
+    Ok(Parsed::Flow(finish(hash_word(h, ports))))
 }
 
 const HASH_SEED: u32 = 0x1f3d_5b79;
