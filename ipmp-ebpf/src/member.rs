@@ -45,25 +45,30 @@ fn try_ipmp_member(ctx: &XdpContext) -> Result<u32, ()> {
     if vlan_tagged(eth) {
         return Ok(xdp_action::XDP_PASS);
     }
+    let receiver = Receiver { slot, member };
     let here = Instance {
-        slot,
-        member,
+        receiver,
         group,
         stats,
     };
     match eth.ether_type {
-        ETHER_ARP => Ok(here.neighbour_answered(neighbour::arp(frame, eth, slot, member)?)),
+        ETHER_ARP => Ok(here.neighbour_answered(neighbour::arp(frame, eth, receiver)?)),
         ETHER_IP => here.ip(frame, eth, Ip::V4(frame.header(ETH_HLEN)?)),
         ETHER_IPV6 => here.ip(frame, eth, Ip::V6(frame.header(ETH_HLEN)?)),
         _ => Ok(xdp_action::XDP_PASS),
     }
 }
 
-/// The member this instance runs on: its slot, its and its group's
-/// settings, and its counters.
+/// The member that received the frame: its slot and settings.
+#[derive(Clone, Copy)]
+pub struct Receiver<'a> {
+    pub slot: u32,
+    pub member: &'a Member,
+}
+
+/// The member this instance runs on, its group's settings and its counters.
 struct Instance<'a> {
-    slot: u32,
-    member: &'a Member,
+    receiver: Receiver<'a>,
     group: &'a GroupConfig,
     stats: &'a mut MemberCounters,
 }
@@ -76,12 +81,13 @@ impl Instance<'_> {
     fn ip(self, frame: Frame, eth: &mut EthHdr, mut ip: Ip) -> Result<u32, ()> {
         let cast = mac_is_group(&eth.dst_addr);
         if let Ip::V6(header) = &mut ip {
-            if let Ok(action) = neighbour::solicitation(frame, eth, header, self.slot, self.member)
-            {
+            if let Ok(action) = neighbour::solicitation(frame, eth, header, self.receiver) {
                 return Ok(self.neighbour_answered(action));
             }
         }
-        if self.group.answer_echo != 0 && echo::answer(frame, eth, &mut ip, self.member).is_ok() {
+        if self.group.answer_echo != 0
+            && echo::answer(frame, eth, &mut ip, self.receiver.member).is_ok()
+        {
             self.stats.echo_answered += 1;
             return Ok(xdp_action::XDP_TX);
         }
@@ -95,11 +101,11 @@ impl Instance<'_> {
                 matches!(header.next_hdr, IPPROTO_ICMPV6 | IPV6_HOP_BY_HOP),
             ),
         };
-        if cast && cast_slot != self.slot && !control {
+        if cast && cast_slot != self.receiver.slot && !control {
             self.stats.cast_dropped += 1;
             return Ok(xdp_action::XDP_DROP);
         }
-        let reply = probe::check(frame, &ip, self.slot, self.member, &self.group.probe_key);
+        let reply = probe::check(frame, &ip, self.receiver, &self.group.probe_key);
         Ok(self.probe_reply(reply))
     }
 

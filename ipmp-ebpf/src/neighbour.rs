@@ -13,13 +13,13 @@ use ipmp_common::{
         ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT, ND_NS_LEN, ND_OPT_LINKADDR_LEN,
         ND_OPT_TARGET_LINKADDR,
     },
-    Member,
 };
 use network_types::{arp::ArpHdr, eth::EthHdr, ip::Ipv6Hdr};
 
 use crate::{
     csum,
     maps::data_address,
+    member::Receiver,
     parse::{ensure, Frame},
 };
 
@@ -33,12 +33,12 @@ const NS_ONE_OPTION: usize = ND_NS_LEN + ND_OPT_LINKADDR_LEN;
 /// What to do with an ARP request for a data address; `Err` when it is
 /// not one.
 #[inline(always)]
-pub fn arp(frame: Frame, eth: &mut EthHdr, slot: u32, member: &Member) -> Result<u32, ()> {
+pub fn arp(frame: Frame, eth: &mut EthHdr, receiver: Receiver) -> Result<u32, ()> {
     let arp = frame.header::<ArpHdr>(ETH_HLEN)?;
     // Requests are broadcast, or unicast to us (a peer re-checking its
     // entry); one for another host's MAC is not ours to answer.
     ensure(
-        (eth.dst_addr == BROADCAST_MAC || eth.dst_addr == member.mac)
+        (eth.dst_addr == BROADCAST_MAC || eth.dst_addr == receiver.member.mac)
             && !mac_is_group(&eth.src_addr)
             && !mac_is_group(&arp.sha)
             // 0.0.0.0 is an address probe (RFC 5227), answered; loopback,
@@ -54,14 +54,14 @@ pub fn arp(frame: Frame, eth: &mut EthHdr, slot: u32, member: &Member) -> Result
             && arp.spa != arp.tpa,
     )?;
     let bound = data_address(&data_address_key_v4(arp.tpa)).ok_or(())?;
-    if bound != slot {
+    if bound != receiver.slot {
         return Ok(xdp_action::XDP_DROP);
     }
     eth.dst_addr = arp.sha;
-    eth.src_addr = member.mac;
+    eth.src_addr = receiver.member.mac;
     arp.oper = ARPOP_REPLY.to_be_bytes();
     arp.tha = arp.sha;
-    arp.sha = member.mac;
+    arp.sha = receiver.member.mac;
     core::mem::swap(&mut arp.spa, &mut arp.tpa);
     Ok(xdp_action::XDP_TX)
 }
@@ -73,30 +73,28 @@ pub fn solicitation(
     frame: Frame,
     eth: &mut EthHdr,
     ip: &mut Ipv6Hdr,
-    slot: u32,
-    member: &Member,
+    receiver: Receiver,
 ) -> Result<u32, ()> {
     ensure(ip.next_hdr == IPPROTO_ICMPV6 && ip.hop_limit == ND_HOP_LIMIT)?;
     // The advertisement takes the solicitation's place, so each length
     // gets its own instance: the verifier then sees every write checked.
+    let l4 = ETH_HLEN + IPV6_HLEN;
     match u16::from_be_bytes(ip.payload_len) as usize {
-        NS_BARE => advertise::<NS_BARE>(frame, eth, ip, slot, member),
-        NS_ONE_OPTION => advertise::<NS_ONE_OPTION>(frame, eth, ip, slot, member),
+        NS_BARE => advertise::<NS_BARE>(frame.header(l4)?, eth, ip, receiver),
+        NS_ONE_OPTION => advertise::<NS_ONE_OPTION>(frame.header(l4)?, eth, ip, receiver),
         _ => Err(()),
     }
 }
 
-/// Answers an `N`-byte solicitation in place with an `N`-byte
+/// Answers the `N`-byte solicitation `message` in place with an `N`-byte
 /// advertisement (with the target link-layer address if there is room).
 #[inline(always)]
 fn advertise<const N: usize>(
-    frame: Frame,
+    message: &mut [u8; N],
     eth: &mut EthHdr,
     ip: &mut Ipv6Hdr,
-    slot: u32,
-    member: &Member,
+    receiver: Receiver,
 ) -> Result<u32, ()> {
-    let message = frame.header::<[u8; N]>(ETH_HLEN + IPV6_HLEN)?;
     ensure(message[0] == ND_NEIGHBOR_SOLICIT && message[1] == 0)?;
     let mut target = [0u8; 16];
     target.copy_from_slice(message.get(8..24).ok_or(())?);
@@ -104,19 +102,19 @@ fn advertise<const N: usize>(
     // 4861 7.2.2), from a host (a multicast source is invalid, 7.1.1).
     let solicited = multicast_mac_v6(&solicited_node(&target));
     ensure(
-        (eth.dst_addr == solicited || eth.dst_addr == member.mac)
+        (eth.dst_addr == solicited || eth.dst_addr == receiver.member.mac)
             && !mac_is_group(&eth.src_addr)
             && ip.src_addr[0] != 0xff,
     )?;
     let bound = data_address(&target).ok_or(())?;
-    if bound != slot {
+    if bound != receiver.slot {
         return Ok(xdp_action::XDP_DROP);
     }
     // Duplicate address detection solicits from the unspecified address:
     // its answer goes to all nodes, unsolicited (RFC 4861 7.2.4).
     let dad = ip.src_addr == [0; 16];
     eth.dst_addr = if dad { ALL_NODES_MAC } else { eth.src_addr };
-    eth.src_addr = member.mac;
+    eth.src_addr = receiver.member.mac;
     ip.dst_addr = if dad {
         ALL_NODES_V6.octets()
     } else {
@@ -138,7 +136,7 @@ fn advertise<const N: usize>(
     if let Some(option) = message.get_mut(24..32) {
         option[0] = ND_OPT_TARGET_LINKADDR;
         option[1] = 1; // in units of 8 bytes
-        option[2..8].copy_from_slice(&member.mac);
+        option[2..8].copy_from_slice(&receiver.member.mac);
     }
     // The pseudo header (addresses, length, next header), then the message.
     let mut sum = csum::add(0, &ip.src_addr);

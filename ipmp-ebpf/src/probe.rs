@@ -11,12 +11,13 @@ use ipmp_common::{
         link_local_v6, ETH_HLEN, ICMPV6_ECHO_REPLY, ICMP_ECHOREPLY, IPPROTO_ICMP, IPPROTO_ICMPV6,
         IPV4_FRAGMENT_MASK, IPV6_HLEN,
     },
-    Member, ProbePayload, ProbeReply,
+    ProbePayload, ProbeReply,
 };
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
     maps::PROBE_REPLIES,
+    member::Receiver,
     parse::{Frame, Ip},
 };
 
@@ -41,15 +42,16 @@ struct Echo {
 
 /// What the packet under `ip` is to the prober.
 #[inline(always)]
-pub fn check(frame: Frame, ip: &Ip, slot: u32, member: &Member, key: &[u64; 2]) -> Reply {
+pub fn check(frame: Frame, ip: &Ip, receiver: Receiver, key: &[u64; 2]) -> Reply {
     match ip {
-        Ip::V4(ip) => check_v4(frame, ip, slot, member, key),
-        Ip::V6(ip) => check_v6(frame, ip, slot, member, key),
+        Ip::V4(ip) => check_v4(frame, ip, receiver, key),
+        Ip::V6(ip) => check_v6(frame, ip, receiver, key),
     }
 }
 
 #[inline(always)]
-fn check_v4(frame: Frame, ip: &Ipv4Hdr, slot: u32, member: &Member, key: &[u64; 2]) -> Reply {
+fn check_v4(frame: Frame, ip: &Ipv4Hdr, receiver: Receiver, key: &[u64; 2]) -> Reply {
+    let member = receiver.member;
     if ip.proto != IPPROTO_ICMP
         || member.test_v4 == 0
         || u32::from_ne_bytes(ip.dst_addr) != member.test_v4
@@ -61,7 +63,7 @@ fn check_v4(frame: Frame, ip: &Ipv4Hdr, slot: u32, member: &Member, key: &[u64; 
     let mut from = [0u8; 16];
     from[..4].copy_from_slice(&ip.src_addr);
     let probed = Probed {
-        slot,
+        slot: receiver.slot,
         from,
         family: 4,
     };
@@ -69,14 +71,15 @@ fn check_v4(frame: Frame, ip: &Ipv4Hdr, slot: u32, member: &Member, key: &[u64; 
 }
 
 #[inline(always)]
-fn check_v6(frame: Frame, ip: &Ipv6Hdr, slot: u32, member: &Member, key: &[u64; 2]) -> Reply {
+fn check_v6(frame: Frame, ip: &Ipv6Hdr, receiver: Receiver, key: &[u64; 2]) -> Reply {
+    let member = receiver.member;
     // Replies come straight to the link-local address: no extension
     // headers (and so no routing header) to walk.
     if ip.next_hdr != IPPROTO_ICMPV6 || member.test_v6[0] == 0 || ip.dst_addr != member.test_v6 {
         return Reply::Other;
     }
     let probed = Probed {
-        slot,
+        slot: receiver.slot,
         from: ip.src_addr,
         family: 6,
     };
