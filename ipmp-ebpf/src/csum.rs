@@ -47,18 +47,21 @@ pub fn frame_sum(frame: Frame, offset: usize, len: usize) -> Result<u64, ()> {
         if done + 4 > len {
             break;
         }
-        let w = frame.read::<[u8; 4]>(offset + done)?;
+        // Bytes read in place (a copy of the word would be assembled and
+        // taken apart again).
+        let w = frame.header::<[u8; 4]>(offset + done)?;
         total += u64::from(u16::from_be_bytes([w[0], w[1]]))
             + u64::from(u16::from_be_bytes([w[2], w[3]]));
         done += 4;
     }
     if done + 2 <= len {
-        total += u64::from(u16::from_be_bytes(frame.read::<[u8; 2]>(offset + done)?));
+        let w = frame.header::<[u8; 2]>(offset + done)?;
+        total += u64::from(u16::from_be_bytes([w[0], w[1]]));
         done += 2;
     }
     if done < len {
         // An odd last byte is padded with zero.
-        total += u64::from(frame.read::<u8>(offset + done)?) << 8;
+        total += u64::from(*frame.header::<u8>(offset + done)?) << 8;
     }
     Ok(total)
 }
