@@ -18,6 +18,7 @@
 //!   of the egress path (`TAKEN_OUT_*` bits, 0 = in service), until ipmpd puts it back
 #![no_std]
 
+pub mod flow_hash;
 pub mod wire;
 
 /// Buckets in a flow table; a power of two so the dataplane masks the hash.
@@ -208,7 +209,9 @@ pub struct GroupConfig {
     pub cast_slot_v6: u32,
     /// The data subnets' broadcast addresses (network order, 0 = unused).
     /// The group interface is NOARP, so the kernel gives a subnet
-    /// broadcast its own MAC as destination: only the address tells.
+    /// broadcast its own MAC as destination: only the address tells. Only
+    /// subnets of prefixes up to /30 have one (RFC 3021), so every entry
+    /// has its two lowest bits set, which the egress program relies on.
     pub broadcast_v4: [u32; MAX_BROADCASTS],
     /// ipmpd's secret probe key, random at each start: a reply counts only
     /// when it carries the [`probe_token`] of its probe under this key.

@@ -13,9 +13,9 @@ use ipmp_common::{
 };
 
 use crate::{
+    flow::{classify, Family, Parsed},
     health::{any_in_service, in_service},
     maps::{count_drop, member_stats, ACTIVE_TABLE, FLOW_TABLE, GROUP, MEMBERS},
-    parse::{classify, Family, Parsed},
 };
 
 /// Enough for Ethernet, IPv6 with a few extension headers and the ports.

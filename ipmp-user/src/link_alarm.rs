@@ -3,6 +3,10 @@
 //! index, flags) is read, into one buffer allocated at start, before any
 //! full parse. The full parse (netlink.rs) and the policy follow as usual;
 //! this only lets the flow table flip at once, however long the rest takes.
+//!
+//! The same socket hears of multicast joins and leaves on any interface
+//! (RTNLGRP_IPV4_MCADDR / RTNLGRP_IPV6_MCADDR, Linux 6.13 on): ipmpd reads
+//! the group interface's memberships again only when they change.
 use std::{
     io,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
@@ -13,14 +17,31 @@ use tokio::io::unix::AsyncFd;
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
+const RTM_NEWMULTICAST: u16 = 56;
+const RTM_DELMULTICAST: u16 = 57;
 const RTMGRP_LINK: u32 = 1;
+/// Netlink groups beyond 32 are joined with a socket option.
+const RTNLGRP_IPV4_MCADDR: u32 = 37;
+const RTNLGRP_IPV6_MCADDR: u32 = 38;
 const NLMSG_HEADER: usize = 16;
 /// struct ifinfomsg: family, pad, type, index (i32), flags (u32), change.
 const IFINFOMSG: usize = 16;
+/// struct ifaddrmsg (multicast messages): family, prefix length, flags,
+/// scope, index (u32): the index sits where ifinfomsg has it.
+const IFADDRMSG: usize = 8;
 const IFF_UP: u32 = 1;
 const IFF_LOWER_UP: u32 = 1 << 16;
 /// Room for a burst of link messages; the kernel's own default.
 const RECEIVE_BUFFER: usize = 1 << 20;
+
+/// What a message on the alarm socket says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Alarm {
+    /// The interface was deleted, set down or lost its carrier.
+    Down(u32),
+    /// A multicast group was joined or left on the interface.
+    Memberships(u32),
+}
 
 pub struct LinkAlarm {
     socket: AsyncFd<OwnedFd>,
@@ -57,6 +78,23 @@ impl LinkAlarm {
         if rc < 0 {
             return Err(io::Error::last_os_error()).context("subscribing to rtnetlink link events");
         }
+        for group in [RTNLGRP_IPV4_MCADDR, RTNLGRP_IPV6_MCADDR] {
+            // SAFETY: setsockopt with a u32 option value of its size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_NETLINK,
+                    libc::NETLINK_ADD_MEMBERSHIP,
+                    &group as *const u32 as *const libc::c_void,
+                    std::mem::size_of::<u32>() as u32,
+                )
+            };
+            if rc < 0 {
+                return Err(io::Error::last_os_error()).context(
+                    "subscribing to rtnetlink multicast membership events (Linux 6.13 or later)",
+                );
+            }
+        }
         // SAFETY: the descriptor is owned by the AsyncFd for its lifetime.
         let socket = unsafe { AsyncFd::register(fd) }
             .map_err(|e| e.into_parts().1)
@@ -76,9 +114,10 @@ impl LinkAlarm {
         Ok(())
     }
 
-    /// Calls `down(ifindex)` for every interface a waiting message reports
-    /// as deleted, administratively down or without carrier.
-    pub fn drain(&mut self, mut down: impl FnMut(u32)) {
+    /// Calls `alarm` for every waiting message that reports an interface
+    /// deleted, administratively down or without carrier, or a multicast
+    /// join or leave.
+    pub fn drain(&mut self, mut alarm: impl FnMut(Alarm)) {
         loop {
             // SAFETY: the buffer is valid for its length.
             let n = unsafe {
@@ -97,17 +136,16 @@ impl LinkAlarm {
                 }
                 return;
             }
-            for_each_down(&self.buffer[..n as usize], &mut down);
+            for_each_alarm(&self.buffer[..n as usize], &mut alarm);
         }
     }
 }
 
-/// The interfaces that `messages` (one datagram of netlink messages)
-/// report down.
-fn for_each_down(mut messages: &[u8], down: &mut impl FnMut(u32)) {
+/// The alarms in `messages` (one datagram of netlink messages).
+fn for_each_alarm(mut messages: &[u8], alarm: &mut impl FnMut(Alarm)) {
     let u16_at = |b: &[u8], at: usize| u16::from_ne_bytes([b[at], b[at + 1]]);
     let u32_at = |b: &[u8], at: usize| u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-    while messages.len() >= NLMSG_HEADER + IFINFOMSG {
+    while messages.len() >= NLMSG_HEADER + IFADDRMSG {
         let len = u32_at(messages, 0) as usize;
         if len < NLMSG_HEADER || len > messages.len() {
             return;
@@ -118,8 +156,11 @@ fn for_each_down(mut messages: &[u8], down: &mut impl FnMut(u32)) {
             let flags = u32_at(messages, NLMSG_HEADER + 8);
             let working = IFF_UP | IFF_LOWER_UP;
             if kind == RTM_DELLINK || flags & working != working {
-                down(index);
+                alarm(Alarm::Down(index));
             }
+        }
+        if len >= NLMSG_HEADER + IFADDRMSG && matches!(kind, RTM_NEWMULTICAST | RTM_DELMULTICAST) {
+            alarm(Alarm::Memberships(u32_at(messages, NLMSG_HEADER + 4)));
         }
         // Messages are 4-byte aligned.
         messages = &messages[((len + 3) & !3).min(messages.len())..];
@@ -140,10 +181,20 @@ mod tests {
         m
     }
 
-    fn downs(datagram: &[u8]) -> Vec<u32> {
+    fn alarms(datagram: &[u8]) -> Vec<Alarm> {
         let mut seen = Vec::new();
-        for_each_down(datagram, &mut |i| seen.push(i));
+        for_each_alarm(datagram, &mut |a| seen.push(a));
         seen
+    }
+
+    fn downs(datagram: &[u8]) -> Vec<u32> {
+        alarms(datagram)
+            .into_iter()
+            .filter_map(|a| match a {
+                Alarm::Down(i) => Some(i),
+                Alarm::Memberships(_) => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -168,5 +219,23 @@ mod tests {
         let mut short = message(RTM_NEWLINK, 4, IFF_UP, 0);
         short[0..4].copy_from_slice(&4u32.to_ne_bytes());
         assert!(downs(&short).is_empty());
+    }
+
+    #[test]
+    fn joins_and_leaves_name_their_interface() {
+        // ifaddrmsg then IFA_MULTICAST and IFA_CACHEINFO, as the kernel sends.
+        let mut d = message(RTM_NEWMULTICAST, 9, 0, 28);
+        d.truncate(NLMSG_HEADER + IFADDRMSG + 28);
+        d[0..4].copy_from_slice(&((NLMSG_HEADER + IFADDRMSG + 28) as u32).to_ne_bytes());
+        d.extend(message(RTM_DELMULTICAST, 10, 0, 0));
+        d.extend(message(RTM_NEWLINK, 4, IFF_UP, 0));
+        assert_eq!(
+            alarms(&d),
+            [
+                Alarm::Memberships(9),
+                Alarm::Memberships(10),
+                Alarm::Down(4)
+            ]
+        );
     }
 }

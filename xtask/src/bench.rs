@@ -1,8 +1,9 @@
-//! `cargo xtask bench`: the numbers of SPEC section 10 that this build can
-//! reach, as a table and as target/bench/results.json.
+//! `cargo xtask bench`: the numbers of the README's "Numbers" section, as
+//! a table with each goal beside its figure and as target/bench/results.json.
 mod daemon_cost;
 mod failover;
 mod stability;
+mod table;
 mod throughput;
 use std::{
     process::{Command, Stdio},
@@ -34,246 +35,74 @@ const CUT_AFTER: Duration = Duration::from_millis(300);
 
 pub fn run() -> Result<()> {
     std::fs::create_dir_all(workspace().join("target/bench"))?;
-    match std::env::var("IPMP_BENCH_ONLY").as_deref() {
-        Ok("detection") => {
+    if let Ok(only) = std::env::var("IPMP_BENCH_ONLY") {
+        return run_only(&only);
+    }
+    let results = measure_all()?;
+    table::print(&results);
+    print_failover(&results["link_failover"]);
+    let path = workspace().join("target/bench/results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    println!("written to {}", path.display());
+    Ok(())
+}
+
+/// `IPMP_BENCH_ONLY=<part>`: one part of the bench, printed as JSON.
+fn run_only(part: &str) -> Result<()> {
+    let print = |v: Value| -> Result<()> {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        Ok(())
+    };
+    match part {
+        "detection" => {
             for fdt in [1000, 200, 50] {
                 println!("FDT {fdt} ms: {}", detection_time(fdt)?);
             }
-            return Ok(());
+            Ok(())
         }
-        Ok("idle") => {
-            println!("{}", serde_json::to_string_pretty(&daemon_cost::run()?)?);
-            return Ok(());
+        "idle" => print(daemon_cost::run()?),
+        "throughput" => print(throughput::run()?),
+        "stability" => {
+            print(stability::flows()?)?;
+            print(stability::restart_loss()?)
         }
-        Ok("throughput") => {
-            println!("{}", serde_json::to_string_pretty(&throughput::run()?)?);
-            return Ok(());
-        }
-        Ok("stability") => {
-            println!("{}", serde_json::to_string_pretty(&stability::flows()?)?);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&stability::restart_loss()?)?
-            );
-            return Ok(());
-        }
-        Ok("failover") => {
+        "failover" => {
             let failover = failover::run()?;
             print_failover(&failover);
             let path = workspace().join("target/bench/failover.json");
             std::fs::write(&path, serde_json::to_string_pretty(&failover)?)?;
             println!("written to {}", path.display());
-            return Ok(());
+            Ok(())
         }
-        _ => {}
+        other => anyhow::bail!(
+            "IPMP_BENCH_ONLY={other}: not a part of the bench; \
+             use detection, idle, throughput, stability or failover"
+        ),
     }
+}
+
+/// Every figure of the bench, as written to results.json.
+fn measure_all() -> Result<Value> {
     let programs: Value = serde_json::from_str(&output(&mut Command::new(
         ipmp_tests::daemon::bin("ipmp-bench"),
     ))?)
     .context("reading ipmp-bench's output")?;
-    let failover = failover::run()?;
-    let inbound = inbound_failover()?;
-    let scrape = json!({ "members_3": scrape_time(3)?, "members_64": scrape_time(64)? });
-    let detection = json!({
-        "fdt_1000_ms": detection_time(1000)?,
-        "fdt_200_ms": detection_time(200)?,
-        "fdt_50_ms": detection_time(50)?,
-    });
-    let soak = false_failures(50)?;
-    let throughput = throughput::run()?;
-    let stability = stability::flows()?;
-    let restart = stability::restart_loss()?;
-    let idle = daemon_cost::run()?;
-    let results = json!({
-        "daemon_idle": idle,
-        "throughput": throughput,
-        "flow_stability": stability,
-        "restart": restart,
+    Ok(json!({
         "programs": programs,
-        "link_failover": failover,
-        "inbound_failover": inbound,
-        "metrics_scrape": scrape,
-        "probe_detection": detection,
-        "probe_soak": soak,
-    });
-
-    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    let ratio = |a: &str, b: &str| format!("x{:.2} (<= 2)", num(&programs[a]) / num(&programs[b]));
-    let rows = [
-        (
-            "empty TC program",
-            num(&programs["empty_tc_ns"]),
-            "ns",
-            String::new(),
-        ),
-        (
-            "egress program (parse, hash, redirect)",
-            num(&programs["egress_ns"]),
-            "ns",
-            ratio("egress_ns", "empty_tc_ns"),
-        ),
-        (
-            "empty XDP program",
-            num(&programs["empty_xdp_ns"]),
-            "ns",
-            String::new(),
-        ),
-        (
-            "member XDP program, passed data packet",
-            num(&programs["member_xdp_pass_ns"]),
-            "ns",
-            ratio("member_xdp_pass_ns", "empty_xdp_ns"),
-        ),
-        (
-            "empty XDP program, one run per call (median)",
-            num(&programs["empty_xdp_single_ns"]),
-            "ns",
-            String::new(),
-        ),
-        (
-            "member XDP program, answered echo (XDP_TX), one run",
-            num(&programs["member_xdp_echo_answer_ns"]),
-            "ns",
-            ratio("member_xdp_echo_answer_ns", "empty_xdp_single_ns"),
-        ),
-        (
-            "member XDP program, answered ARP request, one run",
-            num(&programs["member_xdp_arp_answer_ns"]),
-            "ns",
-            ratio("member_xdp_arp_answer_ns", "empty_xdp_single_ns"),
-        ),
-        (
-            "carrier cut to peer's neighbour entry moved, median",
-            num(&inbound["median_neighbour_moved_ms"]),
-            "ms",
-            String::new(),
-        ),
-        (
-            "carrier cut to peer's neighbour entry moved, worst",
-            num(&inbound["worst_neighbour_moved_ms"]),
-            "ms",
-            String::new(),
-        ),
-        (
-            "inbound loss window on carrier cut, worst",
-            num(&inbound["worst_loss_ms"]),
-            "ms",
-            String::new(),
-        ),
-        (
-            "probes: cut to failure at FDT 1000 ms (worst of 3)",
-            num(&detection["fdt_1000_ms"]["worst_ms"]),
-            "ms",
-            "<= 1100 ms".into(),
-        ),
-        (
-            "probes: cut to failure at FDT 200 ms (worst of 3)",
-            num(&detection["fdt_200_ms"]["worst_ms"]),
-            "ms",
-            "<= 220 ms".into(),
-        ),
-        (
-            "probes: cut to failure at FDT 50 ms (worst of 3)",
-            num(&detection["fdt_50_ms"]["worst_ms"]),
-            "ms",
-            "<= 55 ms".into(),
-        ),
-        (
-            "probes: false failures, FDT 50 ms under load",
-            num(&soak["false_failures"]),
-            "",
-            format!("0 in {} s", soak["seconds"]),
-        ),
-        (
-            "TCP through the group / plain path (median of 5)",
-            num(&throughput["tcp_gbit_s"]["ratio"]["median"]),
-            "",
-            ">= 0.95".into(),
-        ),
-        (
-            "64-byte UDP received/s, group / plain (median of 5)",
-            num(&throughput["udp_64b_pps"]["ratio"]["median"]),
-            "",
-            ">= 0.95".into(),
-        ),
-        (
-            "flows of surviving members moved on a failure",
-            num(&stability["worst_surviving_flows_moved_on_failure"]),
-            "",
-            "0".into(),
-        ),
-        (
-            "flows moved on a repair (worst share)",
-            num(&stability["worst_moved_on_repair_fraction"]),
-            "",
-            format!("<= {:.3}", num(&stability["repair_goal_fraction"])),
-        ),
-        (
-            "flows back on their member after fail+repair (least)",
-            num(&stability["least_back_on_first_member_fraction"]),
-            "",
-            String::new(),
-        ),
-        (
-            "kill -9 and restart: datagrams lost (worst of 3)",
-            num(&restart["worst_lost"]),
-            "",
-            "0".into(),
-        ),
-        (
-            "ipmpd RSS, 3 members probing at the default FDT",
-            num(&idle["members_3_probing"]["rss_mb"]),
-            "MB",
-            "<= 30 MB".into(),
-        ),
-        (
-            "ipmpd idle CPU, 3 members probing at the default FDT",
-            num(&idle["members_3_probing"]["cpu_percent"]),
-            "%",
-            String::new(),
-        ),
-        (
-            "ipmpd RSS, 64 link-only members",
-            num(&idle["members_64_link_only"]["rss_mb"]),
-            "MB",
-            "<= 30 MB".into(),
-        ),
-        (
-            "ipmpd idle CPU, 64 link-only members",
-            num(&idle["members_64_link_only"]["cpu_percent"]),
-            "%",
-            "<= 0.5 %".into(),
-        ),
-        (
-            "metrics scrape, 3 members (mean of 50)",
-            num(&scrape["members_3"]["mean_ms"]),
-            "ms",
-            String::new(),
-        ),
-        (
-            "metrics scrape, 64 members (mean of 50)",
-            num(&scrape["members_64"]["mean_ms"]),
-            "ms",
-            String::new(),
-        ),
-        (
-            "metrics scrape, 64 members (worst of 50)",
-            num(&scrape["members_64"]["max_ms"]),
-            "ms",
-            "bounded".into(),
-        ),
-    ];
-    println!("{:<50} {:>12}  goal", "measure", "value");
-    for (name, value, unit, goal) in rows {
-        println!("{name:<50} {value:>9.3} {unit}  {goal}");
-    }
-    print_failover(&failover);
-    let dir = workspace().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("results.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
-    println!("written to {}", path.display());
-    Ok(())
+        "link_failover": failover::run()?,
+        "inbound_failover": inbound_failover()?,
+        "metrics_scrape": { "members_3": scrape_time(3)?, "members_64": scrape_time(64)? },
+        "probe_detection": {
+            "fdt_1000_ms": detection_time(1000)?,
+            "fdt_200_ms": detection_time(200)?,
+            "fdt_50_ms": detection_time(50)?,
+        },
+        "probe_soak": false_failures(50)?,
+        "throughput": throughput::run()?,
+        "flow_stability": stability::flows()?,
+        "restart": stability::restart_loss()?,
+        "daemon_idle": daemon_cost::run()?,
+    }))
 }
 
 const DETECTION_TRIALS: usize = 3;

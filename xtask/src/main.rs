@@ -2,6 +2,7 @@
 //! command that needs it, so a fresh machine needs nothing by hand.
 mod bench;
 mod demo;
+mod house;
 mod package;
 mod setup;
 mod testbed;
@@ -74,6 +75,7 @@ fn build() -> Result<()> {
 }
 
 fn test() -> Result<()> {
+    house::check(&workspace())?;
     build()?;
     // The install test takes the package around the debug binaries just
     // built: the same files and scripts, without a second (release) build.
@@ -88,6 +90,8 @@ fn test() -> Result<()> {
         "ipmp-common",
         "--package",
         "ipmp-user",
+        "--package",
+        "xtask",
     ]))?;
     cmd(cargo()
         .args([

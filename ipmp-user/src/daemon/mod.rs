@@ -25,7 +25,7 @@ use crate::{
     config::Config,
     control::{self, Feeds, Incoming, Request, Response},
     dataplane,
-    link_alarm::LinkAlarm,
+    link_alarm::{Alarm, LinkAlarm},
     metrics::{self, Snapshot},
     model::Status,
     netlink::{self, Netlink},
@@ -113,7 +113,8 @@ pub async fn run(config_path: &Path, mut config: Config, overrides: Overrides) -
             biased;
             Ok(()) = alarm.ready() => {
                 let received = Instant::now();
-                alarm.drain(|index| {
+                alarm.drain(|alarm| {
+                    let Alarm::Down(index) = alarm else { return };
                     for g in groups.iter_mut() {
                         if let Err(e) = g.link_alarm(index, received) {
                             error!("{e:#}");

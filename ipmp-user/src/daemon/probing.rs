@@ -17,7 +17,7 @@ use crate::{
     model::{GroupStatus, MemberState, ProbeRecord, ProbeState, ProbingStatus},
     probe::{
         socket::{monotonic_ns, ProbeSocket},
-        Family, GroupProber, ProbeKind, ProbeOutcome, ProberEvent,
+        EchoReply, Family, GroupProber, ProbeKind, ProbeOutcome, ProberEvent,
     },
 };
 
@@ -401,9 +401,15 @@ impl Probing {
             "reply {name} {family:?} seq {} {kind:?} from {from} rtt {rtt:?} as of {now:?}",
             reply.seq
         );
-        let events = self
-            .prober
-            .on_reply(now, &name, family, reply.seq, kind, from, rtt);
+        let echo = EchoReply {
+            member: &name,
+            family,
+            seq: reply.seq,
+            kind,
+            from,
+            rtt,
+        };
+        let events = self.prober.on_reply(now, &echo);
         self.report();
         events
     }

@@ -1,5 +1,5 @@
 //! The flow table: which member slot each of the [`FLOW_TABLE_BUCKETS`]
-//! buckets sends through (SPEC 2.2).
+//! buckets sends through (README, "How it works").
 //!
 //! The next table is computed from the previous one so that as few flows as
 //! possible change member:

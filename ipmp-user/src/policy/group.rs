@@ -1,6 +1,7 @@
-//! The member and group state machine of one IPMP group (SPEC 3.1, 4.1, 4.2):
-//! link, probe and operator events in; member and group states, the active
-//! set, the cast member and in.mpathd's log lines out.
+//! The member and group state machine of one IPMP group (README "How it
+//! works", Policy; in.mpathd's `mpd_tables.c` and `mpd_probe.c`): link,
+//! probe and operator events in; member and group states, the active set,
+//! the cast member and in.mpathd's log lines out.
 //!
 //! A member is *usable* when it is present in the kernel, its link is up, it
 //! is administratively up, not failed and not offline. Failure comes from
@@ -34,9 +35,9 @@
 //! member with probing, send [`Event::ProbeRepair`] whenever the probes show
 //! it working after a link down, a removal or an online (in.mpathd clears
 //! its probe history on link down, so acknowledged probes are counted anew).
-use std::fmt;
 use std::time::Duration;
 
+pub use super::notice::{Notice, PolicyError};
 use crate::model::{
     GroupState, GroupStatus, LinkState, MemberFlags, MemberState, MemberStatus, ProbeState,
 };
@@ -104,161 +105,6 @@ pub enum Event {
     /// The deadline given by [`GroupPolicy::next_deadline`] has come.
     Tick,
 }
-
-/// An operator-facing log line; `Display` gives in.mpathd's wording.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Notice {
-    LinkDown {
-        group: String,
-        member: String,
-    },
-    LinkUp {
-        group: String,
-        member: String,
-    },
-    /// A link-only member's link came up too often: repair is held back.
-    LinkFlapping {
-        group: String,
-        member: String,
-    },
-    InterfaceFailure {
-        group: String,
-        member: String,
-    },
-    InterfaceRepair {
-        group: String,
-        member: String,
-    },
-    /// No member is usable any more.
-    GroupFailure {
-        group: String,
-    },
-    /// Some member (`member`, the first to be) is usable again.
-    GroupRepair {
-        group: String,
-        member: String,
-    },
-    TakenOffline {
-        group: String,
-        member: String,
-    },
-    BroughtOnline {
-        group: String,
-        member: String,
-    },
-}
-
-impl fmt::Display for Notice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Notice::LinkDown { member, .. } => write!(f, "The link has gone down on {member}"),
-            Notice::LinkUp { member, .. } => write!(f, "The link has come up on {member}"),
-            Notice::LinkFlapping { member, .. } => write!(
-                f,
-                "The link has come up on {member} more than {LINK_UP_HISTORY} times in the last \
-                 minute; disabling repair until it stabilizes"
-            ),
-            Notice::InterfaceFailure { group, member } => {
-                write!(
-                    f,
-                    "IP interface failure detected on {member} of group {group}"
-                )
-            }
-            Notice::InterfaceRepair { group, member } => {
-                write!(
-                    f,
-                    "IP interface repair detected on {member} of group {group}"
-                )
-            }
-            Notice::GroupFailure { group } => {
-                write!(f, "All IP interfaces in group {group} are now unusable")
-            }
-            Notice::GroupRepair { group, member } => {
-                write!(
-                    f,
-                    "At least 1 IP interface ({member}) in group {group} is now usable"
-                )
-            }
-            Notice::TakenOffline { member, .. } => write!(f, "Interface {member} taken offline"),
-            Notice::BroughtOnline { member, .. } => write!(f, "Interface {member} brought online"),
-        }
-    }
-}
-
-impl Notice {
-    /// in.mpathd's severity: failures are LOG_ERR (error), so alerts keyed
-    /// on severity fire; repairs and operator actions are LOG_NOTICE (info).
-    pub fn level(&self) -> tracing::Level {
-        match self {
-            Notice::LinkDown { .. }
-            | Notice::LinkFlapping { .. }
-            | Notice::InterfaceFailure { .. }
-            | Notice::GroupFailure { .. } => tracing::Level::ERROR,
-            _ => tracing::Level::INFO,
-        }
-    }
-
-    /// A short name of the notice, for scripts (`ipmpctl events --json`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Notice::LinkDown { .. } => "link_down",
-            Notice::LinkUp { .. } => "link_up",
-            Notice::LinkFlapping { .. } => "link_flapping",
-            Notice::InterfaceFailure { .. } => "interface_failure",
-            Notice::InterfaceRepair { .. } => "interface_repair",
-            Notice::GroupFailure { .. } => "group_failure",
-            Notice::GroupRepair { .. } => "group_repair",
-            Notice::TakenOffline { .. } => "offline",
-            Notice::BroughtOnline { .. } => "online",
-        }
-    }
-
-    /// The member the notice is about, if it is about one.
-    pub fn member(&self) -> Option<&str> {
-        match self {
-            Notice::GroupFailure { .. } => None,
-            Notice::LinkDown { member, .. }
-            | Notice::LinkUp { member, .. }
-            | Notice::LinkFlapping { member, .. }
-            | Notice::InterfaceFailure { member, .. }
-            | Notice::InterfaceRepair { member, .. }
-            | Notice::GroupRepair { member, .. }
-            | Notice::TakenOffline { member, .. }
-            | Notice::BroughtOnline { member, .. } => Some(member),
-        }
-    }
-}
-
-/// Why an event or request was refused; nothing changed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PolicyError {
-    /// No member of the group has this name.
-    UnknownMember { group: String, member: String },
-    /// A member of this name is already in the group.
-    DuplicateMember { group: String, member: String },
-    /// Offline refused: it would leave the group without a usable member.
-    OfflineRefused { member: String },
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PolicyError::UnknownMember { group, member } => {
-                write!(f, "{member} is not a member of group {group}")
-            }
-            PolicyError::DuplicateMember { group, member } => {
-                write!(f, "{member} is already a member of group {group}")
-            }
-            // The reason is libipmp's text for IPMP_EMINRED.
-            PolicyError::OfflineRefused { member } => write!(
-                f,
-                "cannot offline {member}: no other functioning interfaces are in its IPMP group"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for PolicyError {}
 
 /// Whether the kernel has the interface, as far as we were told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,6 +186,52 @@ impl Member {
         }
     }
 
+    /// Carrier is up. Only a change counts: the first report, or the one
+    /// after the interface reappeared, is no link-up (as in.mpathd).
+    fn link_up(&mut self, now: Duration, notices: &mut Vec<Notice>, group: &str) {
+        self.presence = Presence::Present;
+        if self.link == LinkState::Down {
+            notices.push(Notice::LinkUp {
+                group: group.into(),
+                member: self.spec.name.clone(),
+            });
+            self.link_came_up(now, notices, group);
+        }
+        self.link = LinkState::Up;
+    }
+
+    /// Carrier is down: failed at once, and earlier probes count no more.
+    fn link_down(&mut self, notices: &mut Vec<Notice>, group: &str) {
+        self.presence = Presence::Present;
+        if self.link == LinkState::Up {
+            notices.push(Notice::LinkDown {
+                group: group.into(),
+                member: self.spec.name.clone(),
+            });
+        }
+        self.link = LinkState::Down;
+        self.flap_until = None;
+        self.probe_ok = false;
+    }
+
+    /// The interface vanished from the kernel.
+    fn removed(&mut self) {
+        self.presence = Presence::Missing;
+        self.link = LinkState::Down;
+        self.flap_until = None;
+        self.probe_ok = false;
+    }
+
+    /// The interface exists (again): when it is a new one, what we knew of
+    /// the old one is void.
+    fn appeared(&mut self) {
+        if self.presence != Presence::Present {
+            self.presence = Presence::Present;
+            self.link = LinkState::Unknown;
+            self.admin_up = true;
+        }
+    }
+
     /// A link-up seen at `now`: anti-flapping (members without probing
     /// only; with probing the probes decide) and the history.
     fn link_came_up(&mut self, now: Duration, notices: &mut Vec<Notice>, group: &str) {
@@ -393,99 +285,87 @@ impl GroupPolicy {
     pub fn handle(&mut self, event: Event, now: Duration) -> Result<Vec<Notice>, PolicyError> {
         let before: Vec<MemberState> = self.members.iter().map(Member::state).collect();
         let had_active = self.members.iter().any(|m| m.active);
-        let group = self.name.clone();
         let mut notices = Vec::new();
-        let mut onlined = None;
+        let onlined = self.apply(event, now, &mut notices)?;
+        self.settle(&before, had_active, onlined, 0, &mut notices);
+        Ok(notices)
+    }
+
+    /// What one event changes of the members, with the log lines it says
+    /// by itself. Returns the member it brought online, if any.
+    fn apply(
+        &mut self,
+        event: Event,
+        now: Duration,
+        notices: &mut Vec<Notice>,
+    ) -> Result<Option<usize>, PolicyError> {
+        let group = self.name.clone();
         match event {
-            Event::Tick => {
-                for m in &mut self.members {
-                    if m.flap_until.is_some_and(|until| until <= now) {
-                        m.flap_until = None;
-                        m.flap_reported = false;
-                    }
-                }
-            }
-            Event::LinkUp(name) => {
-                let m = self.member_mut(&name)?;
-                m.presence = Presence::Present;
-                // Only a change counts: the first report, or the one after
-                // the interface reappeared, is no link-up (as in.mpathd).
-                if m.link == LinkState::Down {
-                    notices.push(Notice::LinkUp {
-                        group: group.clone(),
-                        member: name,
-                    });
-                    m.link_came_up(now, &mut notices, &group);
-                }
-                m.link = LinkState::Up;
-            }
-            Event::LinkDown(name) => {
-                let m = self.member_mut(&name)?;
-                m.presence = Presence::Present;
-                if m.link == LinkState::Up {
-                    notices.push(Notice::LinkDown {
-                        group: group.clone(),
-                        member: name,
-                    });
-                }
-                m.link = LinkState::Down;
-                m.flap_until = None;
-                m.probe_ok = false;
-            }
-            Event::Removed(name) => {
-                let m = self.member_mut(&name)?;
-                m.presence = Presence::Missing;
-                m.link = LinkState::Down;
-                m.flap_until = None;
-                m.probe_ok = false;
-            }
-            Event::Appeared(name) => {
-                let m = self.member_mut(&name)?;
-                if m.presence != Presence::Present {
-                    // A new interface: what we knew of the old one is void.
-                    m.presence = Presence::Present;
-                    m.link = LinkState::Unknown;
-                    m.admin_up = true;
-                }
-            }
+            Event::Tick => self.end_flapping(now),
+            Event::LinkUp(name) => self.member_mut(&name)?.link_up(now, notices, &group),
+            Event::LinkDown(name) => self.member_mut(&name)?.link_down(notices, &group),
+            Event::Removed(name) => self.member_mut(&name)?.removed(),
+            Event::Appeared(name) => self.member_mut(&name)?.appeared(),
             Event::AdminDown(name) => self.member_mut(&name)?.admin_up = false,
             Event::AdminUp(name) => self.member_mut(&name)?.admin_up = true,
             Event::ProbeFailure(name) => self.member_mut(&name)?.probe_ok = false,
             Event::ProbeRepair(name) => self.member_mut(&name)?.probe_ok = true,
-            Event::Offline(name) => {
-                let i = self.index(&name)?;
-                if !self.members[i].offline {
-                    let others_usable = self
-                        .members
-                        .iter()
-                        .enumerate()
-                        .any(|(j, m)| j != i && m.usable());
-                    if !others_usable {
-                        return Err(PolicyError::OfflineRefused { member: name });
-                    }
-                    let m = &mut self.members[i];
-                    m.offline = true;
-                    m.probe_ok = false;
-                    notices.push(Notice::TakenOffline {
-                        group: group.clone(),
-                        member: name,
-                    });
-                }
-            }
-            Event::Online(name) => {
-                let i = self.index(&name)?;
-                if self.members[i].offline {
-                    self.members[i].offline = false;
-                    onlined = Some(i);
-                    notices.push(Notice::BroughtOnline {
-                        group: group.clone(),
-                        member: name,
-                    });
-                }
+            Event::Offline(name) => self.take_offline(name, notices)?,
+            Event::Online(name) => return self.bring_online(name, notices),
+        }
+        Ok(None)
+    }
+
+    /// The timer: anti-flapping holds that have run out end.
+    fn end_flapping(&mut self, now: Duration) {
+        for m in &mut self.members {
+            if m.flap_until.is_some_and(|until| until <= now) {
+                m.flap_until = None;
+                m.flap_reported = false;
             }
         }
-        self.settle(&before, had_active, onlined, 0, &mut notices);
-        Ok(notices)
+    }
+
+    /// if_mpadm -d: refused when no other member is usable.
+    fn take_offline(&mut self, name: String, notices: &mut Vec<Notice>) -> Result<(), PolicyError> {
+        let i = self.index(&name)?;
+        if self.members[i].offline {
+            return Ok(());
+        }
+        let others_usable = self
+            .members
+            .iter()
+            .enumerate()
+            .any(|(j, m)| j != i && m.usable());
+        if !others_usable {
+            return Err(PolicyError::OfflineRefused { member: name });
+        }
+        let m = &mut self.members[i];
+        m.offline = true;
+        m.probe_ok = false;
+        notices.push(Notice::TakenOffline {
+            group: self.name.clone(),
+            member: name,
+        });
+        Ok(())
+    }
+
+    /// if_mpadm -r. Returns the member when it was offline.
+    fn bring_online(
+        &mut self,
+        name: String,
+        notices: &mut Vec<Notice>,
+    ) -> Result<Option<usize>, PolicyError> {
+        let i = self.index(&name)?;
+        if !self.members[i].offline {
+            return Ok(None);
+        }
+        self.members[i].offline = false;
+        notices.push(Notice::BroughtOnline {
+            group: self.name.clone(),
+            member: name,
+        });
+        Ok(Some(i))
     }
 
     /// When [`Event::Tick`] must be delivered next, if ever.

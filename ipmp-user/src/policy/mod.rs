@@ -7,3 +7,4 @@
 pub mod flow_table;
 pub mod group;
 pub mod inbound;
+mod notice;

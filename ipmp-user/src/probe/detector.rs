@@ -63,25 +63,51 @@
 //! The caller's part: call [`GroupProber::poll`] at
 //! [`GroupProber::next_deadline`] (which is "now" whenever something is
 //! queued, e.g. after a link change), send what it returns and hand every
-//! reply to [`GroupProber::on_reply`]; give the events to the policy in
-//! order ([`ProberEvent::Failure`] as `Event::ProbeFailure`,
-//! [`ProberEvent::Repair`] as `Event::ProbeRepair`) and log the FDT ones.
+//! reply to [`GroupProber::on_reply`] as an [`EchoReply`]; give the events
+//! to the policy in order ([`ProberEvent::Failure`] as
+//! `Event::ProbeFailure`, [`ProberEvent::Repair`] as `Event::ProbeRepair`)
+//! and log the FDT ones.
 //! Add every member of the group, with no family when it has no test
 //! address, so that a link-only member counts as showing life. Report a
 //! member's disappearance from the kernel as its link going down.
+//!
+//! The code, by in.mpathd's parts: this file holds the types the caller
+//! sees and the prober's calls; `member` a member and its per-family
+//! instances, `history` the probes each instance sent and their fates,
+//! `timer` what each tick sends, `incoming` the replies, `failure` what
+//! losses and acknowledgements decide, `fdt` the adaptive failure
+//! detection time; `sim` drives a prober over simulated time for the tests.
+//!
+//! [`PROBES_PER_FDT`]: super::PROBES_PER_FDT
+//! [`MIN_RANDOM_FACTOR`]: super::MIN_RANDOM_FACTOR
+//! [`MAX_RANDOM_FACTOR`]: super::MAX_RANDOM_FACTOR
+//! [`MAX_OUTSTANDING`]: super::MAX_OUTSTANDING
+//! [`PROBE_HISTORY`]: super::PROBE_HISTORY
+//! [`NUM_PROBE_FAILS`]: super::NUM_PROBE_FAILS
+//! [`NUM_PROBE_REPAIRS`]: super::NUM_PROBE_REPAIRS
+//! [`NEXT_FDT_MULTIPLE`]: super::NEXT_FDT_MULTIPLE
+//! [`LOWER_FDT_TRIGGER`]: super::LOWER_FDT_TRIGGER
+//! [`FDT_SETTLING_TIME`]: super::FDT_SETTLING_TIME
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::targets::{SampleKind, SetAside, TargetList};
-use super::{
-    Family, FDT_SETTLING_TIME, LOWER_FDT_TRIGGER, MAX_OUTSTANDING, MAX_RANDOM_FACTOR,
-    MIN_LOSS_WAIT, MIN_RANDOM_FACTOR, NEXT_FDT_MULTIPLE, NUM_PROBE_FAILS, NUM_PROBE_REPAIRS,
-    PROBES_PER_FDT, PROBE_HISTORY,
-};
+use super::Family;
 pub use crate::model::ProbeMode;
 use crate::model::ProbeState;
+use fdt::Fdt;
+use history::Sent;
+use member::{fam, Instance, Member};
+
+mod failure;
+mod fdt;
+mod history;
+mod incoming;
+mod member;
+#[cfg(test)]
+mod sim;
+mod timer;
 
 /// Probe reports kept for ipmpstat -p until [`GroupProber::drain_reports`];
 /// older ones are dropped so that nobody reading them costs nothing.
@@ -157,8 +183,9 @@ pub enum ProberEvent {
     },
 }
 
-/// The FDT events give in.mpathd's log lines (SPEC 4.2); failure and repair
-/// are logged by the policy, in its own words.
+/// The FDT events give in.mpathd's log lines, word for word (its
+/// `mpd_probe.c`); failure and repair are logged by the policy, in its own
+/// words.
 impl fmt::Display for ProberEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -232,232 +259,35 @@ pub struct ProbeReport {
     pub outcome: ProbeOutcome,
 }
 
+/// A reply to one of a member's probes, as the caller hands it in: the
+/// probe's member, family, sequence number and kind (which the probe
+/// payload carries back), who answered, and the RTT XDP measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fate {
-    Pending,
-    Acked(Duration),
-    /// Lost at this time (the loss deadline, or when it was given up).
-    Lost(Duration),
+pub struct EchoReply<'a> {
+    pub member: &'a str,
+    pub family: Family,
+    /// The probe's sequence number; 0 for discovery and RTT-only probes.
+    pub seq: u16,
+    pub kind: ProbeKind,
+    pub from: IpAddr,
+    pub rtt: Duration,
 }
 
-/// A failure-detection probe sent (in.mpathd's `probe_stats`).
-#[derive(Clone, Debug)]
-struct Sent {
-    seq: u16,
-    /// `None` once the target has been removed: no reply can count.
-    target: Option<IpAddr>,
-    at: Duration,
-    fate: Fate,
-}
-
-/// One member's probing in one family (in.mpathd's phyint instance).
-#[derive(Debug)]
-struct Instance {
-    family: Family,
-    targets: TargetList,
-    /// The next sequence number (`pii_snxt`).
-    snxt: u16,
-    /// The last [`PROBE_HISTORY`] failure-detection probes, oldest first.
-    history: VecDeque<Sent>,
-    /// The next tick (`pii_snxt_time`).
-    next_tick: Duration,
-    /// Strictly periodic base of the ticks (`pii_snxt_basetime`).
-    base: Duration,
-    /// Base of the failure-detection probes while the FDT is raised
-    /// (`pii_fd_snxt_basetime`).
-    fd_base: Duration,
-    /// Losses do not fail the member before this (`pii_fd_hrtime`).
-    quiet_until: Duration,
-    /// The end of the quiet period has been dealt with.
-    quiet_checked: bool,
-}
-
-impl Instance {
-    fn new(family: Family, now: Duration, offset: Duration, quiet: Duration) -> Self {
-        Instance {
-            family,
-            targets: TargetList::new(),
-            snxt: 1,
-            history: VecDeque::with_capacity(PROBE_HISTORY),
-            next_tick: now + offset,
-            base: now + offset,
-            fd_base: now + offset,
-            quiet_until: now + quiet,
-            quiet_checked: false,
-        }
-    }
-
-    /// Probing resumes at `now` (link up, online).
-    fn restart(&mut self, now: Duration) {
-        self.next_tick = now;
-        self.base = now;
-        self.fd_base = now;
-    }
-
-    /// When a pending probe is lost: its target's CRTT after sending, or the
-    /// group's interval while there is no estimate; never sooner than
-    /// [`MIN_LOSS_WAIT`].
-    fn deadline(&self, sent: &Sent, interval: Duration) -> Duration {
-        let crtt = sent
-            .target
-            .and_then(|a| self.targets.get(a))
-            .and_then(|t| t.rtt.crtt());
-        sent.at + crtt.unwrap_or(interval).max(MIN_LOSS_WAIT)
-    }
-
-    /// Settled probes, newest first (pending ones are neither success nor
-    /// failure yet).
-    fn settled(&self) -> impl Iterator<Item = &Sent> {
-        self.history
-            .iter()
-            .rev()
-            .filter(|s| s.fate != Fate::Pending)
-    }
-
-    /// Consecutive losses up to the newest settled probe, and when the
-    /// first of them was lost (in.mpathd's `pf_nfail`, `pf_tff`).
-    fn consecutive_losses(&self) -> (usize, Option<Duration>) {
-        let mut count = 0;
-        let mut first = None;
-        for s in self.settled() {
-            match s.fate {
-                Fate::Lost(at) => {
-                    count += 1;
-                    first = Some(at);
-                }
-                _ => break,
-            }
-        }
-        (count, first)
-    }
-
-    /// Consecutive losses of the probes to `target` (`pf_nfail_tg`).
-    fn consecutive_target_losses(&self, target: IpAddr) -> usize {
-        self.settled()
-            .filter(|s| s.target == Some(target))
-            .take_while(|s| matches!(s.fate, Fate::Lost(_)))
-            .count()
-    }
-
-    /// Consecutive acknowledged probes (`ps_nsucc`).
-    fn consecutive_acks(&self) -> usize {
-        self.settled()
-            .take_while(|s| matches!(s.fate, Fate::Acked(_)))
-            .count()
-    }
-
-    /// Consecutive acknowledged probes to `target` (`ps_nsucc_tg`).
-    fn consecutive_target_acks(&self, target: IpAddr) -> usize {
-        self.settled()
-            .filter(|s| s.target == Some(target))
-            .take_while(|s| matches!(s.fate, Fate::Acked(_)))
-            .count()
-    }
-
-    /// When the newest acknowledged probe was acknowledged (`ps_tls`).
-    fn last_success(&self) -> Option<Duration> {
-        self.history.iter().rev().find_map(|s| match s.fate {
-            Fate::Acked(at) => Some(at),
-            _ => None,
-        })
-    }
-
-    /// The target of the newest settled probe, if that one was lost.
-    fn latest_lost_target(&self) -> Option<IpAddr> {
-        self.settled()
-            .next()
-            .filter(|s| matches!(s.fate, Fate::Lost(_)))
-            .and_then(|s| s.target)
-    }
-
-    /// No probe sent after the one at `pos` to the same target has been
-    /// acknowledged (in.mpathd's `highest_ack_tg`): only the newest
-    /// acknowledgement of a target moves its estimate.
-    fn newest_ack_of_target(&self, pos: usize, target: IpAddr) -> bool {
-        !self
-            .history
-            .iter()
-            .skip(pos + 1)
-            .any(|s| s.target == Some(target) && matches!(s.fate, Fate::Acked(_)))
-    }
-}
-
-#[derive(Debug)]
-struct Member {
-    name: String,
-    link_up: bool,
-    offline: bool,
-    /// What the policy believes of the probes: true until we say Failure
-    /// (the policy trusts a member at first), false from a Failure, link
-    /// down or offline until we say Repair.
-    ok: bool,
-    /// Failed by a group failure: not repaired merely for having no target
-    /// until another member has repaired.
-    awaiting_group_repair: bool,
-    /// Failed by a previous ipmpd's probes: not repaired merely for having
-    /// no target before this time (its targets are still being found).
-    kept_failed_until: Option<Duration>,
-    /// Routers per family (index [`fam`]), kept even while the family does
-    /// not probe.
-    routers: [Vec<IpAddr>; 2],
-    /// IPv4 first, then IPv6; empty for a member without probing.
-    instances: Vec<Instance>,
-}
-
-fn fam(family: Family) -> usize {
-    match family {
-        Family::V4 => 0,
-        Family::V6 => 1,
-    }
-}
-
-impl Member {
-    /// Sends probes: link up, online, some family to probe in.
-    fn probing(&self) -> bool {
-        self.link_up && !self.offline && !self.instances.is_empty()
-    }
-
-    fn has_targets(&self) -> bool {
-        self.instances.iter().any(|i| !i.targets.is_empty())
-    }
-
-    fn instance(&self, family: Family) -> Option<usize> {
-        self.instances.iter().position(|i| i.family == family)
-    }
-
-    /// Running, as in.mpathd's failure_state sees the other members: link
-    /// up, online and not failed (a link-only member by its link alone).
-    fn working(&self, group_failed: bool) -> bool {
-        self.link_up && !self.offline && (self.instances.is_empty() || (self.ok && !group_failed))
-    }
-
-    /// Has shown life since `first_loss`: link up and online, and either no
-    /// probing at all or an acknowledged probe after it.
-    fn shows_life_since(&self, first_loss: Duration, group_failed: bool) -> bool {
-        self.working(group_failed)
-            && (self.instances.is_empty()
-                || self
-                    .instances
-                    .iter()
-                    .any(|i| i.last_success().is_some_and(|t| t > first_loss)))
-    }
+/// Where one member's probing in one family is kept:
+/// `members[member].instances[instance]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct InstanceRef {
+    member: usize,
+    instance: usize,
 }
 
 /// The prober of one group. See the module documentation for the rules.
 #[derive(Debug)]
 pub struct GroupProber {
     group: String,
-    /// The FDT asked for (`user_failure_detection_time`).
-    configured_fdt: Duration,
-    /// configured_fdt / [`PROBES_PER_FDT`] (`user_probe_interval`): the
-    /// tick interval, always.
-    user_interval: Duration,
-    /// The group's FDT, raised above the configured one when needed.
-    fdt: Duration,
-    /// fdt / [`PROBES_PER_FDT`]: the failure-detection probe interval.
-    interval: Duration,
+    /// The configured and the current failure detection time.
+    fdt: Fdt,
     startup_quiet: Duration,
-    last_raise: Option<Duration>,
     explicit: Vec<IpAddr>,
     members: Vec<Member>,
     /// Every member failed together and none has repaired yet.
@@ -479,24 +309,13 @@ fn fraction(random: &mut dyn FnMut() -> f64) -> f64 {
     }
 }
 
-/// Whole `period`s in `span`.
-fn periods(span: Duration, period: Duration) -> u32 {
-    let n = span.as_nanos() / period.as_nanos().max(1);
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
 impl GroupProber {
     /// A prober for group `group` with no member yet.
     pub fn new(group: &str, configured_fdt: Duration, startup_quiet: Duration) -> Self {
-        let user_interval = configured_fdt / PROBES_PER_FDT;
         GroupProber {
             group: group.into(),
-            configured_fdt,
-            user_interval,
-            fdt: configured_fdt,
-            interval: user_interval,
+            fdt: Fdt::new(configured_fdt),
             startup_quiet,
-            last_raise: None,
             explicit: Vec::new(),
             members: Vec::new(),
             group_failed: false,
@@ -525,16 +344,7 @@ impl GroupProber {
         let mi = match self.index(member) {
             Some(mi) => mi,
             None => {
-                self.members.push(Member {
-                    name: member.into(),
-                    link_up: true,
-                    offline: false,
-                    ok: true,
-                    awaiting_group_repair: false,
-                    kept_failed_until: None,
-                    routers: [Vec::new(), Vec::new()],
-                    instances: Vec::new(),
-                });
+                self.members.push(Member::new(member));
                 self.members.len() - 1
             }
         };
@@ -546,13 +356,16 @@ impl GroupProber {
                 continue;
             }
             // in.mpathd's start_timer: spread the members over one interval.
-            let offset = self.interval.mul_f64(fraction(random));
+            let offset = self.fdt.interval.mul_f64(fraction(random));
             let instance = Instance::new(family, now, offset, self.startup_quiet);
             let m = &mut self.members[mi];
             m.instances.push(instance);
             m.instances.sort_by_key(|i| i.family);
-            let fi = m.instance(family).expect("just added");
-            self.refresh_routers(mi, fi);
+            let instance = m.instance(family).expect("just added");
+            self.refresh_routers(InstanceRef {
+                member: mi,
+                instance,
+            });
         }
         self.settle();
     }
@@ -562,6 +375,8 @@ impl GroupProber {
     /// probes, and the start-up quiet period does not repair it. Only when
     /// it still has no target at all after that period is it treated as
     /// working, as any member without targets.
+    ///
+    /// [`NUM_PROBE_REPAIRS`]: super::NUM_PROBE_REPAIRS
     pub fn restore_failed(&mut self, member: &str, now: Duration) {
         self.observe(now);
         let quiet = self.startup_quiet;
@@ -586,8 +401,7 @@ impl GroupProber {
         let quiet = self.startup_quiet;
         if let Some(mi) = self.index(member) {
             for i in &mut self.members[mi].instances {
-                i.quiet_until = now + quiet;
-                i.quiet_checked = false;
+                i.start_quiet(now, quiet);
             }
         }
     }
@@ -603,10 +417,8 @@ impl GroupProber {
     /// each by the members probing in its family.
     pub fn set_explicit_targets(&mut self, targets: Vec<IpAddr>) {
         self.explicit = targets;
-        for mi in 0..self.members.len() {
-            for fi in 0..self.members[mi].instances.len() {
-                self.refresh_routers(mi, fi);
-            }
+        for at in self.instance_refs() {
+            self.refresh_routers(at);
         }
         self.settle();
     }
@@ -619,8 +431,11 @@ impl GroupProber {
             return;
         };
         self.members[mi].routers[fam(family)] = routers;
-        if let Some(fi) = self.members[mi].instance(family) {
-            self.refresh_routers(mi, fi);
+        if let Some(instance) = self.members[mi].instance(family) {
+            self.refresh_routers(InstanceRef {
+                member: mi,
+                instance,
+            });
         }
         self.settle();
     }
@@ -630,25 +445,15 @@ impl GroupProber {
     /// acknowledgements; when it was the last working member, the group
     /// has failed (host targets flushed). Up: probing resumes at once.
     pub fn link_changed(&mut self, member: &str, up: bool, now: Duration) {
-        self.observe(now);
-        let Some(mi) = self.index(member) else {
+        let Some(mi) = self.changing(member, now, |m| m.link_up != up) else {
             return;
         };
-        if self.members[mi].link_up == up {
-            return;
-        }
         if up {
-            let m = &mut self.members[mi];
-            m.link_up = true;
-            for i in &mut m.instances {
-                i.restart(now);
-            }
-            if self.members[mi].working(false) && self.members[mi].instances.is_empty() {
-                self.group_repaired();
-            }
+            self.members[mi].link_up = true;
+            self.resume(mi, now);
         } else {
             let was_working = self.members[mi].working(self.group_failed);
-            self.stop(mi);
+            self.members[mi].stop();
             self.members[mi].link_up = false;
             let others_working = self
                 .members
@@ -665,25 +470,15 @@ impl GroupProber {
     /// Offline members are not probed (if_mpadm -d); online (-r) resumes
     /// probing at once, with a clean history, as for a new interface.
     pub fn set_offline(&mut self, member: &str, offline: bool, now: Duration) {
-        self.observe(now);
-        let Some(mi) = self.index(member) else {
+        let Some(mi) = self.changing(member, now, |m| m.offline != offline) else {
             return;
         };
-        if self.members[mi].offline == offline {
-            return;
-        }
         if offline {
-            self.stop(mi);
+            self.members[mi].stop();
             self.members[mi].offline = true;
         } else {
-            let m = &mut self.members[mi];
-            m.offline = false;
-            for i in &mut m.instances {
-                i.restart(now);
-            }
-            if self.members[mi].working(false) && self.members[mi].instances.is_empty() {
-                self.group_repaired();
-            }
+            self.members[mi].offline = false;
+            self.resume(mi, now);
         }
         self.settle();
     }
@@ -705,8 +500,8 @@ impl GroupProber {
                 if let Some(until) = m.kept_failed_until.filter(|_| !m.ok) {
                     consider(until);
                 }
-                for s in i.history.iter().filter(|s| s.fate == Fate::Pending) {
-                    consider(i.deadline(s, self.interval));
+                for deadline in i.deadlines(self.fdt.interval) {
+                    consider(deadline);
                 }
             }
         }
@@ -724,30 +519,25 @@ impl GroupProber {
         // Every loss first, so that a decision sees both families as they
         // are at `now`.
         let mut to_check = Vec::new();
-        for mi in 0..self.members.len() {
-            if !self.members[mi].probing() {
+        for at in self.instance_refs() {
+            if !self.members[at.member].probing() {
                 continue;
             }
-            for fi in 0..self.members[mi].instances.len() {
-                if self.mark_losses(mi, fi, now) {
-                    to_check.push((mi, fi));
-                }
-                let i = &mut self.members[mi].instances[fi];
-                if !i.quiet_checked && now >= i.quiet_until {
-                    i.quiet_checked = true;
-                    to_check.push((mi, fi));
-                }
+            if self.mark_losses(at, now) {
+                to_check.push(at);
+            }
+            let i = self.instance_mut(at);
+            if !i.quiet_checked && now >= i.quiet_until {
+                i.quiet_checked = true;
+                to_check.push(at);
             }
         }
-        for (mi, fi) in to_check {
-            self.check_failure(mi, fi, now);
+        for at in to_check {
+            self.check_failure(at, now);
         }
-        for mi in 0..self.members.len() {
-            for fi in 0..self.members[mi].instances.len() {
-                let m = &self.members[mi];
-                if m.probing() && now >= m.instances[fi].next_tick {
-                    self.tick(mi, fi, now, random);
-                }
+        for at in self.instance_refs() {
+            if self.members[at.member].probing() && now >= self.instance(at).next_tick {
+                self.tick(at, now, random);
             }
         }
         self.settle();
@@ -757,31 +547,25 @@ impl GroupProber {
         )
     }
 
-    /// A reply to one of `member`'s probes in `family`, with the RTT XDP
-    /// measured. Discovery replies must not come from our own addresses
-    /// (the caller filters them). Returns the events it causes, in order.
-    // The signature is the daemon's contract: one argument per reply field.
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_reply(
-        &mut self,
-        now: Duration,
-        member: &str,
-        family: Family,
-        seq: u16,
-        kind: ProbeKind,
-        from: IpAddr,
-        rtt: Duration,
-    ) -> Vec<ProberEvent> {
+    /// A reply to one of the probes at `now`. Discovery replies must not
+    /// come from our own addresses (the caller filters them). Returns the
+    /// events it causes, in order.
+    pub fn on_reply(&mut self, now: Duration, reply: &EchoReply) -> Vec<ProberEvent> {
         self.observe(now);
-        let target = self
-            .index(member)
+        let at = self
+            .index(reply.member)
             .filter(|&mi| self.members[mi].probing())
-            .and_then(|mi| Some((mi, self.members[mi].instance(family)?)));
-        if let Some((mi, fi)) = target {
-            match kind {
-                ProbeKind::FailureDetection => self.fd_reply(mi, fi, now, seq, from, rtt),
-                ProbeKind::RttOnly => self.rtt_reply(mi, fi, now, from, rtt),
-                ProbeKind::TargetDiscovery => self.discovery_reply(mi, fi, now, from),
+            .and_then(|member| {
+                let instance = self.members[member].instance(reply.family)?;
+                Some(InstanceRef { member, instance })
+            });
+        if let Some(at) = at {
+            match reply.kind {
+                ProbeKind::FailureDetection => {
+                    self.fd_reply(at, now, reply.seq, reply.from, reply.rtt)
+                }
+                ProbeKind::RttOnly => self.rtt_reply(at, now, reply.from, reply.rtt),
+                ProbeKind::TargetDiscovery => self.discovery_reply(at, now, reply.from),
             }
             self.settle();
         }
@@ -790,24 +574,20 @@ impl GroupProber {
 
     /// The group's current failure detection time (raised or configured).
     pub fn fdt(&self) -> Duration {
-        self.fdt
+        self.fdt.current
     }
 
     /// A new configured FDT (reload): the FDT starts over from it, and
     /// when it changed every instance probes at once and then at the new
     /// interval (its next tick may have been a long old interval away).
     pub fn set_configured_fdt(&mut self, fdt: Duration) {
-        if fdt != self.configured_fdt {
+        if fdt != self.fdt.configured {
             let now = self.last_now;
             for i in self.members.iter_mut().flat_map(|m| &mut m.instances) {
                 i.restart(now);
             }
         }
-        self.configured_fdt = fdt;
-        self.user_interval = fdt / PROBES_PER_FDT;
-        self.fdt = fdt;
-        self.interval = self.user_interval;
-        self.last_raise = None;
+        self.fdt = Fdt::new(fdt);
         self.realign_fd_bases();
     }
 
@@ -874,13 +654,57 @@ impl GroupProber {
         self.members.iter().position(|m| m.name == member)
     }
 
-    fn report(&mut self, mi: usize, fi: usize, sent: &Sent, outcome: ProbeOutcome) {
+    /// Every member's every instance, members in order, IPv4 first.
+    fn instance_refs(&self) -> Vec<InstanceRef> {
+        self.members
+            .iter()
+            .enumerate()
+            .flat_map(|(member, m)| {
+                (0..m.instances.len()).map(move |instance| InstanceRef { member, instance })
+            })
+            .collect()
+    }
+
+    fn instance(&self, at: InstanceRef) -> &Instance {
+        &self.members[at.member].instances[at.instance]
+    }
+
+    fn instance_mut(&mut self, at: InstanceRef) -> &mut Instance {
+        &mut self.members[at.member].instances[at.instance]
+    }
+
+    /// The time is now `now`; `member`'s index if it is here and `differs`
+    /// says the change at hand would change it.
+    fn changing(
+        &mut self,
+        member: &str,
+        now: Duration,
+        differs: impl Fn(&Member) -> bool,
+    ) -> Option<usize> {
+        self.observe(now);
+        self.index(member).filter(|&mi| differs(&self.members[mi]))
+    }
+
+    /// Probing resumes at `now` (link up, online); a member without
+    /// probing that works again ends a group failure.
+    fn resume(&mut self, mi: usize, now: Duration) {
+        let m = &mut self.members[mi];
+        for i in &mut m.instances {
+            i.restart(now);
+        }
+        if m.working(false) && m.instances.is_empty() {
+            self.group_repaired();
+        }
+    }
+
+    fn report(&mut self, at: InstanceRef, sent: &Sent, outcome: ProbeOutcome) {
         if self.reports.len() == MAX_REPORTS {
             self.reports.pop_front();
         }
+        let m = &self.members[at.member];
         self.reports.push_back(ProbeReport {
-            member: self.members[mi].name.clone(),
-            family: self.members[mi].instances[fi].family,
+            member: m.name.clone(),
+            family: m.instances[at.instance].family,
             seq: sent.seq,
             target: sent.target,
             sent: sent.at,
@@ -888,695 +712,66 @@ impl GroupProber {
         });
     }
 
-    /// Probing stops (link down, offline): the history goes, so that
-    /// repair is judged on fresh probes, and the policy now holds the
-    /// member's probes as not working.
-    fn stop(&mut self, mi: usize) {
-        let m = &mut self.members[mi];
-        if !m.instances.is_empty() {
-            m.ok = false;
+    /// Reports probes just lost, oldest first. Returns whether there were
+    /// any.
+    fn report_lost(&mut self, at: InstanceRef, lost: Vec<Sent>) -> bool {
+        let any = !lost.is_empty();
+        for s in lost {
+            self.report(at, &s, ProbeOutcome::Lost);
         }
-        for i in &mut m.instances {
-            i.history.clear();
-            i.targets.reset_rtt();
-        }
+        any
     }
 
     /// Applies the explicit targets and the member's routers of the
     /// instance's family.
-    fn refresh_routers(&mut self, mi: usize, fi: usize) {
+    fn refresh_routers(&mut self, at: InstanceRef) {
         let now = self.last_now;
-        let family = self.members[mi].instances[fi].family;
+        let m = &mut self.members[at.member];
+        let i = &mut m.instances[at.instance];
+        let family = i.family;
         let explicit: Vec<IpAddr> = self
             .explicit
             .iter()
             .filter(|a| Family::of(a) == family)
             .copied()
             .collect();
-        let routers = self.members[mi].routers[fam(family)].clone();
-        let removed = self.members[mi].instances[fi]
+        let removed = i
             .targets
-            .set_router_targets(&explicit, &routers, now);
-        self.forget(mi, fi, &removed);
+            .set_router_targets(&explicit, &m.routers[fam(family)], now);
+        self.forget(at, &removed);
     }
 
     /// Targets removed from an instance: their pending probes are lost
-    /// (in.mpathd's `reset_pii_probes`) and no reply can count for them
-    /// any more; with no target left, the history means nothing.
-    fn forget(&mut self, mi: usize, fi: usize, removed: &[IpAddr]) {
+    /// and no reply can count for them any more.
+    fn forget(&mut self, at: InstanceRef, removed: &[IpAddr]) {
         let now = self.last_now;
-        let mut lost = Vec::new();
-        let i = &mut self.members[mi].instances[fi];
-        for s in &mut i.history {
-            if s.target.is_some_and(|t| removed.contains(&t)) {
-                if s.fate == Fate::Pending {
-                    s.fate = Fate::Lost(now);
-                    lost.push(s.clone());
-                }
-                s.target = None;
-            }
-        }
-        if i.targets.is_empty() {
-            i.history.clear();
-        }
-        for s in lost {
-            self.report(mi, fi, &s, ProbeOutcome::Lost);
-        }
+        let lost = self.instance_mut(at).forget(removed, now);
+        self.report_lost(at, lost);
     }
 
     /// Marks the pending probes whose deadline has come as lost. Returns
     /// whether any was.
-    fn mark_losses(&mut self, mi: usize, fi: usize, now: Duration) -> bool {
-        let interval = self.interval;
-        let i = &mut self.members[mi].instances[fi];
-        let mut lost = Vec::new();
-        for k in 0..i.history.len() {
-            if i.history[k].fate != Fate::Pending {
-                continue;
-            }
-            let deadline = i.deadline(&i.history[k], interval);
-            if deadline <= now {
-                i.history[k].fate = Fate::Lost(deadline);
-                lost.push(i.history[k].clone());
-            }
-        }
-        let any = !lost.is_empty();
-        for s in lost {
-            self.report(mi, fi, &s, ProbeOutcome::Lost);
-        }
-        any
+    fn mark_losses(&mut self, at: InstanceRef, now: Duration) -> bool {
+        let interval = self.fdt.interval;
+        let lost = self.instance_mut(at).lose_due(now, interval);
+        self.report_lost(at, lost)
     }
 
     /// Gives up the oldest pending probes so that at most
     /// [`MAX_OUTSTANDING`] are pending once the next one is sent. Returns
     /// whether any was.
-    fn give_up_outstanding(&mut self, mi: usize, fi: usize, now: Duration) -> bool {
-        let i = &mut self.members[mi].instances[fi];
-        let mut pending: VecDeque<usize> = (0..i.history.len())
-            .filter(|&k| i.history[k].fate == Fate::Pending)
-            .collect();
-        let mut lost = Vec::new();
-        while pending.len() >= MAX_OUTSTANDING {
-            let k = pending.pop_front().expect("not empty");
-            i.history[k].fate = Fate::Lost(now);
-            lost.push(i.history[k].clone());
-        }
-        let any = !lost.is_empty();
-        for s in lost {
-            self.report(mi, fi, &s, ProbeOutcome::Lost);
-        }
-        any
-    }
-
-    fn queue_discovery(&mut self, mi: usize, fi: usize) {
-        let family = self.members[mi].instances[fi].family;
-        let probe = ProbeToSend {
-            member: self.members[mi].name.clone(),
-            family,
-            seq: 0,
-            target: family.all_nodes(),
-            kind: ProbeKind::TargetDiscovery,
-        };
-        if !self.sends.contains(&probe) {
-            self.sends.push(probe);
-        }
-    }
-
-    /// One tick of an instance (in.mpathd's `phyint_inst_timer`).
-    fn tick(&mut self, mi: usize, fi: usize, now: Duration, random: &mut dyn FnMut() -> f64) {
-        let (user, interval) = (self.user_interval, self.interval);
-        let jitter = user.mul_f64(
-            MIN_RANDOM_FACTOR + (MAX_RANDOM_FACTOR - MIN_RANDOM_FACTOR) * fraction(random),
-        );
-        let name = self.members[mi].name.clone();
-        let i = &mut self.members[mi].instances[fi];
-        i.next_tick = i.base + jitter;
-        if now > i.next_tick {
-            // Called late (a busy host): skip the missed ticks, keeping the
-            // base times on their period.
-            let skip = user.saturating_mul(periods(now - i.next_tick, user).saturating_add(1));
-            i.next_tick += skip;
-            i.base += skip;
-        }
-        i.base += user;
-        if i.targets.active_count() == 0 {
-            i.fd_base = i.base;
-            self.queue_discovery(mi, fi);
-            return;
-        }
-        if user != interval && i.next_tick < i.fd_base {
-            // The FDT is raised and the next failure-detection probe is not
-            // due before the next tick: keep the RTT estimates fresh.
-            if let Some(target) = i.targets.next_rtt_target(now) {
-                let family = i.family;
-                self.sends.push(ProbeToSend {
-                    member: name,
-                    family,
-                    seq: 0,
-                    target,
-                    kind: ProbeKind::RttOnly,
-                });
-            }
-            return;
-        }
-        if user == interval {
-            i.fd_base = i.base;
-        } else {
-            i.fd_base += interval;
-            if now > i.fd_base {
-                i.fd_base +=
-                    interval.saturating_mul(periods(now - i.fd_base, interval).saturating_add(1));
-            }
-        }
-        if self.give_up_outstanding(mi, fi, now) {
-            self.check_failure(mi, fi, now);
-        }
-        let i = &mut self.members[mi].instances[fi];
-        let Some(target) = i.targets.next_target(now) else {
-            // A group failure just flushed the hosts.
-            self.queue_discovery(mi, fi);
-            return;
-        };
-        let seq = i.snxt;
-        i.snxt = seq.wrapping_add(1);
-        if i.history.len() == PROBE_HISTORY {
-            i.history.pop_front();
-        }
-        i.history.push_back(Sent {
-            seq,
-            target: Some(target),
-            at: now,
-            fate: Fate::Pending,
-        });
-        let family = i.family;
-        let lone_host = !i.targets.are_routers() && i.targets.active_count() == 1;
-        self.sends.push(ProbeToSend {
-            member: name,
-            family,
-            seq,
-            target,
-            kind: ProbeKind::FailureDetection,
-        });
-        if lone_host {
-            // A single host target gives no resilience: look for more.
-            self.queue_discovery(mi, fi);
-        }
-    }
-
-    /// After losses: a dead target, an interface failure or a group
-    /// failure (in.mpathd's `failure_state`).
-    fn check_failure(&mut self, mi: usize, fi: usize, now: Duration) {
-        let m = &self.members[mi];
-        if !m.ok || !m.probing() {
-            return;
-        }
-        let i = &m.instances[fi];
-        // Losses during the start-up quiet period may be a switch port
-        // still blocking (spanning tree): judge them when it ends.
-        if now < i.quiet_until {
-            return;
-        }
-        let (losses, first_loss) = i.consecutive_losses();
-        if losses < NUM_PROBE_FAILS {
-            if let Some(target) = i.latest_lost_target() {
-                if i.consecutive_target_losses(target) >= NUM_PROBE_FAILS {
-                    self.target_dead(mi, fi, target, now);
-                }
-            }
-            return;
-        }
-        let mut first_loss = first_loss.unwrap_or(now);
-        for (fj, other) in m.instances.iter().enumerate() {
-            if fj == fi || other.targets.active_count() == 0 {
-                continue;
-            }
-            // Both families probe: the member fails only if both do.
-            let (losses, first) = other.consecutive_losses();
-            if losses < NUM_PROBE_FAILS {
-                return;
-            }
-            first_loss = first.map_or(first_loss, |t| t.min(first_loss));
-        }
-        let interface_failure = self
-            .members
-            .iter()
-            .enumerate()
-            .any(|(j, o)| j != mi && o.shows_life_since(first_loss, self.group_failed));
-        if interface_failure {
-            self.fail_member(mi);
-        } else {
-            self.group_failure(mi);
-        }
-    }
-
-    fn target_dead(&mut self, mi: usize, fi: usize, target: IpAddr, now: Duration) {
-        let i = &mut self.members[mi].instances[fi];
-        if i.targets.declare_dead(target, now) == SetAside::Deleted {
-            self.forget(mi, fi, &[target]);
-            self.queue_discovery(mi, fi);
-        }
-    }
-
-    fn fail_member(&mut self, mi: usize) {
-        let m = &mut self.members[mi];
-        m.ok = false;
-        for i in &mut m.instances {
-            i.targets.reset_rtt();
-        }
-        self.events.push(ProberEvent::Failure(m.name.clone()));
-    }
-
-    /// Every member failed together, `first` noticed it: they all fail and
-    /// the host targets go, since they may all have changed at once; the
-    /// next probes rediscover them (in.mpathd's GROUP_FAILURE and
-    /// `target_flush_hosts`).
-    fn group_failure(&mut self, first: usize) {
-        self.group_failed = true;
-        let order = std::iter::once(first).chain((0..self.members.len()).filter(|&j| j != first));
-        for mi in order {
-            let m = &mut self.members[mi];
-            if m.ok && m.probing() {
-                m.ok = false;
-                self.events.push(ProberEvent::Failure(m.name.clone()));
-            }
-        }
-        for mi in 0..self.members.len() {
-            for fi in 0..self.members[mi].instances.len() {
-                let i = &mut self.members[mi].instances[fi];
-                i.targets.reset_rtt();
-                let flushed = i.targets.flush_hosts();
-                self.forget(mi, fi, &flushed);
-            }
-            let m = &mut self.members[mi];
-            if !m.instances.is_empty() && !m.ok {
-                m.awaiting_group_repair = true;
-            }
-        }
-    }
-
-    fn repair_member(&mut self, mi: usize) {
-        let m = &mut self.members[mi];
-        m.ok = true;
-        m.awaiting_group_repair = false;
-        m.kept_failed_until = None;
-        self.events.push(ProberEvent::Repair(m.name.clone()));
-        self.group_repaired();
-    }
-
-    /// Some member works again: the group failure is over, and members
-    /// without targets are treated as working again.
-    fn group_repaired(&mut self) {
-        if self.group_failed {
-            self.group_failed = false;
-            for m in &mut self.members {
-                m.awaiting_group_repair = false;
-            }
-        }
-    }
-
-    /// Repairs the failed members that have no target at all: without
-    /// targets a member is treated as working (probe state `unknown`).
-    fn settle(&mut self) {
-        let now = self.last_now;
-        while let Some(mi) = self.members.iter().position(|m| {
-            !m.ok
-                && m.probing()
-                && !m.awaiting_group_repair
-                && m.kept_failed_until.is_none_or(|until| now >= until)
-                && !m.has_targets()
-        }) {
-            self.repair_member(mi);
-        }
-    }
-
-    fn fd_reply(
-        &mut self,
-        mi: usize,
-        fi: usize,
-        now: Duration,
-        seq: u16,
-        from: IpAddr,
-        rtt: Duration,
-    ) {
-        let (interval, group_failed) = (self.interval, self.group_failed);
-        let ok = self.members[mi].ok;
-        let i = &mut self.members[mi].instances[fi];
-        // Only the last PROBE_HISTORY probes are remembered: anything else
-        // is out of window.
-        let Some(pos) = i.history.iter().rposition(|s| s.seq == seq) else {
-            return;
-        };
-        let sent = &i.history[pos];
-        // From the target the probe went to, and the first reply to it.
-        if sent.target != Some(from) || matches!(sent.fate, Fate::Acked(_)) {
-            return;
-        }
-        i.history[pos].fate = Fate::Acked(now);
-        let sent = i.history[pos].clone();
-        if now < i.quiet_until {
-            // Our probes get through: no quiet period needed any more.
-            i.quiet_until = now;
-            i.quiet_checked = true;
-        }
-        let sample = ok && !group_failed && i.newest_ack_of_target(pos, from);
-        if sample {
-            if let Some(t) = i.targets.get_mut(from) {
-                t.rtt.sample(rtt, interval, SampleKind::FailureDetection);
-            }
-        }
-        self.report(mi, fi, &sent, ProbeOutcome::Acked { rtt });
-        if sample {
-            self.adapt(mi, fi, from, now, SampleKind::FailureDetection);
-        }
-        let m = &self.members[mi];
-        if !m.ok {
-            let i = &m.instances[fi];
-            if i.consecutive_acks() >= NUM_PROBE_REPAIRS
-                || i.consecutive_target_acks(from) >= NUM_PROBE_REPAIRS
-            {
-                self.repair_member(mi);
-            }
-        }
-    }
-
-    fn rtt_reply(&mut self, mi: usize, fi: usize, now: Duration, from: IpAddr, rtt: Duration) {
-        if !self.members[mi].ok || self.group_failed {
-            return;
-        }
-        let interval = self.interval;
-        let Some(t) = self.members[mi].instances[fi].targets.get_mut(from) else {
-            return;
-        };
-        t.rtt.sample(rtt, interval, SampleKind::RttOnly);
-        self.adapt(mi, fi, from, now, SampleKind::RttOnly);
-    }
-
-    /// A responder to discovery becomes a host target of every member
-    /// probing in that family that takes hosts (in.mpathd's
-    /// `incoming_mcast_reply`).
-    fn discovery_reply(&mut self, mi: usize, fi: usize, now: Duration, from: IpAddr) {
-        let i = &self.members[mi].instances[fi];
-        let family = i.family;
-        let usable = match from {
-            IpAddr::V4(a) => !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast(),
-            // IPv6 probes come from the link-local address and only
-            // link-local replies count (in.mpathd).
-            IpAddr::V6(a) => a.is_unicast_link_local(),
-        };
-        // Routers win over hosts, and the receiving member must have room.
-        if !usable
-            || Family::of(&from) != family
-            || i.targets.are_routers()
-            || i.targets.len() >= super::MAX_PROBE_TARGETS
-        {
-            return;
-        }
-        for m in &mut self.members {
-            if let Some(fj) = m.instance(family) {
-                m.instances[fj].targets.add_host(from, now);
-            }
-        }
-    }
-
-    /// After an RTT sample of `target`: set it aside as slow, raise the
-    /// FDT, or lower it (in.mpathd's `incoming_echo_reply` and
-    /// `incoming_rtt_reply`).
-    fn adapt(&mut self, mi: usize, fi: usize, target: IpAddr, now: Duration, kind: SampleKind) {
-        let interval = self.interval;
-        let i = &self.members[mi].instances[fi];
-        let Some(crtt) = i.targets.get(target).and_then(|t| t.rtt.crtt()) else {
-            return;
-        };
-        if kind == SampleKind::FailureDetection && crtt > interval {
-            if i.targets.is_exception(target, interval) {
-                // One slow target among fast ones: avoid it rather than
-                // slow the whole group down.
-                let i = &mut self.members[mi].instances[fi];
-                if i.targets.declare_slow(target, now) == SetAside::Deleted {
-                    self.forget(mi, fi, &[target]);
-                    self.queue_discovery(mi, fi);
-                }
-                return;
-            }
-            self.interval = crtt.saturating_mul(NEXT_FDT_MULTIPLE);
-            self.fdt = self.interval.saturating_mul(PROBES_PER_FDT);
-            self.last_raise = Some(now);
-            self.events.push(ProberEvent::FdtRaised {
-                group: self.group.clone(),
-                family: i.family,
-                member: self.members[mi].name.clone(),
-                requested_fdt: self.configured_fdt,
-                new_fdt: self.fdt,
-            });
-        } else if crtt < interval / LOWER_FDT_TRIGGER
-            && self.configured_fdt < self.fdt
-            && self
-                .last_raise
-                .is_some_and(|raised| raised + FDT_SETTLING_TIME < now)
-            && self.crtt_improved()
-        {
-            self.fdt = (self.fdt / NEXT_FDT_MULTIPLE).max(self.configured_fdt);
-            if self.fdt == self.configured_fdt {
-                // Exactly the configured interval again (no rounding), and
-                // failure-detection probes back on every tick.
-                self.interval = self.user_interval;
-                self.realign_fd_bases();
-            } else {
-                self.interval = self.fdt / PROBES_PER_FDT;
-            }
-            self.events.push(ProberEvent::FdtImproved {
-                group: self.group.clone(),
-                family: self.members[mi].instances[fi].family,
-                member: self.members[mi].name.clone(),
-                new_fdt: self.fdt,
-            });
-        }
-    }
-
-    /// Every working member's active targets are fast enough for a lower
-    /// FDT (in.mpathd's `check_pg_crtt_improved`).
-    fn crtt_improved(&self) -> bool {
-        self.members.iter().all(|m| {
-            !m.ok
-                || m.instances.iter().all(|i| {
-                    i.targets.active_count() == 0 || i.targets.crtt_improved(self.interval)
-                })
-        })
-    }
-
-    /// in.mpathd's `reset_snxt_basetimes`.
-    fn realign_fd_bases(&mut self) {
-        for m in &mut self.members {
-            for i in &mut m.instances {
-                i.fd_base = i.base;
-            }
-        }
+    fn give_up_outstanding(&mut self, at: InstanceRef, now: Duration) -> bool {
+        let lost = self.instance_mut(at).history.give_up_outstanding(now);
+        self.report_lost(at, lost)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::sim::*;
     use super::*;
-    use crate::probe::targets::{RttEstimator, TargetStatus};
-    use std::net::{Ipv4Addr, Ipv6Addr};
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    fn secs(n: u64) -> Duration {
-        Duration::from_secs(n)
-    }
-
-    fn at(s: u64, ms_: u64) -> Duration {
-        secs(s) + ms(ms_)
-    }
-
-    fn v4(d: u8) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::new(192, 0, 2, d))
-    }
-
-    fn ll(d: u16) -> IpAddr {
-        IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, d))
-    }
-
-    /// FDT 7 s: a 1 s interval keeps the arithmetic readable.
-    const FDT: Duration = Duration::from_secs(7);
-    const QUIET: Duration = Duration::from_secs(40);
-    const RTT: Duration = Duration::from_millis(10);
-
-    fn failure(m: &str) -> ProberEvent {
-        ProberEvent::Failure(m.into())
-    }
-
-    fn repair(m: &str) -> ProberEvent {
-        ProberEvent::Repair(m.into())
-    }
-
-    /// Randomness that always says `r`: with 1.0, members start one
-    /// interval after being added and probe every interval exactly.
-    fn always(r: f64) -> Box<dyn FnMut() -> f64> {
-        Box::new(move || r)
-    }
-
-    fn cycle(values: Vec<f64>) -> Box<dyn FnMut() -> f64> {
-        let mut i = 0;
-        Box::new(move || {
-            i += 1;
-            values[(i - 1) % values.len()]
-        })
-    }
-
-    /// Who answers a probe sent at some time: (from, rtt) for each reply.
-    type Net = Box<dyn FnMut(Duration, &ProbeToSend) -> Vec<(IpAddr, Duration)>>;
-
-    /// Every unicast probe answered by its target after `RTT`.
-    fn answering() -> Net {
-        Box::new(|_, p| match p.kind {
-            ProbeKind::TargetDiscovery => vec![],
-            _ => vec![(p.target, RTT)],
-        })
-    }
-
-    /// A group driven by the daemon's loop over simulated time.
-    struct Sim {
-        p: GroupProber,
-        now: Duration,
-        rand: Box<dyn FnMut() -> f64>,
-        net: Net,
-        in_flight: Vec<(Duration, ProbeToSend, IpAddr, Duration)>,
-        sent: Vec<(Duration, ProbeToSend)>,
-        /// Replies delivered: arrival, the probe, from.
-        replies: Vec<(Duration, ProbeToSend, IpAddr)>,
-        events: Vec<(Duration, ProberEvent)>,
-    }
-
-    impl Sim {
-        fn new(rand: Box<dyn FnMut() -> f64>, net: Net) -> Sim {
-            Sim {
-                p: GroupProber::new("g", FDT, QUIET),
-                now: Duration::ZERO,
-                rand,
-                net,
-                in_flight: Vec::new(),
-                sent: Vec::new(),
-                replies: Vec::new(),
-                events: Vec::new(),
-            }
-        }
-
-        fn add(&mut self, member: &str, families: &[Family]) {
-            self.p
-                .add_member(member, families, self.now, &mut *self.rand);
-        }
-
-        fn run_until(&mut self, end: Duration) {
-            for _ in 0..1_000_000 {
-                let reply = self.in_flight.iter().map(|r| r.0).min();
-                let deadline = self.p.next_deadline();
-                let next = match (reply, deadline) {
-                    (Some(r), Some(d)) => r.min(d),
-                    (r, d) => match r.or(d) {
-                        Some(t) => t,
-                        None => break,
-                    },
-                };
-                if next > end {
-                    break;
-                }
-                self.now = self.now.max(next);
-                // Replies first at equal times (a reply racing its deadline).
-                self.in_flight.sort_by_key(|r| r.0);
-                while self.in_flight.first().is_some_and(|r| r.0 <= self.now) {
-                    let (_, probe, from, rtt) = self.in_flight.remove(0);
-                    let events = self.p.on_reply(
-                        self.now,
-                        &probe.member,
-                        probe.family,
-                        probe.seq,
-                        probe.kind,
-                        from,
-                        rtt,
-                    );
-                    self.replies.push((self.now, probe, from));
-                    self.events
-                        .extend(events.into_iter().map(|e| (self.now, e)));
-                }
-                if self.p.next_deadline().is_some_and(|d| d <= self.now) {
-                    let (sends, events) = self.p.poll(self.now, &mut *self.rand);
-                    self.events
-                        .extend(events.into_iter().map(|e| (self.now, e)));
-                    for probe in sends {
-                        for (from, rtt) in (self.net)(self.now, &probe) {
-                            self.in_flight
-                                .push((self.now + rtt, probe.clone(), from, rtt));
-                        }
-                        self.sent.push((self.now, probe));
-                    }
-                }
-            }
-            self.now = self.now.max(end);
-        }
-
-        /// After a state change outside poll: the events it queued.
-        fn settle(&mut self) {
-            self.run_until(self.now);
-        }
-
-        fn fd_probes(&self, member: &str) -> Vec<(Duration, IpAddr, u16)> {
-            self.probes(member, ProbeKind::FailureDetection)
-                .into_iter()
-                .map(|(t, p)| (t, p.target, p.seq))
-                .collect()
-        }
-
-        fn probes(&self, member: &str, kind: ProbeKind) -> Vec<(Duration, ProbeToSend)> {
-            self.sent
-                .iter()
-                .filter(|(_, p)| p.member == member && p.kind == kind)
-                .cloned()
-                .collect()
-        }
-
-        fn crtt(&self, member: &str, family: Family, target: IpAddr) -> Duration {
-            let view = self.p.view(member, family).unwrap();
-            let t = view.targets.iter().find(|t| t.address == target).unwrap();
-            t.crtt.unwrap()
-        }
-
-        fn estimator(&self, member: &str, family: Family, target: IpAddr) -> RttEstimator {
-            let m = &self.p.members[self.p.index(member).unwrap()];
-            let i = &m.instances[m.instance(family).unwrap()];
-            i.targets.get(target).unwrap().rtt.clone()
-        }
-
-        fn targets(&self, member: &str, family: Family) -> Vec<IpAddr> {
-            let view = self.p.view(member, family).unwrap();
-            view.targets.iter().map(|t| t.address).collect()
-        }
-    }
-
-    /// Members a and b probing in IPv4, target 192.0.2.1 answering in
-    /// 10 ms, except as `net` says.
-    fn pair(rand: Box<dyn FnMut() -> f64>, net: Net) -> Sim {
-        let mut sim = Sim::new(rand, net);
-        sim.p.set_explicit_targets(vec![v4(1)]);
-        sim.add("a", &[Family::V4]);
-        sim.add("b", &[Family::V4]);
-        sim
-    }
-
-    /// Answers everything but `member`'s failure-detection probes sent in
-    /// [from, to).
-    fn outage(member: &'static str, from: Duration, to: Duration) -> Net {
-        Box::new(move |t, p| {
-            if p.member == member && t >= from && t < to || p.kind == ProbeKind::TargetDiscovery {
-                vec![]
-            } else {
-                vec![(p.target, RTT)]
-            }
-        })
-    }
+    use crate::model::ProbeMode;
+    use crate::probe::MIN_LOSS_WAIT;
 
     /// With XDP's µs-exact RTTs the CRTT is tiny; a reply a little later
     /// than that, but within MIN_LOSS_WAIT, is still no loss.
@@ -1650,93 +845,6 @@ mod tests {
         assert_eq!(ProbeMode::Multicast.to_string(), "multicast");
     }
 
-    #[test]
-    fn probes_follow_the_random_schedule_and_failure_comes_at_the_fifth_loss() {
-        let mut sim = pair(
-            cycle(vec![0.3, 0.6, 0.0, 1.0, 0.8, 0.45, 0.1]),
-            outage("a", at(10, 500), secs(1000)),
-        );
-        sim.run_until(secs(12));
-        // The last acknowledged probe of a was before the outage: its
-        // target's CRTT stays as it is until the failure.
-        let crtt = sim.crtt("a", Family::V4, v4(1));
-        sim.run_until(secs(30));
-        for member in ["a", "b"] {
-            let times: Vec<Duration> = sim.fd_probes(member).iter().map(|p| p.0).collect();
-            // Start within one interval, then each probe 0.5 to 1 interval
-            // after its base time, the base times one interval apart.
-            assert!(times[0] <= secs(1));
-            for (k, t) in times.iter().enumerate().skip(1) {
-                let base = times[0] + secs(k as u64 - 1);
-                assert!(
-                    *t >= base + ms(500) && *t <= base + secs(1),
-                    "{member} {k} {t:?}"
-                );
-            }
-            // One target, probed in sequence from 1.
-            let seqs: Vec<u16> = sim.fd_probes(member).iter().map(|p| p.2).collect();
-            assert_eq!(seqs, (1..=seqs.len() as u16).collect::<Vec<_>>());
-        }
-        let lost: Vec<Duration> = sim
-            .fd_probes("a")
-            .iter()
-            .map(|p| p.0)
-            .filter(|t| *t >= at(10, 500))
-            .collect();
-        // Lost at the target's CRTT after sending; failed at the fifth.
-        assert_eq!(sim.events, [(lost[4] + crtt, failure("a"))]);
-        // b kept answering: an interface failure, not a group failure.
-        assert_eq!(sim.p.probe_state("a"), ProbeState::Failed);
-        assert_eq!(sim.p.probe_state("b"), ProbeState::Ok);
-        // a keeps probing its target, to see the repair.
-        assert_eq!(sim.targets("a", Family::V4), [v4(1)]);
-    }
-
-    #[test]
-    fn repair_comes_at_the_tenth_acknowledged_probe() {
-        let mut sim = pair(always(1.0), outage("a", at(10, 500), at(20, 500)));
-        sim.run_until(secs(12));
-        let crtt = sim.crtt("a", Family::V4, v4(1));
-        sim.run_until(secs(40));
-        // Probes every second from 1 s; a's probes at 11..=20 get no reply.
-        assert_eq!(
-            sim.events,
-            [
-                (secs(15) + crtt, failure("a")),
-                // Probes 21..=30 answered in 10 ms: the tenth at 30.010.
-                (at(30, 10), repair("a")),
-            ]
-        );
-        assert_eq!(sim.p.probe_state("a"), ProbeState::Ok);
-    }
-
-    /// A restart of ipmpd: the member its probes had failed stays failed
-    /// through the quiet period until ten acknowledged probes.
-    #[test]
-    fn a_kept_failure_needs_ten_acknowledged_probes() {
-        let mut sim = pair(always(1.0), outage("a", Duration::ZERO, secs(20)));
-        sim.p.restore_failed("a", Duration::ZERO);
-        sim.run_until(secs(20));
-        assert_eq!(sim.events, []);
-        assert_eq!(sim.p.probe_state("a"), ProbeState::Failed);
-        // Probes from 20 s on are answered: the tenth at 29.010.
-        sim.run_until(secs(40));
-        assert_eq!(sim.events, [(at(29, 10), repair("a"))]);
-    }
-
-    /// Without targets a member is working, but a kept failure waits for
-    /// the quiet period (its targets may still be found) before that.
-    #[test]
-    fn a_kept_failure_without_targets_waits_for_the_quiet_period() {
-        let mut sim = Sim::new(always(1.0), Box::new(|_, _| vec![]));
-        sim.add("a", &[Family::V4]);
-        sim.p.restore_failed("a", Duration::ZERO);
-        sim.run_until(QUIET - ms(1));
-        assert_eq!(sim.events, []);
-        sim.run_until(QUIET + secs(1));
-        assert_eq!(sim.events, [(QUIET, repair("a"))]);
-    }
-
     /// A reload that lowers the FDT again probes at once, not a long old
     /// interval later.
     #[test]
@@ -1754,677 +862,6 @@ mod tests {
             after[0] <= secs(7),
             "first probe after the reload: {after:?}"
         );
-    }
-
-    #[test]
-    fn losses_are_ignored_during_the_startup_quiet_period() {
-        // Nobody ever answers: losses from 2 s (no estimate: lost one
-        // interval after sending), but the failure waits for 40 s.
-        let mut sim = Sim::new(always(1.0), Box::new(|_, _| vec![]));
-        sim.p.set_explicit_targets(vec![v4(1)]);
-        sim.add("a", &[Family::V4]);
-        sim.run_until(secs(39));
-        assert!(sim.events.is_empty());
-        assert_eq!(sim.p.probe_state("a"), ProbeState::Ok);
-        sim.run_until(secs(41));
-        assert_eq!(sim.events, [(secs(40), failure("a"))]);
-    }
-
-    #[test]
-    fn a_member_that_starts_probing_later_gets_its_own_quiet_period() {
-        // Added at 0 s, it starts probing (its interface appears) at 30 s:
-        // its losses count only from 70 s.
-        let mut sim = Sim::new(always(1.0), Box::new(|_, _| vec![]));
-        sim.p.set_explicit_targets(vec![v4(1)]);
-        sim.add("a", &[Family::V4]);
-        sim.run_until(secs(30));
-        sim.p.start_quiet("a", secs(30));
-        sim.run_until(secs(69));
-        assert!(sim.events.is_empty());
-        sim.run_until(secs(71));
-        assert_eq!(sim.events, [(secs(70), failure("a"))]);
-    }
-
-    #[test]
-    fn a_reloaded_quiet_period_applies_to_members_added_after_it() {
-        let mut sim = Sim::new(always(1.0), Box::new(|_, _| vec![]));
-        sim.p.set_explicit_targets(vec![v4(1)]);
-        sim.p.set_startup_quiet(secs(3));
-        sim.add("a", &[Family::V4]);
-        sim.run_until(secs(10));
-        // Losses from 2 s, one a second: the fifth at 6 s, past the 3 s.
-        assert_eq!(sim.events, [(secs(6), failure("a"))]);
-    }
-
-    #[test]
-    fn the_first_acknowledged_probe_ends_the_quiet_period() {
-        // Only the first probe (at 1 s) is answered: CRTT 3 × 10 ms.
-        let mut sim = Sim::new(
-            always(1.0),
-            Box::new(|t, p| {
-                if t < secs(2) {
-                    vec![(p.target, RTT)]
-                } else {
-                    vec![]
-                }
-            }),
-        );
-        sim.p.set_explicit_targets(vec![v4(1)]);
-        sim.add("a", &[Family::V4]);
-        sim.run_until(secs(10));
-        // Probes 2..=6 lost 30 ms after sending.
-        assert_eq!(sim.events, [(at(6, 30), failure("a"))]);
-    }
-
-    #[test]
-    fn an_rtt_spike_is_held_back_once() {
-        // a's probe at 20 s takes 900 ms: alone it would push the CRTT
-        // above the interval.
-        let mut sim = pair(
-            always(1.0),
-            Box::new(|t, p| {
-                let spike = p.member == "a" && (t == secs(20) || t == secs(30) || t == secs(31));
-                vec![(p.target, if spike { ms(900) } else { RTT })]
-            }),
-        );
-        sim.run_until(at(19, 500));
-        let before = sim.estimator("a", Family::V4, v4(1));
-        sim.run_until(at(20, 950));
-        // Held back: the estimate has not moved.
-        let held = sim.estimator("a", Family::V4, v4(1));
-        assert_eq!(held.crtt(), before.crtt());
-        assert_eq!(held.held_back(), 1);
-        sim.run_until(at(21, 50));
-        // A normal reply next: the spike is dropped, the normal one applied.
-        let mut expected = before.clone();
-        expected.sample(RTT, secs(1), SampleKind::FailureDetection);
-        let now = sim.estimator("a", Family::V4, v4(1));
-        assert_eq!(
-            (now.crtt(), now.average(), now.deviation(), now.held_back()),
-            (expected.crtt(), expected.average(), expected.deviation(), 0)
-        );
-        assert!(sim.events.is_empty());
-
-        // Two spikes in a row (30 s and 31 s): both count, and the CRTT
-        // exceeds the interval with a single target: the FDT is raised to
-        // 7 intervals of 2 × CRTT, when the second reply comes.
-        sim.run_until(at(29, 500));
-        let mut expected = sim.estimator("a", Family::V4, v4(1));
-        expected.sample(ms(900), secs(1), SampleKind::FailureDetection);
-        expected.sample(ms(900), secs(1), SampleKind::FailureDetection);
-        let crtt = expected.crtt().unwrap();
-        assert!(crtt > secs(1));
-        sim.run_until(secs(32));
-        let new_fdt = crtt * 2 * 7;
-        assert_eq!(
-            sim.events,
-            [(
-                at(31, 900),
-                ProberEvent::FdtRaised {
-                    group: "g".into(),
-                    family: Family::V4,
-                    member: "a".into(),
-                    requested_fdt: FDT,
-                    new_fdt,
-                }
-            )]
-        );
-        assert_eq!(sim.p.fdt(), new_fdt);
-        assert_eq!(
-            sim.events[0].1.to_string(),
-            format!(
-                "Cannot meet requested failure detection time of 7000 ms on (inet a) new failure \
-                 detection time for group \"g\" is {} ms",
-                new_fdt.as_millis()
-            )
-        );
-    }
-
-    #[test]
-    fn a_raised_fdt_sends_rtt_only_probes_and_comes_down_after_a_minute() {
-        let mut sim = pair(
-            always(1.0),
-            Box::new(|t, p| {
-                let spike = p.member == "a" && (t == secs(10) || t == secs(11));
-                vec![(p.target, if spike { ms(900) } else { RTT })]
-            }),
-        );
-        sim.run_until(secs(12));
-        let raised = at(11, 900);
-        let events: Vec<Duration> = sim.events.iter().map(|e| e.0).collect();
-        assert_eq!(events, [raised]);
-        let high = sim.p.fdt();
-        let high_interval = high / 7;
-        sim.run_until(secs(200));
-
-        // While raised, every member still ticks every configured interval:
-        // failure-detection probes at the raised interval, RTT-only probes
-        // (sequence 0) in between.
-        let ticks: Vec<(Duration, ProbeKind, u16)> = sim
-            .sent
-            .iter()
-            .filter(|(t, p)| p.member == "a" && *t > raised && *t < raised + secs(60))
-            .map(|(t, p)| (*t, p.kind, p.seq))
-            .collect();
-        for w in ticks.windows(2) {
-            assert_eq!(w[1].0 - w[0].0, secs(1));
-        }
-        let fd: Vec<Duration> = ticks
-            .iter()
-            .filter(|t| t.1 == ProbeKind::FailureDetection)
-            .map(|t| t.0)
-            .collect();
-        assert!(fd.len() >= 10);
-        for w in fd.windows(2) {
-            assert!(w[1] - w[0] >= high_interval - secs(1), "{w:?}");
-            assert!(w[1] - w[0] <= high_interval + secs(1), "{w:?}");
-        }
-        assert!(ticks
-            .iter()
-            .filter(|t| t.1 == ProbeKind::RttOnly)
-            .all(|t| t.2 == 0));
-        assert!(ticks.iter().filter(|t| t.1 == ProbeKind::RttOnly).count() >= 30);
-
-        // Lowered on the first RTT sample more than 60 s after the raise
-        // (all targets are fast again by then), halving each time, down to
-        // the configured FDT.
-        let first_sample = sim
-            .replies
-            .iter()
-            .map(|r| r.0)
-            .find(|t| *t > raised + FDT_SETTLING_TIME)
-            .unwrap();
-        let improved: Vec<(Duration, Duration)> = sim
-            .events
-            .iter()
-            .filter_map(|(t, e)| match e {
-                ProberEvent::FdtImproved { new_fdt, .. } => Some((*t, *new_fdt)),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(improved[0], (first_sample, high / 2));
-        assert_eq!(improved.len(), 2);
-        assert_eq!(improved[1].1, FDT);
-        assert_eq!(sim.p.fdt(), FDT);
-        let (_, e) = &sim.events[2];
-        let member = match e {
-            ProberEvent::FdtImproved { member, .. } => member.clone(),
-            _ => unreachable!(),
-        };
-        assert_eq!(
-            e.to_string(),
-            format!("Improved failure detection time 7000 ms on (inet {member}) for group \"g\"")
-        );
-        // Back at the configured interval: no RTT-only probe any more.
-        let back = improved[1].0;
-        assert!(sim
-            .sent
-            .iter()
-            .filter(|(t, _)| *t > back + secs(1))
-            .all(|(_, p)| p.kind == ProbeKind::FailureDetection));
-        assert_eq!(sim.events.len(), 3);
-    }
-
-    #[test]
-    fn both_families_must_fail_and_either_repairs() {
-        let mut sim = Sim::new(
-            always(1.0),
-            Box::new(|t, p| {
-                let v4_down = t >= at(10, 500) && t < at(30, 500);
-                let v6_down = t >= at(20, 500);
-                let down = match p.family {
-                    Family::V4 => v4_down,
-                    Family::V6 => v6_down,
-                };
-                if p.member == "a" && down {
-                    vec![]
-                } else {
-                    vec![(p.target, RTT)]
-                }
-            }),
-        );
-        sim.p.set_explicit_targets(vec![v4(1), ll(1)]);
-        sim.add("a", &[Family::V4, Family::V6]);
-        sim.add("b", &[Family::V4]);
-        sim.run_until(secs(21));
-        // IPv4 alone has lost its probes since 11 s: not enough.
-        assert!(sim.events.is_empty());
-        let crtt6 = sim.crtt("a", Family::V6, ll(1));
-        sim.run_until(secs(45));
-        assert_eq!(
-            sim.events,
-            [
-                // IPv6 probes 21..=25 lost too.
-                (secs(25) + crtt6, failure("a")),
-                // IPv4 answers again from 31 s: ten of them repair, though
-                // IPv6 still fails.
-                (at(40, 10), repair("a")),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_group_failure_fails_every_member_and_flushes_host_targets() {
-        // Hosts .10 and .11 answer discovery in 5 ms and probes in 10 ms,
-        // except between 10.5 s and 30.5 s, when nothing answers at all.
-        let mut sim = Sim::new(
-            always(1.0),
-            Box::new(|t, p| {
-                if t >= at(10, 500) && t < at(30, 500) {
-                    vec![]
-                } else if p.kind == ProbeKind::TargetDiscovery {
-                    vec![(v4(10), ms(5)), (v4(11), ms(5))]
-                } else {
-                    vec![(p.target, RTT)]
-                }
-            }),
-        );
-        sim.add("a", &[Family::V4]);
-        sim.add("b", &[Family::V4]);
-        sim.run_until(secs(12));
-        assert_eq!(sim.targets("a", Family::V4), [v4(10), v4(11)]);
-        assert_eq!(sim.targets("b", Family::V4), [v4(10), v4(11)]);
-        // Discovery at 1 s, then .10 and .11 in turn: 15 s goes to .11.
-        let crtt = sim.crtt("a", Family::V4, v4(11));
-        sim.run_until(secs(30));
-        // Both lose 11..=15 at the same moments: nobody has shown life
-        // since a's first loss, so the whole group has failed.
-        assert_eq!(
-            sim.events,
-            [
-                (secs(15) + crtt, failure("a")),
-                (secs(15) + crtt, failure("b"))
-            ]
-        );
-        // The hosts went; without targets they still wait for the probes.
-        for m in ["a", "b"] {
-            let view = sim.p.view(m, Family::V4).unwrap();
-            assert_eq!((view.mode, view.targets.len()), (ProbeMode::Multicast, 0));
-            assert_eq!(sim.p.probe_state(m), ProbeState::Failed);
-        }
-        let discovery = sim.probes("a", ProbeKind::TargetDiscovery);
-        assert_eq!(discovery.last().unwrap().0, secs(30));
-        assert_eq!(
-            discovery.last().unwrap().1.target,
-            "224.0.0.1".parse::<IpAddr>().unwrap()
-        );
-        // The hosts are back: found again at 31 s, probed from 32 s, ten
-        // acknowledged probes repair both.
-        sim.run_until(secs(50));
-        assert_eq!(
-            sim.events[2..],
-            [(at(41, 10), repair("a")), (at(41, 10), repair("b"))]
-        );
-    }
-
-    #[test]
-    fn multicast_discovery_turns_responders_into_targets() {
-        // Seven responders, the nearest first; only five become targets.
-        let mut sim = Sim::new(
-            always(1.0),
-            Box::new(|_, p| match p.kind {
-                ProbeKind::TargetDiscovery => (1..=7).map(|d| (v4(20 + d), ms(d as u64))).collect(),
-                _ => vec![(p.target, RTT)],
-            }),
-        );
-        sim.add("a", &[Family::V4]);
-        assert_eq!(sim.p.probe_state("a"), ProbeState::Unknown);
-        assert_eq!(
-            sim.p.view("a", Family::V4).unwrap().mode,
-            ProbeMode::Multicast
-        );
-        sim.run_until(secs(8));
-        let hosts: Vec<IpAddr> = (21..=25).map(v4).collect();
-        assert_eq!(sim.targets("a", Family::V4), hosts);
-        assert_eq!(sim.p.probe_state("a"), ProbeState::Ok);
-        // One discovery probe at 1 s, then round-robin over the five.
-        let discovery = sim.probes("a", ProbeKind::TargetDiscovery);
-        assert_eq!(discovery.len(), 1);
-        assert_eq!(discovery[0].0, secs(1));
-        let order: Vec<IpAddr> = sim.fd_probes("a").iter().map(|p| p.1).collect();
-        assert_eq!(order, [&hosts[..], &hosts[..2]].concat());
-    }
-
-    #[test]
-    fn a_single_host_target_keeps_discovery_going() {
-        let mut sim = Sim::new(
-            always(1.0),
-            Box::new(|_, p| match p.kind {
-                ProbeKind::TargetDiscovery => vec![(v4(21), ms(1))],
-                _ => vec![(p.target, RTT)],
-            }),
-        );
-        sim.add("a", &[Family::V4]);
-        sim.run_until(secs(5));
-        // Every failure-detection probe comes with a discovery probe.
-        let kinds: Vec<(Duration, ProbeKind)> =
-            sim.sent.iter().map(|(t, p)| (*t, p.kind)).collect();
-        assert_eq!(
-            kinds,
-            [
-                (secs(1), ProbeKind::TargetDiscovery),
-                (secs(2), ProbeKind::FailureDetection),
-                (secs(2), ProbeKind::TargetDiscovery),
-                (secs(3), ProbeKind::FailureDetection),
-                (secs(3), ProbeKind::TargetDiscovery),
-                (secs(4), ProbeKind::FailureDetection),
-                (secs(4), ProbeKind::TargetDiscovery),
-                (secs(5), ProbeKind::FailureDetection),
-                (secs(5), ProbeKind::TargetDiscovery),
-            ]
-        );
-    }
-
-    #[test]
-    fn routers_win_over_discovered_hosts() {
-        let mut sim = Sim::new(
-            always(1.0),
-            Box::new(|_, p| match p.kind {
-                ProbeKind::TargetDiscovery => vec![(v4(21), ms(1)), (v4(22), ms(2))],
-                _ => vec![(p.target, RTT)],
-            }),
-        );
-        sim.add("a", &[Family::V4]);
-        sim.add("b", &[Family::V4]);
-        sim.run_until(secs(5));
-        assert_eq!(sim.targets("a", Family::V4), [v4(21), v4(22)]);
-        sim.p.set_routers("a", Family::V4, vec![v4(1)]);
-        let view = sim.p.view("a", Family::V4).unwrap();
-        assert_eq!(
-            (view.mode, sim.targets("a", Family::V4)),
-            (ProbeMode::Routes, vec![v4(1)])
-        );
-        assert_eq!(sim.targets("b", Family::V4), [v4(21), v4(22)]);
-        // A responder found by b is not a's target: a has a router.
-        sim.p.on_reply(
-            sim.now,
-            "b",
-            Family::V4,
-            0,
-            ProbeKind::TargetDiscovery,
-            v4(23),
-            ms(1),
-        );
-        assert_eq!(sim.targets("a", Family::V4), [v4(1)]);
-        assert_eq!(sim.targets("b", Family::V4), [v4(21), v4(22), v4(23)]);
-        // An explicit target comes before the routers, and drives b's hosts
-        // out too.
-        sim.p.set_explicit_targets(vec![v4(2)]);
-        assert_eq!(sim.targets("a", Family::V4), [v4(2), v4(1)]);
-        assert_eq!(sim.targets("b", Family::V4), [v4(2)]);
-        sim.run_until(secs(10));
-        assert!(sim
-            .fd_probes("a")
-            .iter()
-            .filter(|p| p.0 > secs(5))
-            .all(|p| p.1 == v4(1) || p.1 == v4(2)));
-        assert!(sim.events.is_empty());
-    }
-
-    #[test]
-    fn a_dead_host_is_replaced_through_discovery() {
-        // Hosts .21 .22 .23; .22 stops answering at 10.5 s, when .24
-        // starts answering discovery.
-        let mut sim = Sim::new(
-            always(1.0),
-            Box::new(|t, p| {
-                let late = t >= at(10, 500);
-                match p.kind {
-                    ProbeKind::TargetDiscovery if late => {
-                        vec![(v4(21), ms(1)), (v4(23), ms(3)), (v4(24), ms(4))]
-                    }
-                    ProbeKind::TargetDiscovery => {
-                        vec![(v4(21), ms(1)), (v4(22), ms(2)), (v4(23), ms(3))]
-                    }
-                    _ if late && p.target == v4(22) => vec![],
-                    _ => vec![(p.target, RTT)],
-                }
-            }),
-        );
-        sim.add("a", &[Family::V4]);
-        sim.run_until(secs(10));
-        assert_eq!(sim.targets("a", Family::V4), [v4(21), v4(22), v4(23)]);
-        let crtt = sim.crtt("a", Family::V4, v4(22));
-        sim.run_until(secs(30));
-        // .22 got the probes at 3, 6, 9, ...: 12, 15, 18, 21 and 24 are lost
-        // while the others answer. At the fifth loss it is deleted and a
-        // discovery probe goes out at once.
-        let dead = secs(24) + crtt;
-        let discovery: Vec<Duration> = sim
-            .probes("a", ProbeKind::TargetDiscovery)
-            .iter()
-            .map(|p| p.0)
-            .collect();
-        assert_eq!(discovery, [secs(1), dead]);
-        assert_eq!(sim.targets("a", Family::V4), [v4(21), v4(23), v4(24)]);
-        assert!(sim.events.is_empty());
-        assert_eq!(sim.p.probe_state("a"), ProbeState::Ok);
-    }
-
-    #[test]
-    fn a_dead_router_is_kept_and_retried_after_two_minutes() {
-        // Three routers; .2 does not answer between 10.5 s and 60 s.
-        let mut sim = Sim::new(
-            always(1.0),
-            Box::new(|t, p| {
-                if p.target == v4(2) && t >= at(10, 500) && t < secs(60) {
-                    vec![]
-                } else {
-                    vec![(p.target, RTT)]
-                }
-            }),
-        );
-        sim.add("a", &[Family::V4]);
-        sim.p
-            .set_routers("a", Family::V4, vec![v4(1), v4(2), v4(3)]);
-        sim.run_until(secs(10));
-        let crtt = sim.crtt("a", Family::V4, v4(2));
-        sim.run_until(secs(30));
-        // Probes to .2 at 2, 5, 8, ...: 11, 14, 17, 20, 23 lost.
-        let dead = secs(23) + crtt;
-        let m = &sim.p.members[0];
-        let t = m.instances[0].targets.get(v4(2)).unwrap();
-        assert_eq!((t.status, t.since), (TargetStatus::Dead, dead));
-        assert_eq!(sim.targets("a", Family::V4), [v4(1), v4(3)]);
-        assert_eq!(sim.p.view("a", Family::V4).unwrap().mode, ProbeMode::Routes);
-        sim.run_until(secs(200));
-        // Dead to slow after a minute, slow to unused after another, then
-        // probed again on the next pass.
-        let retried: Vec<Duration> = sim
-            .fd_probes("a")
-            .iter()
-            .filter(|p| p.1 == v4(2) && p.0 > dead)
-            .map(|p| p.0)
-            .collect();
-        assert!(
-            retried[0] > dead + secs(120) && retried[0] < dead + secs(130),
-            "{retried:?}"
-        );
-        assert_eq!(sim.targets("a", Family::V4), [v4(1), v4(2), v4(3)]);
-        assert!(sim.events.is_empty());
-    }
-
-    #[test]
-    fn a_slow_target_is_set_aside_instead_of_raising_the_fdt() {
-        // Four routers; .4 answers in 900 ms, the others in 10 ms.
-        let mut sim = Sim::new(
-            always(1.0),
-            Box::new(|_, p| {
-                let rtt = if p.target == v4(4) { ms(900) } else { RTT };
-                vec![(p.target, rtt)]
-            }),
-        );
-        sim.add("a", &[Family::V4]);
-        sim.p
-            .set_routers("a", Family::V4, (1..=4).map(v4).collect());
-        sim.run_until(at(8, 800));
-        // The first 900 ms sample (probe at 4 s) was held back.
-        assert_eq!(
-            sim.targets("a", Family::V4),
-            (1..=4).map(v4).collect::<Vec<_>>()
-        );
-        sim.run_until(secs(9));
-        // The second (probe at 8 s, answered at 8.9 s) confirms it: slow.
-        assert_eq!(
-            sim.targets("a", Family::V4),
-            (1..=3).map(v4).collect::<Vec<_>>()
-        );
-        let t = sim.p.members[0].instances[0]
-            .targets
-            .get(v4(4))
-            .unwrap()
-            .clone();
-        assert_eq!((t.status, t.since), (TargetStatus::Slow, at(8, 900)));
-        assert_eq!(sim.p.fdt(), FDT);
-        assert!(sim.events.is_empty());
-    }
-
-    #[test]
-    fn sequence_numbers_wrap_around() {
-        let mut sim = pair(always(1.0), answering());
-        sim.p.members[0].instances[0].snxt = 65534;
-        sim.run_until(secs(60));
-        let seqs: Vec<u16> = sim.fd_probes("a").iter().map(|p| p.2).take(4).collect();
-        assert_eq!(seqs, [65534, 65535, 0, 1]);
-        let reports = sim.p.drain_reports();
-        assert!(reports
-            .iter()
-            .all(|r| matches!(r.outcome, ProbeOutcome::Acked { .. })));
-        // Sent at 1..=60 s, the last still awaiting its reply.
-        assert_eq!(reports.iter().filter(|r| r.member == "a").count(), 59);
-        assert!(sim.events.is_empty());
-        // 65534 went out 60 probes ago, beyond the 52 remembered: its reply
-        // is out of window even though 65534 never came round again.
-        let last = sim.fd_probes("a").last().unwrap().2;
-        assert_eq!(last, 57);
-        sim.p.on_reply(
-            sim.now,
-            "a",
-            Family::V4,
-            65534,
-            ProbeKind::FailureDetection,
-            v4(1),
-            RTT,
-        );
-        assert!(sim.p.drain_reports().is_empty());
-    }
-
-    #[test]
-    fn replies_from_elsewhere_or_for_unknown_probes_do_not_count() {
-        // Nothing answers by itself; replies are handed in by the test.
-        let mut sim = Sim::new(always(1.0), Box::new(|_, _| vec![]));
-        sim.p.set_explicit_targets(vec![v4(1), v4(2)]);
-        sim.add("a", &[Family::V4]);
-        sim.run_until(at(1, 1));
-        assert_eq!(sim.fd_probes("a"), [(secs(1), v4(1), 1)]);
-        let fate = |sim: &Sim| sim.p.members[0].instances[0].history[0].fate;
-        let now = sim.now;
-        let reply = |sim: &mut Sim, seq: u16, from: IpAddr| {
-            sim.p.on_reply(
-                now,
-                "a",
-                Family::V4,
-                seq,
-                ProbeKind::FailureDetection,
-                from,
-                RTT,
-            )
-        };
-        // From another target than the probe went to.
-        reply(&mut sim, 1, v4(2));
-        // For a probe never sent.
-        reply(&mut sim, 2, v4(1));
-        reply(&mut sim, 9, v4(2));
-        assert_eq!(fate(&sim), Fate::Pending);
-        assert!(sim.p.drain_reports().is_empty());
-        // The real one, then a duplicate.
-        reply(&mut sim, 1, v4(1));
-        reply(&mut sim, 1, v4(1));
-        assert_eq!(fate(&sim), Fate::Acked(now));
-        assert_eq!(sim.p.drain_reports().len(), 1);
-        assert_eq!(sim.crtt("a", Family::V4, v4(1)), ms(30));
-        // RTT-only replies from a stranger, discovery replies that are no
-        // unicast neighbour: nothing.
-        sim.p
-            .on_reply(now, "a", Family::V4, 0, ProbeKind::RttOnly, v4(9), ms(1));
-        for from in ["0.0.0.0", "224.0.0.1", "2001:db8::1"] {
-            let from: IpAddr = from.parse().unwrap();
-            sim.p.on_reply(
-                now,
-                "a",
-                Family::V4,
-                0,
-                ProbeKind::TargetDiscovery,
-                from,
-                ms(1),
-            );
-        }
-        assert_eq!(sim.targets("a", Family::V4), [v4(1), v4(2)]);
-        // Nothing counts while the link is down.
-        sim.run_until(secs(3));
-        sim.p.link_changed("a", false, sim.now);
-        let before = sim.p.drain_reports().len();
-        reply(&mut sim, 3, v4(1));
-        assert_eq!(sim.p.drain_reports().len(), 0);
-        assert!(before > 0);
-    }
-
-    #[test]
-    fn at_most_two_probes_are_outstanding() {
-        let mut sim = Sim::new(always(1.0), Box::new(|_, _| vec![]));
-        sim.p.set_explicit_targets(vec![v4(1)]);
-        sim.add("a", &[Family::V4]);
-        // A CRTT of 2.5 s (as after a raise): probes 1 s apart would pile up.
-        let i = &mut sim.p.members[0].instances[0];
-        i.targets.get_mut(v4(1)).unwrap().rtt.sample(
-            ms(833),
-            secs(10),
-            SampleKind::FailureDetection,
-        );
-        sim.run_until(at(3, 1));
-        let fates: Vec<Fate> = sim.p.members[0].instances[0]
-            .history
-            .iter()
-            .map(|s| s.fate)
-            .collect();
-        // The probe of 1 s is given up when the one of 3 s goes out.
-        assert_eq!(fates, [Fate::Lost(secs(3)), Fate::Pending, Fate::Pending]);
-    }
-
-    #[test]
-    fn without_targets_a_member_is_unknown_and_treated_as_working() {
-        let mut sim = Sim::new(always(1.0), Box::new(|_, _| vec![]));
-        sim.add("a", &[Family::V4]);
-        sim.add("b", &[]);
-        sim.run_until(secs(5));
-        assert_eq!(sim.p.probe_state("a"), ProbeState::Unknown);
-        assert_eq!(sim.p.probe_state("b"), ProbeState::Disabled);
-        assert_eq!(sim.p.view("b", Family::V4), None);
-        assert!(sim.fd_probes("a").is_empty());
-        assert_eq!(sim.probes("a", ProbeKind::TargetDiscovery).len(), 5);
-        // Link down, then up: repaired at once, nothing to wait for.
-        sim.p.link_changed("a", false, at(5, 500));
-        sim.run_until(at(5, 500));
-        assert_eq!(sim.p.probe_state("a"), ProbeState::Failed);
-        sim.run_until(secs(7));
-        assert_eq!(sim.probes("a", ProbeKind::TargetDiscovery).len(), 5);
-        sim.p.link_changed("a", true, secs(7));
-        assert_eq!(sim.p.next_deadline(), Some(secs(7)));
-        sim.settle();
-        assert_eq!(sim.events, [(secs(7), repair("a"))]);
-        assert_eq!(sim.p.probe_state("a"), ProbeState::Unknown);
-    }
-
-    #[test]
-    fn a_member_failed_by_probes_is_repaired_when_its_targets_vanish() {
-        let mut sim = pair(always(1.0), outage("a", at(10, 500), secs(1000)));
-        sim.run_until(secs(20));
-        assert_eq!(sim.events.len(), 1);
-        sim.p.set_explicit_targets(vec![]);
-        sim.settle();
-        assert_eq!(sim.events[1], (secs(20), repair("a")));
-        assert_eq!(sim.p.probe_state("a"), ProbeState::Unknown);
-        assert_eq!(sim.p.probe_state("b"), ProbeState::Unknown);
     }
 
     #[test]
@@ -2463,32 +900,6 @@ mod tests {
         sim.p.set_offline("a", false, sim.now);
         sim.run_until(secs(30));
         assert_eq!(sim.events, [(at(24, 210), repair("a"))]);
-    }
-
-    #[test]
-    fn a_link_only_member_shows_life_by_its_link() {
-        // b has no test address: a's failure is an interface failure while
-        // b's link is up, a group failure once it is down.
-        let mut sim = Sim::new(always(1.0), outage("a", at(10, 500), secs(1000)));
-        sim.p.set_explicit_targets(vec![v4(1)]);
-        sim.add("a", &[Family::V4]);
-        sim.add("b", &[]);
-        sim.run_until(secs(30));
-        assert_eq!(sim.events.len(), 1);
-        assert_eq!(sim.events[0].1, failure("a"));
-        assert!(!sim.p.group_failed);
-
-        let mut sim = Sim::new(always(1.0), outage("a", at(10, 500), secs(1000)));
-        sim.p.set_explicit_targets(vec![v4(1)]);
-        sim.add("a", &[Family::V4]);
-        sim.add("b", &[]);
-        sim.p.link_changed("b", false, secs(5));
-        sim.run_until(secs(30));
-        assert_eq!(sim.events.len(), 1);
-        assert!(sim.p.group_failed);
-        // b's link comes back: the group works again.
-        sim.p.link_changed("b", true, secs(30));
-        assert!(!sim.p.group_failed);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Probe-based failure detection (SPEC 3.2, 3.3, Appendix A): in.mpathd's
+//! Probe-based failure detection (README "How it works"): in.mpathd's
 //! `mpd_probe.c` and the target half of `mpd_tables.c`, as pure code.
 //!
 //! [`detector::GroupProber`] makes every decision of one group's probing:
@@ -25,10 +25,12 @@ pub mod detector;
 pub mod replies;
 pub mod socket;
 pub mod targets;
+#[cfg(test)]
+mod testing;
 
 pub use detector::{
-    GroupProber, ProbeKind, ProbeMode, ProbeOutcome, ProbeReport, ProbeToSend, ProbeView,
-    ProberEvent, TargetView,
+    EchoReply, GroupProber, ProbeKind, ProbeMode, ProbeOutcome, ProbeReport, ProbeToSend,
+    ProbeView, ProberEvent, TargetView,
 };
 
 /// Consecutive lost probes that fail a member (*Solaris* NUM_PROBE_FAILS).

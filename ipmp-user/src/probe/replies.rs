@@ -1,7 +1,10 @@
 //! Probe replies from the kernel: XDP times our replies and writes them to
-//! the group's ring buffer. ipmpd drains it whenever it becomes readable
-//! and, crucially, just before deciding that a probe was lost: a reply the
-//! kernel already has must never count as a loss.
+//! the group's ring buffer. ipmpd drains it whenever it becomes readable,
+//! and each timer tick drains it once more before the prober judges losses,
+//! so that a reply the kernel already had by then never counts as a loss.
+//! A reply that arrives during the tick is read afterwards: if its probe
+//! was judged lost meanwhile, it turns it into an acknowledged one (as a
+//! late reply does), but a failure decided on that loss stands.
 use anyhow::{anyhow, Result};
 use aya::maps::{MapData, RingBuf};
 use ipmp_common::ProbeReply;

@@ -1,7 +1,7 @@
 //! The probe targets of one member in one address family, and their
-//! round-trip estimators (SPEC 3.3, Appendix A; in.mpathd's `target_*`
-//! functions in `mpd_tables.c` and `compute_crtt`/`pi_set_crtt` in
-//! `mpd_probe.c`).
+//! round-trip estimators (in.mpathd's `target_*` functions in
+//! `mpd_tables.c` and `compute_crtt`/`pi_set_crtt` in `mpd_probe.c`, which
+//! follow Jacobson and Karels, SIGCOMM '88, Appendix A).
 //!
 //! A list holds either *router-class* targets (explicit targets from the
 //! configuration, first, then routers: next hops inside the test prefix)
@@ -541,19 +541,7 @@ impl TargetList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    fn secs(n: u64) -> Duration {
-        Duration::from_secs(n)
-    }
-
-    fn addr(d: u8) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::new(192, 0, 2, d))
-    }
+    use crate::probe::testing::{ms, secs, v4 as addr};
 
     const INTERVAL: Duration = Duration::from_secs(1);
     const FD: SampleKind = SampleKind::FailureDetection;

@@ -57,6 +57,25 @@ struct Contender {
 pub fn run() -> Result<Value> {
     // ipmpd logs its own event-to-table time at debug level.
     std::env::set_var("IPMP_TEST_LOG", "debug");
+    let mut contenders = contenders()?;
+    for round in 0..ROUNDS {
+        for (i, c) in contenders.iter_mut().enumerate() {
+            let member = MEMBERS[round % MEMBERS.len()];
+            let ports = 42_000 + 100 * (round * 8 + i) as u16;
+            c.cut(member, ports..ports + 64)?;
+        }
+    }
+    Ok(json!({
+        "datagrams_per_second": (1.0 / INTERVAL.as_secs_f64()).round(),
+        "stream_datagrams": PACKETS,
+        "goal_max_lost_after_cut": 2,
+        "contenders": contenders.iter().map(Contender::summary).collect::<Vec<_>>(),
+    }))
+}
+
+/// ipmp with ipmpd running and stopped, and the kernel's ECMP route, each
+/// idle and busy, each in a topology of its own.
+fn contenders() -> Result<Vec<Contender>> {
     let mut contenders = Vec::new();
     for busy in [false, true] {
         for (name, stop_ipmpd) in [
@@ -74,37 +93,28 @@ pub fn run() -> Result<Value> {
             ));
         }
     }
-    let ecmp = Topology::build(&unique("cut"))?;
-    ecmp_route(&ecmp)?;
-    // One ECMP topology serves both loads: the kernel has no anti-flap.
-    contenders.push(Contender::new(
-        "kernel ECMP route",
-        false,
-        ecmp,
-        Mechanism::Ecmp,
-    ));
-    let ecmp_busy = Topology::build(&unique("cut"))?;
-    ecmp_route(&ecmp_busy)?;
-    contenders.push(Contender::new(
-        "kernel ECMP route",
-        true,
-        ecmp_busy,
-        Mechanism::Ecmp,
-    ));
-
-    for round in 0..ROUNDS {
-        for (i, c) in contenders.iter_mut().enumerate() {
-            let member = MEMBERS[round % MEMBERS.len()];
-            let ports = 42_000 + 100 * (round * 8 + i) as u16;
-            c.cut(member, ports..ports + 64)?;
-        }
+    for busy in [false, true] {
+        let ecmp = Topology::build(&unique("cut"))?;
+        ecmp_route(&ecmp)?;
+        contenders.push(Contender::new(
+            "kernel ECMP route",
+            busy,
+            ecmp,
+            Mechanism::Ecmp,
+        ));
     }
+    Ok(contenders)
+}
 
-    let mut rows = Vec::new();
-    for c in &contenders {
-        let mut after = c.lost_after_cut.clone();
+impl Contender {
+    /// The losses of every cut (min / median / max) and ipmpd's own
+    /// event-to-table times.
+    fn summary(&self) -> Value {
+        let mut after = self.lost_after_cut.clone();
         after.sort_unstable();
-        let event_to_table_us = match &c.mechanism {
+        let mut in_all = self.lost_in_all.clone();
+        in_all.sort_unstable();
+        let event_to_table_us = match &self.mechanism {
             Mechanism::Ipmp { daemon, .. } => {
                 let mut us = failover_table_latencies(&daemon.log_text());
                 us.sort_by(f64::total_cmp);
@@ -112,14 +122,12 @@ pub fn run() -> Result<Value> {
             }
             Mechanism::Ecmp => Vec::new(),
         };
-        let mut in_all = c.lost_in_all.clone();
-        in_all.sort_unstable();
-        rows.push(json!({
-            "mechanism": c.name,
-            "cpus": if c.busy { "busy" } else { "idle" },
+        json!({
+            "mechanism": self.name,
+            "cpus": if self.busy { "busy" } else { "idle" },
             "cuts": after.len(),
-            "lost_after_cut": c.lost_after_cut,
-            "lost_in_all": c.lost_in_all,
+            "lost_after_cut": self.lost_after_cut,
+            "lost_in_all": self.lost_in_all,
             "min": after.first(),
             "median": after[after.len() / 2],
             "max": after.last(),
@@ -127,17 +135,9 @@ pub fn run() -> Result<Value> {
             "in_all_median": in_all[in_all.len() / 2],
             "in_all_max": in_all.last(),
             "event_to_flow_table_us": event_to_table_us,
-        }));
+        })
     }
-    Ok(json!({
-        "datagrams_per_second": (1.0 / INTERVAL.as_secs_f64()).round(),
-        "stream_datagrams": PACKETS,
-        "goal_max_lost_after_cut": 2,
-        "contenders": rows,
-    }))
-}
 
-impl Contender {
     fn new(name: &'static str, busy: bool, topology: Topology, mechanism: Mechanism) -> Self {
         Contender {
             name,
