@@ -3,6 +3,8 @@
 //! libofmt (human columns, `-P` parseable lines), or as JSON.
 use std::{collections::HashMap, fmt, net::IpAddr, time::Duration};
 
+use serde::{ser::SerializeMap, Serialize, Serializer};
+
 use crate::model::{
     AddressStatus, GroupStatus, MemberState, MemberStatus, ProbeMode, ProbeRecord, ProbingStatus,
     Status,
@@ -334,54 +336,34 @@ struct Table {
 /// Prints `status` in `mode`. Rows come in snapshot order: groups in
 /// order, members in order.
 pub fn render(status: &Status, mode: Mode, opts: &OutputOptions) -> Result<Rendered, OutputError> {
+    let groups = status.groups.iter();
     let (table, warnings) = match mode {
-        Mode::Group => {
-            let (fields, warnings) = select(mode, GROUP_FIELDS, opts)?;
-            let rows = status
-                .groups
-                .iter()
-                .map(|g| fields.iter().map(|f| (f.value)(g)).collect())
-                .collect();
-            (table(&fields, rows), warnings)
-        }
+        Mode::Group => rows(mode, GROUP_FIELDS, opts, groups, |value, g| value(g))?,
         Mode::Interface => {
-            let (fields, warnings) = select(mode, INTERFACE_FIELDS, opts)?;
-            let rows = status
-                .groups
-                .iter()
-                .flat_map(|g| g.members.iter().map(move |m| (g, m)))
-                .map(|(g, m)| fields.iter().map(|f| (f.value)(g, m)).collect())
-                .collect();
-            (table(&fields, rows), warnings)
+            let members = groups.flat_map(|g| g.members.iter().map(move |m| (g, m)));
+            rows(mode, INTERFACE_FIELDS, opts, members, |value, (g, m)| {
+                value(g, m)
+            })?
         }
         Mode::Address => {
-            let (fields, warnings) = select(mode, ADDRESS_FIELDS, opts)?;
-            let rows = status
-                .groups
-                .iter()
-                .flat_map(|g| g.addresses.iter().map(move |a| (g, a)))
-                .map(|(g, a)| fields.iter().map(|f| (f.value)(g, a)).collect())
-                .collect();
-            (table(&fields, rows), warnings)
+            let addresses = groups.flat_map(|g| g.addresses.iter().map(move |a| (g, a)));
+            rows(mode, ADDRESS_FIELDS, opts, addresses, |value, (g, a)| {
+                value(g, a)
+            })?
         }
         Mode::Target => {
-            let (fields, warnings) = select(mode, TARGET_FIELDS, opts)?;
-            let rows = status
-                .groups
-                .iter()
-                .flat_map(|g| g.members.iter())
-                .flat_map(|m| {
-                    // A member that probes in no family shows one row, disabled.
-                    let families: Vec<Option<&ProbingStatus>> = if m.probing.is_empty() {
-                        vec![None]
-                    } else {
-                        m.probing.iter().map(Some).collect()
-                    };
-                    families.into_iter().map(move |p| (m, p))
-                })
-                .map(|(m, p)| fields.iter().map(|f| (f.value)(m, p)).collect())
-                .collect();
-            (table(&fields, rows), warnings)
+            let families = groups.flat_map(|g| g.members.iter()).flat_map(|m| {
+                // A member that probes in no family shows one row, disabled.
+                let families: Vec<Option<&ProbingStatus>> = if m.probing.is_empty() {
+                    vec![None]
+                } else {
+                    m.probing.iter().map(Some).collect()
+                };
+                families.into_iter().map(move |p| (m, p))
+            });
+            rows(mode, TARGET_FIELDS, opts, families, |value, (m, p)| {
+                value(m, *p)
+            })?
         }
         Mode::Probe => return render_probes(&[], opts, true),
     };
@@ -399,14 +381,17 @@ pub fn render_probes(
     opts: &OutputOptions,
     header: bool,
 ) -> Result<Rendered, OutputError> {
-    let (fields, warnings) = select(Mode::Probe, PROBE_FIELDS, opts)?;
-    let rows = probes
-        .iter()
-        .map(|p| fields.iter().map(|f| (f.value)(p)).collect())
-        .collect();
-    let table = table(&fields, rows);
+    let (table, warnings) = rows(
+        Mode::Probe,
+        PROBE_FIELDS,
+        opts,
+        probes.iter(),
+        |value, p| value(p),
+    )?;
     let text = if opts.json {
-        json_objects(&table).into_iter().map(|o| o + "\n").collect()
+        json_rows(&table)
+            .map(|row| json_text(&row) + "\n")
+            .collect()
     } else {
         output(&table, opts, header)
     };
@@ -469,11 +454,22 @@ pub fn addresses(status: &Status) -> Vec<IpAddr> {
     all
 }
 
-fn table<V>(fields: &[&Field<V>], rows: Vec<Vec<String>>) -> Table {
-    Table {
-        columns: fields.iter().map(|f| (f.name, f.width)).collect(),
-        rows,
-    }
+/// The fields of `mode` that `opts` selects (see [`select`]) read from
+/// each of `items` (`value` applies a field's reader to an item), with the
+/// warnings to give.
+fn rows<V, T>(
+    mode: Mode,
+    fields: &[Field<V>],
+    opts: &OutputOptions,
+    items: impl Iterator<Item = T>,
+    value: impl Fn(&V, &T) -> String,
+) -> Result<(Table, Vec<String>), OutputError> {
+    let (fields, warnings) = select(mode, fields, opts)?;
+    let rows = items
+        .map(|item| fields.iter().map(|f| value(&f.value, &item)).collect())
+        .collect();
+    let columns = fields.iter().map(|f| (f.name, f.width)).collect();
+    Ok((Table { columns, rows }, warnings))
 }
 
 /// ipmpstat gives ofmt this many columns for the fields shown without `-o`.
@@ -610,35 +606,38 @@ fn parseable(table: &Table) -> String {
 
 /// `--json`: an array with one object per row, keys the lower-case field
 /// names in the selected order, values as the human form prints them but
-/// empty for an empty field. Written by hand to keep the key order.
+/// empty for an empty field.
 fn json(table: &Table) -> String {
-    format!("[{}]\n", json_objects(table).join(","))
+    json_text(&json_rows(table).collect::<Vec<_>>()) + "\n"
 }
 
-fn json_objects(table: &Table) -> Vec<String> {
-    table
-        .rows
-        .iter()
-        .map(|row| {
-            let members: Vec<String> = table
-                .columns
-                .iter()
-                .zip(row)
-                .map(|(&(name, _), value)| {
-                    format!(
-                        "{}:{}",
-                        json_string(&name.to_ascii_lowercase()),
-                        json_string(value)
-                    )
-                })
-                .collect();
-            format!("{{{}}}", members.join(","))
-        })
-        .collect()
+fn json_rows(table: &Table) -> impl Iterator<Item = JsonRow<'_>> {
+    table.rows.iter().map(|values| JsonRow {
+        columns: &table.columns,
+        values,
+    })
 }
 
-fn json_string(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
+/// Compact JSON. Serializing strings into a `String` cannot fail.
+fn json_text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// One row as a JSON object, its keys in the order of the columns (a
+/// `serde_json::Map` would sort them).
+struct JsonRow<'t> {
+    columns: &'t [(&'static str, usize)],
+    values: &'t [String],
+}
+
+impl Serialize for JsonRow<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut object = serializer.serialize_map(Some(self.values.len()))?;
+        for (&(name, _), value) in self.columns.iter().zip(self.values) {
+            object.serialize_entry(&name.to_ascii_lowercase(), value)?;
+        }
+        object.end()
+    }
 }
 
 #[cfg(test)]

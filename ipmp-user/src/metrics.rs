@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::{
     dataplane::PinnedCounters,
-    model::{GroupState, GroupStatus, LinkState, MemberState, ProbeState},
+    model::{GroupState, GroupStatus, LinkState, MemberState, MemberStatus, ProbeState},
 };
 
 /// What the event loop publishes for metrics, per group.
@@ -52,24 +52,6 @@ pub struct GroupReading<'a> {
     pub drops: [u64; DROP_REASONS as usize],
 }
 
-const GROUP_STATES: [(GroupState, &str); 3] = [
-    (GroupState::Ok, "ok"),
-    (GroupState::Degraded, "degraded"),
-    (GroupState::Failed, "failed"),
-];
-const MEMBER_STATES: [(MemberState, &str); 4] = [
-    (MemberState::Ok, "ok"),
-    (MemberState::Failed, "failed"),
-    (MemberState::Offline, "offline"),
-    (MemberState::Unknown, "unknown"),
-];
-const PROBE_STATES: [(ProbeState, &str); 4] = [
-    (ProbeState::Ok, "ok"),
-    (ProbeState::Failed, "failed"),
-    (ProbeState::Unknown, "unknown"),
-    (ProbeState::Disabled, "disabled"),
-];
-
 /// Reads every group's counters from its pins and encodes the lot.
 pub fn scrape(snapshot: &Snapshot) -> Result<String> {
     let mut readings = Vec::with_capacity(snapshot.groups.len());
@@ -89,189 +71,290 @@ pub fn scrape(snapshot: &Snapshot) -> Result<String> {
     encode(&readings)
 }
 
-/// The Prometheus text exposition of `groups` (pure: no I/O).
-pub fn encode(groups: &[GroupReading]) -> Result<String> {
-    let registry = Registry::new();
-    let gauge = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec> {
-        let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-        registry.register(Box::new(g.clone()))?;
-        Ok(g)
-    };
-    let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec> {
-        let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-        registry.register(Box::new(c.clone()))?;
-        Ok(c)
-    };
-    let gi = &["group", "interface"];
-    let group_state = gauge(
-        "ipmp_group_state",
-        "1 for the group's current state (ok, degraded, failed), 0 for the others.",
-        &["group", "state"],
-    )?;
-    let active = gauge(
-        "ipmp_interface_active",
-        "1 when the member carries traffic.",
-        gi,
-    )?;
-    let link_up = gauge(
-        "ipmp_interface_link_up",
-        "1 when the member's link is up.",
-        gi,
-    )?;
-    let state = gauge(
-        "ipmp_interface_state",
-        "1 for the member's current state (ok, failed, offline, unknown), 0 for the others.",
-        &["group", "interface", "state"],
-    )?;
-    // ipmpstat -i PROBE, so "probing without a target" can be alerted on.
-    let probe = gauge(
-        "ipmp_interface_probe_state",
-        "1 for the member's probe-based detection state (ok, failed, unknown: no target, disabled: no test address), 0 for the others.",
-        &["group", "interface", "state"],
-    )?;
-    let buckets = gauge(
-        "ipmp_flow_table_buckets",
-        "Flow-table buckets (of 4096) pointing at the member.",
-        gi,
-    )?;
-    let tx_packets = counter(
-        "ipmp_interface_transmit_packets_total",
-        "Packets the group sent through the member.",
-        gi,
-    )?;
-    let tx_bytes = counter(
-        "ipmp_interface_transmit_bytes_total",
-        "Bytes the group sent through the member.",
-        gi,
-    )?;
-    let rx_packets = counter(
-        "ipmp_interface_receive_packets_total",
-        "Packets received on the member.",
-        gi,
-    )?;
-    let rx_bytes = counter(
-        "ipmp_interface_receive_bytes_total",
-        "Bytes received on the member.",
-        gi,
-    )?;
-    let failures = counter(
-        "ipmp_interface_failures_total",
-        "Times the member failed.",
-        gi,
-    )?;
-    let repairs = counter(
-        "ipmp_interface_repairs_total",
-        "Times the member was repaired.",
-        gi,
-    )?;
-    let drops = counter(
-        "ipmp_dataplane_dropped_packets_total",
-        "Packets the dataplane dropped, by reason.",
-        &["group", "reason"],
-    )?;
-    let fdt = GaugeVec::new(
-        Opts::new(
-            "ipmp_group_failure_detection_time_seconds",
-            "The group's current failure detection time (groups that probe).",
-        ),
-        &["group"],
-    )?;
-    registry.register(Box::new(fdt.clone()))?;
-    let sent = counter("ipmp_probes_sent_total", "Probes sent from the member.", gi)?;
-    let acked = counter(
-        "ipmp_probes_acked_total",
-        "The member's probes acknowledged in time by their target.",
-        gi,
-    )?;
-    let echo = counter(
-        "ipmp_echo_requests_answered_total",
-        "Echo requests to a data or test address answered in XDP on the member.",
-        gi,
-    )?;
-    let neighbour = counter(
-        "ipmp_neighbour_requests_answered_total",
-        "ARP requests and neighbour solicitations for a data address answered in XDP on its bound member.",
-        gi,
-    )?;
-    let cast_dropped = counter(
-        "ipmp_cast_dropped_packets_total",
-        "Broadcast and multicast data dropped on a member that is not the cast member, so applications see it once.",
-        gi,
-    )?;
-    let lost = counter(
-        "ipmp_probes_lost_total",
-        "The member's probes that got no reply in time.",
-        gi,
-    )?;
-    let rejected = counter(
-        "ipmp_probe_replies_rejected_total",
-        "Echo replies to the member's test address that were not ours.",
-        gi,
-    )?;
-    let mut rtt = MetricFamily::default();
-    rtt.set_name("ipmp_probe_rtt_seconds".into());
-    rtt.set_help("Probe round-trip times, bucketed in the kernel.".into());
-    rtt.set_field_type(MetricType::HISTOGRAM);
+/// Whether a family is a gauge or a counter.
+#[derive(Clone, Copy)]
+enum Kind {
+    Gauge,
+    Counter,
+}
 
-    for g in groups {
+/// One member's status, its daemon-side source and its kernel counters.
+type MemberValues<'a> = (&'a MemberStatus, &'a MemberSource, &'a MemberCounters);
+
+/// A metric family with one series per member (labels group, interface).
+struct MemberFamily {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    value: fn(MemberValues) -> u64,
+}
+
+const MEMBER_FAMILIES: &[MemberFamily] = &[
+    MemberFamily {
+        name: "ipmp_interface_active",
+        help: "1 when the member carries traffic.",
+        kind: Kind::Gauge,
+        value: |(m, _, _)| u64::from(m.active),
+    },
+    MemberFamily {
+        name: "ipmp_interface_link_up",
+        help: "1 when the member's link is up.",
+        kind: Kind::Gauge,
+        value: |(m, _, _)| u64::from(m.link == LinkState::Up),
+    },
+    MemberFamily {
+        name: "ipmp_flow_table_buckets",
+        help: "Flow-table buckets (of 4096) pointing at the member.",
+        kind: Kind::Gauge,
+        value: |(_, s, _)| u64::from(s.buckets),
+    },
+    MemberFamily {
+        name: "ipmp_interface_transmit_packets_total",
+        help: "Packets the group sent through the member.",
+        kind: Kind::Counter,
+        value: |(_, _, c)| c.tx_packets,
+    },
+    MemberFamily {
+        name: "ipmp_interface_transmit_bytes_total",
+        help: "Bytes the group sent through the member.",
+        kind: Kind::Counter,
+        value: |(_, _, c)| c.tx_bytes,
+    },
+    MemberFamily {
+        name: "ipmp_interface_receive_packets_total",
+        help: "Packets received on the member.",
+        kind: Kind::Counter,
+        value: |(_, _, c)| c.rx_packets,
+    },
+    MemberFamily {
+        name: "ipmp_interface_receive_bytes_total",
+        help: "Bytes received on the member.",
+        kind: Kind::Counter,
+        value: |(_, _, c)| c.rx_bytes,
+    },
+    MemberFamily {
+        name: "ipmp_interface_failures_total",
+        help: "Times the member failed.",
+        kind: Kind::Counter,
+        value: |(_, s, _)| s.failures,
+    },
+    MemberFamily {
+        name: "ipmp_interface_repairs_total",
+        help: "Times the member was repaired.",
+        kind: Kind::Counter,
+        value: |(_, s, _)| s.repairs,
+    },
+    MemberFamily {
+        name: "ipmp_probes_sent_total",
+        help: "Probes sent from the member.",
+        kind: Kind::Counter,
+        value: |(_, s, _)| s.probes.sent,
+    },
+    MemberFamily {
+        name: "ipmp_probes_acked_total",
+        help: "The member's probes acknowledged in time by their target.",
+        kind: Kind::Counter,
+        value: |(_, s, _)| s.probes.acked,
+    },
+    MemberFamily {
+        name: "ipmp_probes_lost_total",
+        help: "The member's probes that got no reply in time.",
+        kind: Kind::Counter,
+        value: |(_, s, _)| s.probes.lost,
+    },
+    MemberFamily {
+        name: "ipmp_probe_replies_rejected_total",
+        help: "Echo replies to the member's test address that were not ours.",
+        kind: Kind::Counter,
+        value: |(_, _, c)| c.probe_replies_rejected,
+    },
+    MemberFamily {
+        name: "ipmp_echo_requests_answered_total",
+        help: "Echo requests to a data or test address answered in XDP on the member.",
+        kind: Kind::Counter,
+        value: |(_, _, c)| c.echo_answered,
+    },
+    MemberFamily {
+        name: "ipmp_neighbour_requests_answered_total",
+        help: "ARP requests and neighbour solicitations for a data address answered in XDP on its bound member.",
+        kind: Kind::Counter,
+        value: |(_, _, c)| c.neighbour_answered,
+    },
+    MemberFamily {
+        name: "ipmp_cast_dropped_packets_total",
+        help: "Broadcast and multicast data dropped on a member that is not the cast member, so applications see it once.",
+        kind: Kind::Counter,
+        value: |(_, _, c)| c.cast_dropped,
+    },
+];
+
+/// A family that is 1 for the current state and 0 for the others, per
+/// member (labels group, interface, state): the state words and which
+/// one holds.
+struct StateFamily {
+    name: &'static str,
+    help: &'static str,
+    states: fn(&MemberStatus) -> Vec<(&'static str, bool)>,
+}
+
+/// Each state word of `all`, with whether it is `current`.
+fn states<T: Copy + PartialEq>(
+    all: &[T],
+    current: T,
+    word: fn(T) -> &'static str,
+) -> Vec<(&'static str, bool)> {
+    all.iter().map(|&s| (word(s), s == current)).collect()
+}
+
+const STATE_FAMILIES: &[StateFamily] = &[
+    StateFamily {
+        name: "ipmp_interface_state",
+        help: "1 for the member's current state (ok, failed, offline, unknown), 0 for the others.",
+        states: |m| states(MemberState::ALL, m.state, MemberState::as_str),
+    },
+    // ipmpstat -i PROBE, so "probing without a target" can be alerted on.
+    StateFamily {
+        name: "ipmp_interface_probe_state",
+        help: "1 for the member's probe-based detection state (ok, failed, unknown: no target, disabled: no test address), 0 for the others.",
+        states: |m| states(ProbeState::ALL, m.probe, ProbeState::as_str),
+    },
+];
+
+/// The registered vector of a [`MemberFamily`].
+enum Series {
+    Gauge(IntGaugeVec),
+    Counter(IntCounterVec),
+}
+
+/// The families of one registry, filled group by group.
+struct Families {
+    registry: Registry,
+    group_state: IntGaugeVec,
+    fdt: GaugeVec,
+    drops: IntCounterVec,
+    members: Vec<Series>,
+    states: Vec<IntGaugeVec>,
+    rtt: MetricFamily,
+}
+
+impl Families {
+    fn new() -> Result<Families> {
+        let registry = Registry::new();
+        let gi = &["group", "interface"];
+        let group_state = IntGaugeVec::new(
+            Opts::new(
+                "ipmp_group_state",
+                "1 for the group's current state (ok, degraded, failed), 0 for the others.",
+            ),
+            &["group", "state"],
+        )?;
+        let fdt = GaugeVec::new(
+            Opts::new(
+                "ipmp_group_failure_detection_time_seconds",
+                "The group's current failure detection time (groups that probe).",
+            ),
+            &["group"],
+        )?;
+        let drops = IntCounterVec::new(
+            Opts::new(
+                "ipmp_dataplane_dropped_packets_total",
+                "Packets the dataplane dropped, by reason.",
+            ),
+            &["group", "reason"],
+        )?;
+        registry.register(Box::new(group_state.clone()))?;
+        registry.register(Box::new(fdt.clone()))?;
+        registry.register(Box::new(drops.clone()))?;
+        let mut members = Vec::new();
+        for f in MEMBER_FAMILIES {
+            let opts = Opts::new(f.name, f.help);
+            let series = match f.kind {
+                Kind::Gauge => Series::Gauge(IntGaugeVec::new(opts, gi)?),
+                Kind::Counter => Series::Counter(IntCounterVec::new(opts, gi)?),
+            };
+            match &series {
+                Series::Gauge(g) => registry.register(Box::new(g.clone()))?,
+                Series::Counter(c) => registry.register(Box::new(c.clone()))?,
+            }
+            members.push(series);
+        }
+        let mut states = Vec::new();
+        for f in STATE_FAMILIES {
+            let g = IntGaugeVec::new(Opts::new(f.name, f.help), &["group", "interface", "state"])?;
+            registry.register(Box::new(g.clone()))?;
+            states.push(g);
+        }
+        let mut rtt = MetricFamily::default();
+        rtt.set_name("ipmp_probe_rtt_seconds".into());
+        rtt.set_help("Probe round-trip times, bucketed in the kernel.".into());
+        rtt.set_field_type(MetricType::HISTOGRAM);
+        Ok(Families {
+            registry,
+            group_state,
+            fdt,
+            drops,
+            members,
+            states,
+            rtt,
+        })
+    }
+
+    /// Adds one group's series.
+    fn add(&mut self, g: &GroupReading) {
         let status = &g.source.status;
         let name = status.name.as_str();
-        for (s, word) in GROUP_STATES {
-            group_state
-                .with_label_values(&[name, word])
+        for &s in GroupState::ALL {
+            self.group_state
+                .with_label_values(&[name, s.as_str()])
                 .set(i64::from(status.state == s));
         }
         if let Some(ms) = status.fdt_ms {
-            fdt.with_label_values(&[name]).set(ms as f64 / 1000.0);
+            self.fdt.with_label_values(&[name]).set(ms as f64 / 1000.0);
         }
         for (reason, count) in DROP_REASON_NAMES.iter().zip(g.drops) {
-            drops.with_label_values(&[name, reason]).inc_by(count);
+            self.drops.with_label_values(&[name, reason]).inc_by(count);
         }
-        for ((m, src), c) in status
+        let members = status
             .members
             .iter()
             .zip(&g.source.members)
-            .zip(&g.counters)
-        {
+            .zip(&g.counters);
+        for ((m, src), c) in members {
             let l = [name, m.name.as_str()];
-            active.with_label_values(&l).set(i64::from(m.active));
-            link_up
-                .with_label_values(&l)
-                .set(i64::from(m.link == LinkState::Up));
-            for (s, word) in MEMBER_STATES {
-                state
-                    .with_label_values(&[name, &m.name, word])
-                    .set(i64::from(m.state == s));
+            for (f, series) in MEMBER_FAMILIES.iter().zip(&self.members) {
+                let v = (f.value)((m, src, c));
+                match series {
+                    Series::Gauge(g) => g.with_label_values(&l).set(v as i64),
+                    Series::Counter(c) => c.with_label_values(&l).inc_by(v),
+                }
             }
-            for (s, word) in PROBE_STATES {
-                probe
-                    .with_label_values(&[name, &m.name, word])
-                    .set(i64::from(m.probe == s));
+            for (f, gauge) in STATE_FAMILIES.iter().zip(&self.states) {
+                for (word, current) in (f.states)(m) {
+                    gauge
+                        .with_label_values(&[name, &m.name, word])
+                        .set(i64::from(current));
+                }
             }
-            buckets.with_label_values(&l).set(i64::from(src.buckets));
-            tx_packets.with_label_values(&l).inc_by(c.tx_packets);
-            tx_bytes.with_label_values(&l).inc_by(c.tx_bytes);
-            rx_packets.with_label_values(&l).inc_by(c.rx_packets);
-            rx_bytes.with_label_values(&l).inc_by(c.rx_bytes);
-            failures.with_label_values(&l).inc_by(src.failures);
-            repairs.with_label_values(&l).inc_by(src.repairs);
-            sent.with_label_values(&l).inc_by(src.probes.sent);
-            acked.with_label_values(&l).inc_by(src.probes.acked);
-            lost.with_label_values(&l).inc_by(src.probes.lost);
-            rejected
-                .with_label_values(&l)
-                .inc_by(c.probe_replies_rejected);
-            echo.with_label_values(&l).inc_by(c.echo_answered);
-            neighbour.with_label_values(&l).inc_by(c.neighbour_answered);
-            cast_dropped.with_label_values(&l).inc_by(c.cast_dropped);
-            rtt.mut_metric().push(rtt_histogram(name, &m.name, c));
+            self.rtt.mut_metric().push(rtt_histogram(name, &m.name, c));
         }
     }
-    let mut families = registry.gather();
-    families.push(rtt);
-    let mut out = Vec::new();
-    TextEncoder::new().encode(&families, &mut out)?;
-    Ok(String::from_utf8(out)?)
+
+    fn encode(self) -> Result<String> {
+        let mut families = self.registry.gather();
+        families.push(self.rtt);
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&families, &mut out)?;
+        Ok(String::from_utf8(out)?)
+    }
+}
+
+/// The Prometheus text exposition of `groups` (pure: no I/O).
+pub fn encode(groups: &[GroupReading]) -> Result<String> {
+    let mut families = Families::new()?;
+    for g in groups {
+        families.add(g);
+    }
+    families.encode()
 }
 
 /// The kernel's per-bucket RTT counts as a Prometheus histogram.
@@ -343,7 +426,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{MemberFlags, MemberStatus, ProbeState};
+    use crate::model::MemberFlags;
 
     fn member(name: &str, active: bool, link: LinkState, state: MemberState) -> MemberStatus {
         MemberStatus {

@@ -4,73 +4,88 @@ use std::{fmt, net::IpAddr};
 
 use serde::{Deserialize, Serialize};
 
-/// Group state (ipmpstat -g STATE).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GroupState {
-    /// Every member is usable.
-    Ok,
-    /// Some members are usable.
-    Degraded,
-    /// No member is usable.
-    Failed,
-}
+/// Enums of the words ipmpstat shows: each variant is written once with
+/// its word, which is its serde name, its `Display` and [`Self::as_str`]
+/// (metrics label values); `ALL` lists the variants in order.
+macro_rules! words {
+    ($(
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $word:tt,)*
+        }
+    )*) => {$(
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $word)] $variant,)*
+        }
 
-/// Link state of a member (ipmpstat -i LINK).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LinkState {
-    Up,
-    Down,
-    /// The driver gives no link state (or the interface is not there yet).
-    Unknown,
-}
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
 
-/// Probe-based detection state of a member (ipmpstat -i PROBE).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeState {
-    Ok,
-    Failed,
-    /// Probing, but no target to probe.
-    Unknown,
-    /// No test address: probe-based detection is off on this member.
-    Disabled,
-}
+            /// The ipmpstat word.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)*
+                }
+            }
+        }
 
-/// Overall member state (ipmpstat -i STATE).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemberState {
-    Ok,
-    Failed,
-    Offline,
-    Unknown,
-}
-
-macro_rules! display_lowercase {
-    ($($t:ty),*) => {$(
-        impl fmt::Display for $t {
+        impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                // The serde names are the ipmpstat words.
-                let v = serde_json::to_value(self).map_err(|_| fmt::Error)?;
-                f.write_str(v.as_str().ok_or(fmt::Error)?)
+                f.write_str(self.as_str())
             }
         }
     )*};
 }
-/// How a member's probe targets were found (ipmpstat -t MODE).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeMode {
-    /// Routers of the routing table (and configured targets).
-    Routes,
-    /// Hosts that answered an all-hosts echo.
-    Multicast,
-    Disabled,
-}
 
-display_lowercase!(GroupState, LinkState, ProbeState, MemberState, ProbeMode);
+words! {
+    /// Group state (ipmpstat -g STATE).
+    pub enum GroupState {
+        /// Every member is usable.
+        Ok = "ok",
+        /// Some members are usable.
+        Degraded = "degraded",
+        /// No member is usable.
+        Failed = "failed",
+    }
+
+    /// Link state of a member (ipmpstat -i LINK).
+    pub enum LinkState {
+        Up = "up",
+        Down = "down",
+        /// The driver gives no link state (or the interface is not there yet).
+        Unknown = "unknown",
+    }
+
+    /// Probe-based detection state of a member (ipmpstat -i PROBE).
+    pub enum ProbeState {
+        Ok = "ok",
+        Failed = "failed",
+        /// Probing, but no target to probe.
+        Unknown = "unknown",
+        /// No test address: probe-based detection is off on this member.
+        Disabled = "disabled",
+    }
+
+    /// Overall member state (ipmpstat -i STATE).
+    pub enum MemberState {
+        Ok = "ok",
+        Failed = "failed",
+        Offline = "offline",
+        Unknown = "unknown",
+    }
+
+    /// How a member's probe targets were found (ipmpstat -t MODE).
+    pub enum ProbeMode {
+        /// Routers of the routing table (and configured targets).
+        Routes = "routes",
+        /// Hosts that answered an all-hosts echo.
+        Multicast = "multicast",
+        Disabled = "disabled",
+    }
+}
 
 /// ipmpstat -i FLAGS, in column order `ismbMdh`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,4 +196,30 @@ pub struct EventRecord {
     pub event: String,
     /// The log line, in in.mpathd's words.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_word_is_the_serde_name_and_the_display() {
+        fn check<T: Copy + Serialize + fmt::Display>(all: &[T], word: fn(T) -> &'static str) {
+            for &v in all {
+                assert_eq!(serde_json::to_value(v).unwrap(), word(v));
+                assert_eq!(v.to_string(), word(v));
+            }
+        }
+        check(GroupState::ALL, GroupState::as_str);
+        check(LinkState::ALL, LinkState::as_str);
+        check(ProbeState::ALL, ProbeState::as_str);
+        check(MemberState::ALL, MemberState::as_str);
+        check(ProbeMode::ALL, ProbeMode::as_str);
+        assert_eq!(MemberState::Offline.as_str(), "offline");
+        assert_eq!(
+            serde_json::from_str::<ProbeState>("\"disabled\"").unwrap(),
+            ProbeState::Disabled
+        );
+        assert_eq!(GroupState::ALL.len(), 3);
+    }
 }

@@ -2,8 +2,10 @@
 //! and log; stopped and cleaned up on drop.
 use std::{
     fs,
+    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
+    sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
@@ -12,9 +14,40 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::{
+    config::IpmpToml,
     netns::{unique, Netns},
     topology::{Topology, MEMBERS},
 };
+
+/// Runs ipmpctl under `name` (it answers as ipmpstat or if_mpadm when
+/// called so), from a link in a folder of its own, with what `setup` adds
+/// to the command.
+pub fn ipmpctl_as(name: &str, setup: impl FnOnce(&mut Command)) -> Result<Output> {
+    let dir = std::env::temp_dir().join(unique("bin"));
+    fs::create_dir_all(&dir)?;
+    let alias = dir.join(name);
+    let out = std::os::unix::fs::symlink(bin("ipmpctl"), &alias).and_then(|()| {
+        let mut command = Command::new(&alias);
+        setup(&mut command);
+        command.output()
+    });
+    fs::remove_dir_all(&dir)?;
+    Ok(out?)
+}
+
+/// The lines `output` (a follower's standard output: `ipmpctl events`,
+/// `stat -p`) prints, as they come; the reader ends with the output.
+pub fn lines_of(output: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
 
 /// Where the built binaries are (`cargo xtask test` sets IPMP_BIN_DIR).
 pub fn bin(name: &str) -> PathBuf {
@@ -24,18 +57,17 @@ pub fn bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// The tutorial's group production0 (data address 192.0.2.200/24, every
-/// member), with `extra(member)` (TOML lines) in each member's section.
+/// [`IpmpToml::tutorial`] as TOML, with the `key = value` lines of
+/// `extra(member)` in each member's table (xtask's bench uses it).
 pub fn tutorial_config(extra: impl Fn(&str) -> &'static str) -> String {
-    let mut config =
-        String::from("[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
-    for m in MEMBERS {
-        config.push_str(&format!(
-            "\n[[group.member]]\ninterface = \"{m}\"\n{}",
-            extra(m)
-        ));
-    }
-    config
+    MEMBERS
+        .iter()
+        .flat_map(|m| extra(m).lines().map(move |line| (m, line)))
+        .filter_map(|(m, line)| line.split_once(" = ").map(|(k, v)| (m, k, v)))
+        .fold(IpmpToml::tutorial(), |c, (m, key, value)| {
+            c.member(m, key, value)
+        })
+        .render()
 }
 
 pub struct Daemon {
@@ -59,8 +91,14 @@ impl Daemon {
     /// production0 (data address 192.0.2.200/24, every member, link-based
     /// detection only), its state ok.
     pub fn start_tutorial(prefix: &str) -> Result<(Topology, Daemon)> {
+        Daemon::start_on_tutorial(prefix, &IpmpToml::tutorial().render())
+    }
+
+    /// The tutorial's network (namespaces named after `prefix`) with ipmpd
+    /// running `config`, its first group's state ok.
+    pub fn start_on_tutorial(prefix: &str, config: &str) -> Result<(Topology, Daemon)> {
         let t = Topology::build(&unique(prefix))?;
-        let d = Daemon::start(&t.host, &tutorial_config(|_| ""))?;
+        let d = Daemon::start(&t.host, config)?;
         d.wait_group("ok")?;
         Ok((t, d))
     }
@@ -199,15 +237,37 @@ impl Daemon {
             .output()?)
     }
 
-    /// `ipmpctl stat MODE --json` as JSON.
-    pub fn stat(&self, mode: &str) -> Result<Value> {
-        let out = self.ctl(&["stat", mode, "--json"])?;
+    /// [`Self::ctl`], failing with what ipmpctl said unless it succeeds.
+    pub fn ctl_ok(&self, args: &[&str]) -> Result<Output> {
+        let out = self.ctl(args)?;
         if !out.status.success() {
             bail!(
-                "ipmpctl stat {mode} failed: {}",
+                "ipmpctl {} failed: {}",
+                args.join(" "),
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        Ok(out)
+    }
+
+    /// [`Self::ctl`], failing unless ipmpd refused the request (ipmpctl's
+    /// exit status 1); returns the reason ipmpctl gave.
+    pub fn ctl_refused(&self, args: &[&str]) -> Result<String> {
+        let out = self.ctl(args)?;
+        let reason = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.code() != Some(1) {
+            bail!(
+                "ipmpctl {} was not refused: {:?} {reason}",
+                args.join(" "),
+                out.status
+            );
+        }
+        Ok(reason)
+    }
+
+    /// `ipmpctl stat MODE --json` as JSON.
+    pub fn stat(&self, mode: &str) -> Result<Value> {
+        let out = self.ctl_ok(&["stat", mode, "--json"])?;
         Ok(serde_json::from_slice(&out.stdout)?)
     }
 

@@ -1,6 +1,7 @@
 //! Test support: namespaces, the tutorial topology, ipmpd under test and
 //! real traffic. Used by the integration tests and by xtask (testbed, demo,
 //! bench).
+pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod netns;

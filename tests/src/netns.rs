@@ -2,8 +2,12 @@
 use std::{
     fs::File,
     process::{Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        mpsc,
+    },
     thread,
+    time::Duration,
 };
 
 use anyhow::{bail, Context, Result};
@@ -94,6 +98,23 @@ impl Netns {
             setns(fd, CloneFlags::CLONE_NEWNET).context("setns")?;
             f()
         })
+    }
+
+    /// Like [`Self::spawn`], for an `f` that must listen before the caller
+    /// goes on (a sniffer, a server): `f` sends on its `ready` once it
+    /// does, and this returns then, or fails after 5 s saying that `what`
+    /// did not start.
+    pub fn spawn_ready<T: Send + 'static>(
+        &self,
+        what: &str,
+        f: impl FnOnce(mpsc::Sender<()>) -> Result<T> + Send + 'static,
+    ) -> Result<thread::JoinHandle<Result<T>>> {
+        let (ready, listening) = mpsc::channel();
+        let handle = self.spawn(move || f(ready));
+        listening
+            .recv_timeout(Duration::from_secs(5))
+            .with_context(|| format!("{what} did not start"))?;
+        Ok(handle)
     }
 
     /// The inode that names this namespace (ipmpd's pin subfolder).

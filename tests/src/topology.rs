@@ -8,7 +8,7 @@ use anyhow::{ensure, Context, Result};
 
 use crate::{
     netns::Netns,
-    traffic::{flows_by_mac, mac_string, port_through, FlowMacs, Stream},
+    traffic::{flows_by_mac, mac_string, port_through, FlowMacs, Pace, Stream},
 };
 
 pub const DATA_V4: &str = "192.0.2.200";
@@ -102,14 +102,7 @@ impl Topology {
     /// A cable from `ifname` in `ns` to a new port of `switch`'s bridge; the
     /// port is named `p-<ifname>` (or `p-<ns role>` for non-host ends).
     fn cable(&self, ns: &Netns, ifname: &str, switch: &Netns) -> Result<()> {
-        let port = port_name(ns, ifname, &self.host);
-        ns.ip(&format!(
-            "link add {ifname} type veth peer name {port} netns {}",
-            switch.name
-        ))?;
-        switch.ip(&format!("link set {port} master br0 up"))?;
-        ns.ip(&format!("link set {ifname} up"))?;
-        Ok(())
+        cable(ns, ifname, switch, &port_name(ns, ifname, &self.host))
     }
 
     /// The switch a member's cable goes to.
@@ -198,14 +191,15 @@ impl Topology {
             (PEER_V4, 9000),
             &self.mac(member)?,
         )?;
-        Stream::spawn(
-            &self.host,
-            (DATA_V4, sport),
-            &self.peer,
-            (PEER_V4, 9000),
+        let pace = Pace {
             interval,
             count,
             realtime,
+        };
+        Stream::spawn(
+            (&self.host, DATA_V4, sport),
+            (&self.peer, PEER_V4, 9000),
+            pace,
         )
     }
 
@@ -308,6 +302,18 @@ fn set_admin_down(ifname: &str) -> Result<()> {
     // SAFETY: we own fd.
     unsafe { libc::close(fd) };
     result.with_context(|| format!("setting {ifname} down"))
+}
+
+/// A cable from `ifname` in `ns` to `port`, a new port of the bridge br0
+/// in `switch`; both ends up.
+pub fn cable(ns: &Netns, ifname: &str, switch: &Netns, port: &str) -> Result<()> {
+    ns.ip(&format!(
+        "link add {ifname} type veth peer name {port} netns {}",
+        switch.name
+    ))?;
+    switch.ip(&format!("link set {port} master br0 up"))?;
+    ns.ip(&format!("link set {ifname} up"))?;
+    Ok(())
 }
 
 fn port_name(ns: &Netns, ifname: &str, host: &Netns) -> String {

@@ -30,16 +30,12 @@ pub fn flows_by_mac(
     dst_port: u16,
 ) -> Result<FlowMacs> {
     let expected = ports.len();
-    let (ready_tx, ready_rx) = mpsc::channel();
     let ifname = ifname.to_string();
-    let sniff = to.spawn(move || {
+    let sniff = to.spawn_ready("sniffer", move |ready| {
         let sniffer = Sniffer::open(&ifname)?;
-        ready_tx.send(()).ok();
+        ready.send(()).ok();
         sniffer.udp_sources(dst_port, expected, Instant::now() + Duration::from_secs(5))
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .context("sniffer did not start")?;
+    })?;
     let (src, dst): (IpAddr, IpAddr) = (src.parse()?, dst.parse()?);
     from.enter(move || {
         for port in ports {
@@ -278,6 +274,17 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
+/// Reads a MAC as `ip link` prints it.
+pub fn parse_mac(text: &str) -> Result<[u8; 6]> {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("bad MAC {text}"))
+}
+
 /// A fixed-rate stream of numbered UDP datagrams, for counting loss.
 pub struct Stream {
     sender: std::thread::JoinHandle<Result<()>>,
@@ -303,6 +310,20 @@ impl Progress {
 /// datagrams fits, so a receiver that falls behind loses nothing.
 const STREAM_BUFFER: i32 = 64 << 20;
 
+/// One end of a stream: a namespace, and an address and UDP port in it.
+pub type End<'a> = (&'a Netns, &'a str, u16);
+
+/// How a stream sends: `count` datagrams, one every `interval`. With
+/// `realtime` the sender and receiver run on SCHED_FIFO, so the stream
+/// keeps its rate while other processes (ipmpd, load) compete for the
+/// CPUs.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    pub interval: Duration,
+    pub count: u32,
+    pub realtime: bool,
+}
+
 impl Stream {
     /// Starts `count` datagrams, one every `interval`, from `src:sport` in
     /// `from` to `dst:dport` in `to`.
@@ -314,102 +335,35 @@ impl Stream {
         interval: Duration,
         count: u32,
     ) -> Result<Stream> {
-        Self::spawn(from, (src, sport), to, (dst, dport), interval, count, false)
+        let pace = Pace {
+            interval,
+            count,
+            realtime: false,
+        };
+        Self::spawn((from, src, sport), (to, dst, dport), pace)
     }
 
-    /// Like [`Self::start`]; with `realtime` the sender and receiver run
-    /// on SCHED_FIFO, so the stream keeps its rate while other processes
-    /// (ipmpd, load) compete for the CPUs.
-    pub fn spawn(
-        from: &Netns,
-        (src, sport): (&str, u16),
-        to: &Netns,
-        (dst, dport): (&str, u16),
-        interval: Duration,
-        count: u32,
-        realtime: bool,
-    ) -> Result<Stream> {
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let bind = SocketAddr::new(dst.parse()?, dport);
+    /// Starts a stream `from` one end `to` the other at `pace`, once the
+    /// receiver listens.
+    pub fn spawn(from: End, to: End, pace: Pace) -> Result<Stream> {
+        let bind = SocketAddr::new(to.1.parse()?, to.2);
         let next = Arc::new(AtomicU32::new(0));
         let sent = next.clone();
-        let receiver = to.spawn(move || {
-            if realtime {
-                set_realtime()?;
-            }
-            let sock = UdpSocket::bind(bind)?;
-            set_socket_option(
-                std::os::fd::AsRawFd::as_raw_fd(&sock),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                &STREAM_BUFFER,
-            )?;
-            sock.set_read_timeout(Some(Duration::from_millis(100)))?;
-            let overflows_before = udp_receive_buffer_errors()?;
-            ready_tx.send(()).ok();
-            let mut seen = vec![false; count as usize];
-            let mut buf = [0u8; 64];
-            // Until the sender is done and nothing came for a while: a
-            // sender that starts late must not end the stream early.
-            let mut quiet_since_done = 0;
-            while quiet_since_done < 5 {
-                match sock.recv(&mut buf) {
-                    Ok(n) if n >= 4 => {
-                        let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-                        if let Some(s) = seen.get_mut(seq as usize) {
-                            *s = true;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) if sent.load(Ordering::Acquire) >= count => quiet_since_done += 1,
-                    Err(_) => {}
-                }
-            }
-            let overflows = udp_receive_buffer_errors()? - overflows_before;
-            if overflows > 0 {
-                bail!(
-                    "broken measurement: the receiver's buffer overflowed {overflows} times, \
-                     so missing datagrams are not all lost on the way"
-                );
-            }
-            Ok(seen)
-        });
-        ready_rx
-            .recv_timeout(Duration::from_secs(5))
-            .context("receiver did not start")?;
-        let (src, to_addr) = (SocketAddr::new(src.parse()?, sport), bind);
+        let receiver =
+            to.0.spawn_ready("receiver", move |ready| receive(bind, pace, ready, sent))?;
+        let src = SocketAddr::new(from.1.parse()?, from.2);
         let progress = next.clone();
-        let sender = from.spawn(move || {
-            let sent = (|| {
-                if realtime {
-                    set_realtime()?;
-                }
-                let sock = UdpSocket::bind(src)?;
-                sock.connect(to_addr)?;
-                // A blocked sender would pause the stream and hide the loss:
-                // a datagram the stack refuses is counted as lost instead.
-                sock.set_nonblocking(true)?;
-                let start = Instant::now();
-                for seq in 0..count {
-                    let due = interval * seq;
-                    let now = start.elapsed();
-                    if due > now {
-                        std::thread::sleep(due - now);
-                    }
-                    progress.store(seq, Ordering::Release);
-                    let _ = sock.send(&seq.to_be_bytes());
-                }
-                Ok(())
-            })();
+        let sender = from.0.spawn(move || {
+            let sent = send(src, bind, pace, &progress);
             // Done, also on failure: the receiver stops once it drained.
-            progress.store(count, Ordering::Release);
+            progress.store(pace.count, Ordering::Release);
             sent
         });
         Ok(Stream {
             sender,
             receiver,
             next,
-            count,
+            count: pace.count,
         })
     }
 
@@ -433,6 +387,80 @@ impl Stream {
         debug_assert_eq!(seen.len(), self.count as usize);
         Ok((missing(0), missing(mark as usize)))
     }
+}
+
+/// A stream's receiver, bound to `bind`: tells `ready` once it listens,
+/// and marks each sequence number that arrives until the sender, whose
+/// position is `sent`, is done and nothing came for a while.
+fn receive(
+    bind: SocketAddr,
+    pace: Pace,
+    ready: mpsc::Sender<()>,
+    sent: Arc<AtomicU32>,
+) -> Result<Vec<bool>> {
+    if pace.realtime {
+        set_realtime()?;
+    }
+    let sock = UdpSocket::bind(bind)?;
+    set_socket_option(
+        std::os::fd::AsRawFd::as_raw_fd(&sock),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        &STREAM_BUFFER,
+    )?;
+    sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let overflows_before = udp_receive_buffer_errors()?;
+    ready.send(()).ok();
+    let mut seen = vec![false; pace.count as usize];
+    let mut buf = [0u8; 64];
+    // Until the sender is done and nothing came for a while: a
+    // sender that starts late must not end the stream early.
+    let mut quiet_since_done = 0;
+    while quiet_since_done < 5 {
+        match sock.recv(&mut buf) {
+            Ok(n) if n >= 4 => {
+                let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                if let Some(s) = seen.get_mut(seq as usize) {
+                    *s = true;
+                }
+            }
+            Ok(_) => {}
+            Err(_) if sent.load(Ordering::Acquire) >= pace.count => quiet_since_done += 1,
+            Err(_) => {}
+        }
+    }
+    let overflows = udp_receive_buffer_errors()? - overflows_before;
+    if overflows > 0 {
+        bail!(
+            "broken measurement: the receiver's buffer overflowed {overflows} times, \
+             so missing datagrams are not all lost on the way"
+        );
+    }
+    Ok(seen)
+}
+
+/// A stream's sender: numbered datagrams from `src` to `to` at `pace`,
+/// each sequence number stored in `progress` as it goes.
+fn send(src: SocketAddr, to: SocketAddr, pace: Pace, progress: &AtomicU32) -> Result<()> {
+    if pace.realtime {
+        set_realtime()?;
+    }
+    let sock = UdpSocket::bind(src)?;
+    sock.connect(to)?;
+    // A blocked sender would pause the stream and hide the loss:
+    // a datagram the stack refuses is counted as lost instead.
+    sock.set_nonblocking(true)?;
+    let start = Instant::now();
+    for seq in 0..pace.count {
+        let due = pace.interval * seq;
+        let now = start.elapsed();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        progress.store(seq, Ordering::Release);
+        let _ = sock.send(&seq.to_be_bytes());
+    }
+    Ok(())
 }
 
 /// SCHED_FIFO for the calling thread.

@@ -101,8 +101,9 @@ fn check(path: &std::path::Path) -> Result<std::process::Output> {
     Ok(child.wait_with_output()?)
 }
 
-/// One group g0 with `data` addresses, `targets`, and a member `eth9`
-/// (with `member_extra` lines), after `daemon` lines.
+/// One group `name` with `data` addresses and `targets` (TOML list items)
+/// and one member (its `member` lines), after `daemon` lines: raw TOML, as
+/// the refusals need values the schema does not take.
 fn group_file(daemon: &str, name: &str, data: &str, targets: &str, member: &str) -> String {
     format!(
         "[daemon]\n{daemon}\n[[group]]\nname = \"{name}\"\ndata_addresses = [{data}]\n\

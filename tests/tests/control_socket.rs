@@ -100,10 +100,8 @@ fn endless_requests_are_cut_off_and_memory_stays_bounded() -> Result<()> {
         peak < rss_before + 16 * 1024,
         "ipmpd grew from {rss_before} kB to a peak of {peak} kB"
     );
-    ensure!(
-        d.ctl(&["stat", "-g"])?.status.success(),
-        "ipmpd stopped answering"
-    );
+    d.ctl_ok(&["stat", "-g"])
+        .context("ipmpd stopped answering")?;
     Ok(())
 }
 
@@ -121,12 +119,7 @@ fn idle_connections_are_capped_timed_out_and_never_lock_root_out() -> Result<()>
         "the 33rd connection got: {refusal:?}"
     );
     // Root is still answered while every user slot is taken.
-    let out = d.ctl(&["stat", "-g"])?;
-    ensure!(
-        out.status.success(),
-        "root was locked out: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    d.ctl_ok(&["stat", "-g"]).context("root was locked out")?;
     // A connection that sends nothing is closed after the request timeout.
     let started = Instant::now();
     let first = read_line(&held[0], Duration::from_secs(15))?;

@@ -2,6 +2,7 @@
 //! the members, with `answer_echo = false` leaving them to the kernel.
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     http::member_sum,
     netns::{unique, Netns},
@@ -15,15 +16,12 @@ const PINGS: usize = 20;
 /// the router's fe80::1 ([`topology`]), so no ff02::1 discovery echo,
 /// which the host's other members would take in, is counted as a ping.
 fn config(answer_echo: bool) -> String {
-    let mut c = format!(
-        "[daemon]\nmetrics_listen = \"{METRICS}\"\n\n[[group]]\nname = \"production0\"\n\
-         data_addresses = [\"192.0.2.200/24\", \"2001:db8::200/64\"]\nanswer_echo = {answer_echo}\n\
-         targets = [\"fe80::1\"]\n"
-    );
-    for m in MEMBERS {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    c
+    IpmpToml::tutorial()
+        .metrics(METRICS)
+        .dual_stack()
+        .answer_echo(answer_echo)
+        .targets(&["fe80::1"])
+        .render()
 }
 
 /// Echo requests the namespace's kernel answered itself, IPv4 and IPv6.
@@ -71,15 +69,16 @@ fn answered_in_xdp(t: &Topology) -> Result<f64> {
     )
 }
 
-/// The tutorial's network with the router at fe80::1 too.
-fn topology() -> Result<Topology> {
+/// The tutorial's network with the router at fe80::1 too, and the group
+/// (with `answer_echo`) up; then each data address pinged `PINGS` times
+/// from the peer. Returns the echo requests the host's kernel had answered
+/// before the pings.
+fn start_and_ping(answer_echo: bool) -> Result<(Topology, Daemon, u64)> {
     let t = Topology::build(&unique("echo"))?;
     t.router.ip("addr add fe80::1/64 dev eth0 nodad")?;
-    Ok(t)
-}
-
-/// Pings each data address `PINGS` times from the peer.
-fn ping_data_addresses(t: &Topology) -> Result<()> {
+    let d = Daemon::start(&t.host, &config(answer_echo))?;
+    d.wait_group("ok")?;
+    let kernel_before = kernel_in_echos(&t.host)?;
     for address in [DATA_V4, DATA_V6] {
         let out = t
             .peer
@@ -92,16 +91,12 @@ fn ping_data_addresses(t: &Topology) -> Result<()> {
             "pings of {address} went unanswered:\n{text}"
         );
     }
-    Ok(())
+    Ok((t, d, kernel_before))
 }
 
 #[test]
 fn pings_of_the_data_address_are_answered_in_xdp() -> Result<()> {
-    let t = topology()?;
-    let d = Daemon::start(&t.host, &config(true))?;
-    d.wait_group("ok")?;
-    let kernel_before = kernel_in_echos(&t.host)?;
-    ping_data_addresses(&t)?;
+    let (t, _d, kernel_before) = start_and_ping(true)?;
     let answered = answered_in_xdp(&t)?;
     ensure!(
         answered >= 2.0 * PINGS as f64,
@@ -117,11 +112,7 @@ fn pings_of_the_data_address_are_answered_in_xdp() -> Result<()> {
 
 #[test]
 fn without_answer_echo_the_kernel_answers() -> Result<()> {
-    let t = topology()?;
-    let d = Daemon::start(&t.host, &config(false))?;
-    d.wait_group("ok")?;
-    let kernel_before = kernel_in_echos(&t.host)?;
-    ping_data_addresses(&t)?;
+    let (t, _d, kernel_before) = start_and_ping(false)?;
     ensure!(
         answered_in_xdp(&t)? == 0.0,
         "XDP answered although answer_echo = false"

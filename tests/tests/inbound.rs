@@ -9,26 +9,22 @@ use std::{
 
 use anyhow::{bail, ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     http::member_sum,
     netns::{ifindex, join, unique, Netns},
     topology::{Topology, DATA_V4, DATA_V6, MEMBERS, PEER_V4, PEER_V6},
-    traffic::{Sniffer, Stream},
+    traffic::{parse_mac, Sniffer, Stream},
 };
 
 const SECOND_V4: &str = "192.0.2.210";
 const METRICS: &str = "127.0.0.1:9477";
 
 fn config(data_addresses: &[&str]) -> String {
-    let list: Vec<String> = data_addresses.iter().map(|a| format!("\"{a}\"")).collect();
-    let mut c = format!(
-        "[daemon]\nmetrics_listen = \"{METRICS}\"\n\n[[group]]\nname = \"production0\"\ndata_addresses = [{}]\n",
-        list.join(", ")
-    );
-    for m in MEMBERS {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    c
+    IpmpToml::tutorial()
+        .metrics(METRICS)
+        .data_addresses(data_addresses)
+        .render()
 }
 
 /// The member `stat -a` shows bound for `address`.
@@ -132,11 +128,10 @@ fn watch_peer_requests(
     peer: &Netns,
     address: IpAddr,
 ) -> Result<(mpsc::Sender<()>, std::thread::JoinHandle<Result<u32>>)> {
-    let (ready_tx, ready_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let handle = peer.spawn(move || {
+    let handle = peer.spawn_ready("sniffer", move |ready| {
         let sniffer = Sniffer::open("eth0")?;
-        ready_tx.send(()).ok();
+        ready.send(()).ok();
         let mut buf = [0u8; 2048];
         let mut requests = 0;
         while stop_rx.try_recv().is_err() {
@@ -146,10 +141,7 @@ fn watch_peer_requests(
         }
         sniffer.ensure_complete()?;
         Ok(requests)
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .context("sniffer did not start")?;
+    })?;
     Ok((stop_tx, handle))
 }
 
@@ -247,25 +239,19 @@ fn a_failed_members_addresses_move_and_the_peer_learns_it_unasked() -> Result<()
 
 #[test]
 fn a_broadcast_datagram_reaches_an_application_once() -> Result<()> {
-    let t = Topology::build(&unique("inbound"))?;
-    let d = Daemon::start(&t.host, &config(&[&format!("{DATA_V4}/24")]))?;
-    d.wait_group("ok")?;
+    let (t, _d) = Daemon::start_on_tutorial("inbound", &config(&[&format!("{DATA_V4}/24")]))?;
     for (broadcast, port) in [("192.0.2.255", 9100), ("255.255.255.255", 9101)] {
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let app = t.host.spawn(move || {
+        let app = t.host.spawn_ready("application", move |ready| {
             let sock = UdpSocket::bind(("0.0.0.0", port))?;
             sock.set_read_timeout(Some(Duration::from_secs(2)))?;
-            ready_tx.send(()).ok();
+            ready.send(()).ok();
             let mut buf = [0u8; 64];
             let mut copies = 0;
             while sock.recv(&mut buf).is_ok() {
                 copies += 1;
             }
             Ok(copies)
-        });
-        ready_rx
-            .recv_timeout(Duration::from_secs(5))
-            .context("application did not start")?;
+        })?;
         t.peer.enter(move || {
             let sock = UdpSocket::bind("192.0.2.10:0")?;
             sock.set_broadcast(true)?;
@@ -334,8 +320,7 @@ fn ipv6_multicast_is_received_once_and_follows_the_cast_member() -> Result<()> {
 /// and the next datagram reaches the application once again.
 fn multicast_follows_the_cast_member(group: IpAddr, port: u16) -> Result<()> {
     let (t, d) = dual_stack()?;
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let app = t.host.spawn(move || {
+    let app = t.host.spawn_ready("application", move |ready| {
         let sock = match group {
             IpAddr::V4(g) => {
                 let sock = UdpSocket::bind(("0.0.0.0", port))?;
@@ -350,17 +335,14 @@ fn multicast_follows_the_cast_member(group: IpAddr, port: u16) -> Result<()> {
             }
         };
         sock.set_read_timeout(Some(Duration::from_secs(5)))?;
-        ready_tx.send(()).ok();
+        ready.send(()).ok();
         let mut received = Vec::new();
         let mut buf = [0u8; 64];
         while let Ok(n) = sock.recv(&mut buf) {
             received.push(buf[..n].to_vec());
         }
         Ok(received)
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .context("application did not start")?;
+    })?;
     let send = |payload: &'static [u8]| {
         t.peer.enter(move || {
             use socket2::{Domain, Socket, Type};
@@ -394,17 +376,10 @@ fn multicast_follows_the_cast_member(group: IpAddr, port: u16) -> Result<()> {
 
     // The cast member fails: the group is joined on the next one, which
     // tells the switches with a report.
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let new_mac: [u8; 6] = t
-        .mac(MEMBERS[1])?
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16))
-        .collect::<Result<Vec<u8>, _>>()?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("bad MAC"))?;
-    let reports = t.peer.spawn(move || {
+    let new_mac = parse_mac(&t.mac(MEMBERS[1])?)?;
+    let reports = t.peer.spawn_ready("sniffer", move |ready| {
         let sniffer = Sniffer::open("eth0")?;
-        ready_tx.send(()).ok();
+        ready.send(()).ok();
         let until = Instant::now() + Duration::from_secs(5);
         let mut buf = [0u8; 2048];
         while Instant::now() < until {
@@ -416,10 +391,7 @@ fn multicast_follows_the_cast_member(group: IpAddr, port: u16) -> Result<()> {
         }
         sniffer.ensure_complete()?;
         Ok(false)
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .context("sniffer did not start")?;
+    })?;
     t.pull_cable(MEMBERS[0])?;
     ensure!(
         join(reports)?,

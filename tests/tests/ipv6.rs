@@ -3,16 +3,16 @@
 //! from Router Advertisements, and routed and multicast IPv6 leave right.
 use std::{
     net::{IpAddr, SocketAddr, UdpSocket},
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     netns::{ifindex, join, unique, Netns},
     topology::{Topology, DATA_V6, MEMBERS},
-    traffic::Sniffer,
+    traffic::{parse_mac, Sniffer},
 };
 use serde_json::Value;
 
@@ -22,14 +22,7 @@ const DISCOVERY: Duration = Duration::from_secs(20);
 /// The tutorial's group, dual stack, members without test addresses and
 /// no explicit target.
 fn config(fdt_ms: u64) -> String {
-    let mut c = format!(
-        "[daemon]\nfailure_detection_time_ms = {fdt_ms}\n\n[[group]]\nname = \"production0\"\n\
-         data_addresses = [\"192.0.2.200/24\", \"{DATA_V6}/64\"]\n"
-    );
-    for m in MEMBERS {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    c
+    IpmpToml::tutorial().fdt_ms(fdt_ms).dual_stack().render()
 }
 
 /// `member`'s `stat -t` row for IPv6 (its test address is link-local).
@@ -129,8 +122,7 @@ fn ipv6_probing_starts_by_itself_and_members_do_not_autoconfigure() -> Result<()
         })?;
     }
 
-    let out = d.ctl(&["teardown"])?;
-    ensure!(out.status.success(), "teardown: {out:?}");
+    d.ctl_ok(&["teardown"])?;
     for m in MEMBERS {
         for key in ["autoconf", "accept_ra_defrtr"] {
             let value = sysctl(&t.host, &format!("net.ipv6.conf.{m}.{key}"))?;
@@ -163,27 +155,23 @@ fn route_through_link_local_gateway(t: &Topology) -> Result<()> {
 /// comes back).
 #[test]
 fn routed_ipv6_through_a_link_local_gateway_works_from_the_first_packet() -> Result<()> {
-    let t = Topology::build(&unique("v6"))?;
-    let d = Daemon::start(&t.host, &config(10_000))?;
-    d.wait_group("ok")?;
+    let (t, _d) = Daemon::start_on_tutorial("v6", &config(10_000))?;
     route_through_link_local_gateway(&t)?;
     for m in MEMBERS {
         t.host.ip(&format!("-6 neigh flush dev {m}"))?;
     }
     t.router.ip("-6 neigh flush all")?;
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let server = t.remote.spawn(move || {
-        let sock = UdpSocket::bind("[::]:7001")?;
-        sock.set_read_timeout(Some(Duration::from_secs(5)))?;
-        ready_tx.send(()).ok();
-        let mut buf = [0u8; 16];
-        let (n, from) = sock.recv_from(&mut buf).context("no datagram arrived")?;
-        sock.send_to(&buf[..n], from)?;
-        Ok(from)
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .context("the remote host's server did not start")?;
+    let server = t
+        .remote
+        .spawn_ready("the remote host's server", move |ready| {
+            let sock = UdpSocket::bind("[::]:7001")?;
+            sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+            ready.send(()).ok();
+            let mut buf = [0u8; 16];
+            let (n, from) = sock.recv_from(&mut buf).context("no datagram arrived")?;
+            sock.send_to(&buf[..n], from)?;
+            Ok(from)
+        })?;
     let answer = t.host.enter(|| {
         let sock = UdpSocket::bind(SocketAddr::new(DATA_V6.parse()?, 0))?;
         sock.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -207,19 +195,13 @@ fn routed_ipv6_through_a_link_local_gateway_works_from_the_first_packet() -> Res
 /// member (the first active member), with its MAC.
 #[test]
 fn ipv6_multicast_leaves_once_through_the_cast_member() -> Result<()> {
-    let t = Topology::build(&unique("v6"))?;
-    let d = Daemon::start(&t.host, &config(10_000))?;
-    d.wait_group("ok")?;
+    let (t, _d) = Daemon::start_on_tutorial("v6", &config(10_000))?;
     let cast_mac = t.mac(MEMBERS[0])?;
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let sniff = t.peer.spawn(move || {
+    let sniff = t.peer.spawn_ready("sniffer", move |ready| {
         let sniffer = Sniffer::open("eth0")?;
-        ready_tx.send(()).ok();
+        ready.send(()).ok();
         sniffer.udp_frames(7002, Instant::now() + Duration::from_secs(2))
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .context("sniffer did not start")?;
+    })?;
     t.host.enter(|| {
         use socket2::{Domain, Socket, Type};
         let sock = Socket::new(Domain::IPV6, Type::DGRAM, None)?;
@@ -272,22 +254,17 @@ fn advertise_router(ns: &Netns, ifname: &'static str, mac: [u8; 6]) -> Result<()
 /// nor a default route from it.
 #[test]
 fn a_router_heard_in_an_advertisement_is_probed() -> Result<()> {
-    let t = Topology::build(&unique("v6"))?;
-    let d = Daemon::start(&t.host, &config(1000))?;
-    d.wait_group("ok")?;
+    let (t, d) = Daemon::start_on_tutorial("v6", &config(1000))?;
     // A router forwards IPv6 (its neighbour advertisements say so too).
     t.router.sysctl("net.ipv6.conf.all.forwarding", "1")?;
     let router = link_local(&t.router, "eth0")?;
-    let mac: Vec<u8> = t
-        .router
-        .ip("-br link show eth0")?
-        .split_whitespace()
-        .nth(2)
-        .context("no MAC on the router's eth0")?
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16))
-        .collect::<Result<_, _>>()?;
-    let mac: [u8; 6] = mac.try_into().map_err(|_| anyhow::anyhow!("bad MAC"))?;
+    let mac = parse_mac(
+        t.router
+            .ip("-br link show eth0")?
+            .split_whitespace()
+            .nth(2)
+            .context("no MAC on the router's eth0")?,
+    )?;
     advertise_router(&t.router, "eth0", mac)?;
     for m in MEMBERS {
         d.wait_for(

@@ -4,6 +4,7 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
+    config::{test_address, IpmpToml},
     daemon::Daemon,
     netns::{join, unique},
     topology::{Topology, DATA_V4, DATA_V6, MEMBERS, PEER_V4, PEER_V6, REMOTE_V4},
@@ -17,27 +18,34 @@ const FAMILIES: [(&str, &str); 2] = [(DATA_V4, PEER_V4), (DATA_V6, PEER_V6)];
 /// With its IPv6 data address the group probes over IPv6 by itself, so a
 /// repair also waits for 10 acknowledged probes: a short FDT keeps that
 /// within the tests' waits.
-fn config(members: &[&str]) -> String {
-    let mut c = String::from(
-        "[daemon]\nfailure_detection_time_ms = 1000\n\n\
-         [[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\", \"2001:db8::200/64\"]\n",
-    );
-    for m in members {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    c
+fn config(members: &[&str]) -> IpmpToml {
+    IpmpToml::tutorial()
+        .fdt_ms(1000)
+        .dual_stack()
+        .members(members)
 }
 
 fn setup() -> Result<(Topology, Daemon)> {
-    let t = Topology::build(&unique("lf"))?;
-    let d = Daemon::start(&t.host, &config(&MEMBERS))?;
-    d.wait_group("ok")?;
-    Ok((t, d))
+    Daemon::start_on_tutorial("lf", &config(&MEMBERS).render())
 }
 
 /// Flow (source port) to member name, as the peer saw it.
 fn flows_by_member(t: &Topology, family: (&str, &str)) -> Result<HashMap<u16, String>> {
     t.flows_by_member(family, FLOWS)
+}
+
+/// [`flows_by_member`], failing unless every flow from `family`'s address
+/// arrived (`when`: at which point of the test).
+fn every_flow(t: &Topology, family: (&str, &str), when: &str) -> Result<HashMap<u16, String>> {
+    let flows = flows_by_member(t, family)?;
+    ensure!(
+        flows.len() == FLOWS.len(),
+        "only {} of {} flows from {} arrived {when}",
+        flows.len(),
+        FLOWS.len(),
+        family.0
+    );
+    Ok(flows)
 }
 
 fn count(flows: &HashMap<u16, String>, member: &str) -> usize {
@@ -48,14 +56,7 @@ fn count(flows: &HashMap<u16, String>, member: &str) -> usize {
 fn flows_are_spread_over_every_member() -> Result<()> {
     let (t, _d) = setup()?;
     for family in FAMILIES {
-        let flows = flows_by_member(&t, family)?;
-        ensure!(
-            flows.len() == FLOWS.len(),
-            "only {} of {} flows from {} reached the peer",
-            flows.len(),
-            FLOWS.len(),
-            family.0
-        );
+        let flows = every_flow(&t, family, "at the peer")?;
         for m in MEMBERS {
             let n = count(&flows, m);
             ensure!(
@@ -74,12 +75,7 @@ fn carrier_loss_moves_only_the_failed_members_flows() -> Result<()> {
     let (t, d) = setup()?;
     let mut before = Vec::new();
     for family in FAMILIES {
-        let flows = flows_by_member(&t, family)?;
-        ensure!(
-            flows.len() == FLOWS.len(),
-            "not every flow from {} arrived before the failure",
-            family.0
-        );
+        let flows = every_flow(&t, family, "before the failure")?;
         before.push(flows);
     }
 
@@ -97,14 +93,7 @@ fn carrier_loss_moves_only_the_failed_members_flows() -> Result<()> {
     );
 
     for (family, before) in FAMILIES.into_iter().zip(&before) {
-        let during = flows_by_member(&t, family)?;
-        ensure!(
-            during.len() == FLOWS.len(),
-            "{} of {} flows from {} arrived after the failure",
-            during.len(),
-            FLOWS.len(),
-            family.0
-        );
+        let during = every_flow(&t, family, "after the failure")?;
         for (port, member) in before {
             if member != "e1000g0" {
                 ensure!(
@@ -131,12 +120,7 @@ fn carrier_loss_moves_only_the_failed_members_flows() -> Result<()> {
         "no link-up message"
     );
     for family in FAMILIES {
-        let after = flows_by_member(&t, family)?;
-        ensure!(
-            after.len() == FLOWS.len(),
-            "not every flow from {} arrived after the repair",
-            family.0
-        );
+        let after = every_flow(&t, family, "after the repair")?;
         let back = count(&after, "e1000g0");
         ensure!(
             back * 5 >= FLOWS.len(),
@@ -195,7 +179,7 @@ fn first_packet_reaches_on_link_and_routed_destinations() -> Result<()> {
         t.host
             .sysctl(&format!("net.ipv4.conf.{m}.rp_filter"), "1")?;
     }
-    let _d = Daemon::start(&t.host, &config(&MEMBERS))?;
+    let _d = Daemon::start(&t.host, &config(&MEMBERS).render())?;
     t.host
         .ip("route add default via 192.0.2.1 dev production0")?;
     for (ns, dst) in [(&t.peer, PEER_V4), (&t.remote, REMOTE_V4)] {
@@ -239,7 +223,10 @@ fn group_mtu_follows_the_smallest_member() -> Result<()> {
 #[test]
 fn member_missing_at_start_is_adopted_when_it_appears() -> Result<()> {
     let t = Topology::build(&unique("lf"))?;
-    let d = Daemon::start(&t.host, &config(&["e1000g0", "e1000g1", "rge0", "e1000g2"]))?;
+    let d = Daemon::start(
+        &t.host,
+        &config(&["e1000g0", "e1000g1", "rge0", "e1000g2"]).render(),
+    )?;
     d.wait_member("e1000g2", "state", "failed")?;
     ensure!(
         d.stat("-g")?[0]["state"] == "degraded",
@@ -295,13 +282,11 @@ fn broadcast_and_multicast_leave_once_through_the_cast_member() -> Result<()> {
     let cast_mac = t.mac(cast["interface"].as_str().unwrap_or_default())?;
     t.host.ip("route add 224.0.0.0/4 dev production0")?;
     for (dst, port) in [("192.0.2.255", 9100u16), ("239.1.2.3", 9101)] {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let sniff = t.peer.spawn(move || {
+        let sniff = t.peer.spawn_ready("sniffer", move |ready| {
             let s = Sniffer::open("eth0")?;
-            ready_tx.send(()).ok();
+            ready.send(()).ok();
             s.udp_frames(port, std::time::Instant::now() + Duration::from_millis(700))
-        });
-        ready_rx.recv_timeout(Duration::from_secs(5))?;
+        })?;
         t.host.enter(move || {
             let sock = std::net::UdpSocket::bind(format!("{DATA_V4}:0"))?;
             sock.set_broadcast(true)?;
@@ -356,13 +341,8 @@ fn member_removed_while_running_fails_and_is_adopted_when_it_returns() -> Result
 #[test]
 fn teardown_removes_everything_ipmpd_created() -> Result<()> {
     let t = Topology::build(&unique("lf"))?;
-    let mut config = config(&MEMBERS);
-    config = config.replacen(
-        "interface = \"e1000g0\"\n",
-        "interface = \"e1000g0\"\ntest_address = \"192.0.2.201/24\"\n",
-        1,
-    );
-    let mut d = Daemon::start(&t.host, &config)?;
+    let config = config(&MEMBERS).test_address("e1000g0", &test_address("e1000g0"));
+    let mut d = Daemon::start(&t.host, &config.render())?;
     let addr = t.host.ip("addr show dev e1000g0")?;
     ensure!(
         addr.contains("192.0.2.201/24") && addr.contains("noprefixroute"),
@@ -375,12 +355,7 @@ fn teardown_removes_everything_ipmpd_created() -> Result<()> {
         pins.display()
     );
 
-    let out = d.ctl(&["teardown"])?;
-    ensure!(
-        out.status.success(),
-        "teardown failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    d.ctl_ok(&["teardown"])?;
     ensure!(
         d.wait_exit(Duration::from_secs(10))? == 0,
         "ipmpd did not exit cleanly"
@@ -450,12 +425,10 @@ fn ipmpctl_without_ipmpd_exits_3() -> Result<()> {
 fn probe_view_refuses_when_no_member_probes() -> Result<()> {
     // IPv4 only: an IPv6 data address would start IPv6 probing.
     let (_t, d) = Daemon::start_tutorial("lf")?;
-    let out = d.ctl(&["stat", "-p"])?;
-    ensure!(out.status.code() == Some(1), "stat -p: {:?}", out.status);
+    let said = d.ctl_refused(&["stat", "-p"])?;
     ensure!(
-        String::from_utf8_lossy(&out.stderr).contains("probe-based failure detection is disabled"),
-        "stat -p said: {}",
-        String::from_utf8_lossy(&out.stderr)
+        said.contains("probe-based failure detection is disabled"),
+        "stat -p said: {said}"
     );
     ensure!(d.stat("-g")?[0]["fdt"] == "", "FDT shown without probing");
     let human = String::from_utf8(d.ctl(&["stat", "-g"])?.stdout)?;

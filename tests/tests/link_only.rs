@@ -1,10 +1,7 @@
 //! A link-only group (members without test addresses, the tutorial's
 //! setup): asking for next hops must not move peers' entries for the data
 //! address off the member it is bound to.
-use std::{
-    sync::mpsc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
@@ -30,11 +27,10 @@ fn asking_for_next_hops_keeps_the_peers_entry_on_the_bound_member() -> Result<()
         t.host.ip(&format!("neigh flush dev {m}"))?;
     }
 
-    let (ready_tx, ready_rx) = mpsc::channel();
     let data: [u8; 4] = DATA_V4.parse::<std::net::Ipv4Addr>()?.octets();
-    let sniff = t.peer.spawn(move || {
+    let sniff = t.peer.spawn_ready("sniffer", move |ready| {
         let sniffer = Sniffer::open("eth0")?;
-        ready_tx.send(()).ok();
+        ready.send(()).ok();
         let until = Instant::now() + Duration::from_secs(3);
         let mut senders = Vec::new();
         let mut buf = [0u8; 2048];
@@ -51,10 +47,7 @@ fn asking_for_next_hops_keeps_the_peers_entry_on_the_bound_member() -> Result<()
         }
         sniffer.ensure_complete()?;
         Ok(senders)
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .context("sniffer did not start")?;
+    })?;
     let flows = t.flows_by_member((DATA_V4, PEER_V4), 20000..20240)?;
     let senders = join(sniff)?;
     for m in MEMBERS {

@@ -8,6 +8,7 @@ use std::{
 
 use anyhow::{bail, ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     http::{get, sample},
     netns::unique,
@@ -17,18 +18,8 @@ use ipmp_tests::{
 
 const METRICS: &str = "127.0.0.1:9477";
 
-fn config() -> String {
-    let mut c = format!("[daemon]\nmetrics_listen = \"{METRICS}\"\n\n[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
-    for m in MEMBERS {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    c
-}
-
 fn setup() -> Result<(Topology, Daemon)> {
-    let t = Topology::build(&unique("mx"))?;
-    let d = Daemon::start(&t.host, &config())?;
-    d.wait_group("ok")?;
+    let (t, d) = Daemon::start_on_tutorial("mx", &IpmpToml::tutorial().metrics(METRICS).render())?;
     Ok((t, d))
 }
 

@@ -2,11 +2,11 @@
 //! runs, bring it back, and the rule that the last usable member stays.
 use std::{process::Command, time::Duration};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
-    daemon::{bin, Daemon},
-    netns::unique,
-    topology::{Topology, MEMBERS},
+    config::IpmpToml,
+    daemon::{bin, ipmpctl_as, lines_of, Daemon},
+    topology::Topology,
     traffic::Stream,
 };
 
@@ -25,12 +25,7 @@ fn offline_and_online_lose_no_packet_of_a_running_stream() -> Result<()> {
     let (t, d) = setup()?;
     let stream = stream_through(&t, "e1000g0", 41_000..41_032)?;
     std::thread::sleep(Duration::from_millis(500));
-    let out = d.ctl(&["offline", "e1000g0"])?;
-    ensure!(
-        out.status.success(),
-        "offline refused: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    d.ctl_ok(&["offline", "e1000g0"])?;
     d.wait_member("e1000g0", "state", "offline")?;
     ensure!(
         d.member("e1000g0")?["active"] == "no",
@@ -39,15 +34,9 @@ fn offline_and_online_lose_no_packet_of_a_running_stream() -> Result<()> {
     d.wait_group("degraded")?;
     std::thread::sleep(Duration::from_millis(500));
     // if_mpadm -r, through the binary's other name.
-    let if_mpadm = std::env::temp_dir().join(unique("bin")).join("if_mpadm");
-    std::fs::create_dir_all(if_mpadm.parent().unwrap_or(&if_mpadm))?;
-    std::os::unix::fs::symlink(bin("ipmpctl"), &if_mpadm)?;
-    let out = Command::new(&if_mpadm)
-        .arg("--socket")
-        .arg(&d.socket)
-        .args(["-r", "e1000g0"])
-        .output()?;
-    std::fs::remove_dir_all(if_mpadm.parent().unwrap_or(&if_mpadm))?;
+    let out = ipmpctl_as("if_mpadm", |c| {
+        c.arg("--socket").arg(&d.socket).args(["-r", "e1000g0"]);
+    })?;
     ensure!(
         out.status.success(),
         "if_mpadm -r failed: {}",
@@ -70,18 +59,11 @@ fn offline_and_online_lose_no_packet_of_a_running_stream() -> Result<()> {
 fn the_last_usable_member_cannot_go_offline() -> Result<()> {
     let (_t, d) = setup()?;
     for m in ["e1000g0", "e1000g1"] {
-        ensure!(
-            d.ctl(&["offline", m])?.status.success(),
-            "offline {m} refused"
-        );
+        d.ctl_ok(&["offline", m])?;
     }
-    let out = d.ctl(&["offline", "rge0"])?;
-    ensure!(
-        out.status.code() == Some(1),
-        "offline of the last member: {:?}",
-        out.status
-    );
-    let reason = String::from_utf8_lossy(&out.stderr);
+    let reason = d
+        .ctl_refused(&["offline", "rge0"])
+        .context("offline of the last member")?;
     ensure!(
         reason.contains("no other functioning interfaces are in its IPMP group"),
         "reason: {reason}"
@@ -90,12 +72,8 @@ fn the_last_usable_member_cannot_go_offline() -> Result<()> {
         d.member("rge0")?["state"] == "ok",
         "rge0 went offline anyway"
     );
-    let out = d.ctl(&["offline", "eth7"])?;
-    ensure!(
-        out.status.code() == Some(1),
-        "offline of a non-member: {:?}",
-        out.status
-    );
+    d.ctl_refused(&["offline", "eth7"])
+        .context("offline of a non-member")?;
     Ok(())
 }
 
@@ -124,18 +102,12 @@ fn events_follow_a_failover_live() -> Result<()> {
         said.contains("following ipmpd's events"),
         "ipmpctl events said: {said}"
     );
-    let stdout = follower
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(
+        follower
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
+    );
     t.pull_cable("e1000g1")?;
     let mut seen = Vec::new();
     let until = std::time::Instant::now() + Duration::from_secs(10);
@@ -171,13 +143,7 @@ fn events_follow_a_failover_live() -> Result<()> {
 /// carry the traffic.
 #[test]
 fn without_failback_a_repaired_member_stays_inactive() -> Result<()> {
-    let t = Topology::build(&unique("off"))?;
-    let mut config = String::from("[daemon]\nfailback = false\n\n[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n");
-    for m in MEMBERS {
-        config.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-    }
-    let d = Daemon::start(&t.host, &config)?;
-    d.wait_group("ok")?;
+    let (t, d) = Daemon::start_on_tutorial("off", &IpmpToml::tutorial().failback(false).render())?;
     t.pull_cable("e1000g0")?;
     d.wait_member("e1000g0", "state", "failed")?;
     t.plug_cable("e1000g0")?;

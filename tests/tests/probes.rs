@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     http::{get, sample},
     netns::unique,
     topology::{Topology, DATA_V4, MEMBERS, PEER_V4, ROUTER_V4},
-    traffic::internet_checksum,
+    traffic::{internet_checksum, parse_mac},
 };
 
 const METRICS: &str = "127.0.0.1:9477";
@@ -18,22 +19,15 @@ const DETECTION: Duration = Duration::from_secs(20);
 
 /// The tutorial's probe-based configuration: a test address per member.
 fn config(fdt_ms: u64, targets: &[&str], v4_test_addresses: bool) -> String {
-    let targets = targets
-        .iter()
-        .map(|t| format!("\"{t}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut c = format!(
-        "[daemon]\nfailure_detection_time_ms = {fdt_ms}\nmetrics_listen = \"{METRICS}\"\n\n\
-         [[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\ntargets = [{targets}]\n"
-    );
-    for (i, m) in MEMBERS.iter().enumerate() {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-        if v4_test_addresses {
-            c.push_str(&format!("test_address = \"192.0.2.{}/24\"\n", 201 + i));
-        }
+    let c = IpmpToml::tutorial()
+        .fdt_ms(fdt_ms)
+        .metrics(METRICS)
+        .targets(targets);
+    match v4_test_addresses {
+        true => c.test_addresses(),
+        false => c,
     }
-    c
+    .render()
 }
 
 fn wait_probe(d: &Daemon, member: &str, probe: &str) -> Result<()> {
@@ -177,21 +171,15 @@ fn forged_replies_are_rejected() -> Result<()> {
 /// Sends echo replies with e1000g0's probe identifier and a wrong token to
 /// its test address and MAC, every 20 ms for `how_long`.
 fn forge_replies(mac: &str, how_long: Duration) -> Result<()> {
-    let dst: Vec<u8> = mac
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16))
-        .collect::<Result<_, _>>()?;
+    let dst = parse_mac(mac)?;
     let sniffer = ipmp_tests::traffic::Sniffer::open("eth0")?;
     let until = std::time::Instant::now() + how_long;
     let mut seq = 1u16;
+    // A probe's payload: its send time, then its token (a wrong one).
+    let mut payload = [0u8; 24];
+    payload[8..16].copy_from_slice(&0xbad_c0ffeeu64.to_ne_bytes());
     while std::time::Instant::now() < until {
-        let mut icmp = [0u8; 32];
-        icmp[4..6].copy_from_slice(&ipmp_common::probe_identifier(0).to_be_bytes());
-        icmp[6..8].copy_from_slice(&seq.to_be_bytes());
-        icmp[16..24].copy_from_slice(&0xbad_c0ffeeu64.to_ne_bytes());
-        let sum = internet_checksum(&icmp);
-        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-        sniffer.send_frame(&echo_reply_frame(&dst, &icmp))?;
+        sniffer.send_frame(&echo_reply_frame(&dst, &echo_reply(seq, &payload)))?;
         seq = seq.wrapping_add(1);
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -229,10 +217,7 @@ fn replies_to_probes_never_seen_are_rejected() -> Result<()> {
 /// payload, its send time moved on by the time elapsed since. Returns the
 /// number of replies sent.
 fn replay_replies(mac: &str, how_long: Duration) -> Result<u32> {
-    let dst: Vec<u8> = mac
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16))
-        .collect::<Result<_, _>>()?;
+    let dst = parse_mac(mac)?;
     let sniffer = ipmp_tests::traffic::Sniffer::open("eth0")?;
     let identifier = ipmp_common::probe_identifier(0).to_be_bytes();
     let mut buf = [0u8; 2048];
@@ -267,21 +252,29 @@ fn replay_replies(mac: &str, how_long: Duration) -> Result<u32> {
     let mut forged = 0;
     while std::time::Instant::now() < until {
         let now_ns = sent_ns + seen_at.elapsed().as_nanos() as u64;
+        // A send time just before now, as the probe to come would carry.
+        let mut payload = payload;
+        payload[..8].copy_from_slice(&now_ns.saturating_sub(1_000_000).to_ne_bytes());
         for ahead in 1..=16u16 {
-            let mut icmp = [0u8; 32];
-            icmp[4..6].copy_from_slice(&identifier);
-            icmp[6..8].copy_from_slice(&seq.wrapping_add(ahead).to_be_bytes());
-            icmp[8..32].copy_from_slice(&payload);
-            // A send time just before now, as the probe to come would carry.
-            icmp[8..16].copy_from_slice(&now_ns.saturating_sub(1_000_000).to_ne_bytes());
-            let sum = internet_checksum(&icmp);
-            icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+            let icmp = echo_reply(seq.wrapping_add(ahead), &payload);
             sniffer.send_frame(&echo_reply_frame(&dst, &icmp))?;
             forged += 1;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(forged)
+}
+
+/// An ICMP echo reply with e1000g0's probe identifier, `seq` and
+/// `payload`.
+fn echo_reply(seq: u16, payload: &[u8; 24]) -> [u8; 32] {
+    let mut icmp = [0u8; 32];
+    icmp[4..6].copy_from_slice(&ipmp_common::probe_identifier(0).to_be_bytes());
+    icmp[6..8].copy_from_slice(&seq.to_be_bytes());
+    icmp[8..32].copy_from_slice(payload);
+    let sum = internet_checksum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    icmp
 }
 
 /// An IPv4 frame from the peer (192.0.2.10) to e1000g0's test address.

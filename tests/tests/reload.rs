@@ -4,26 +4,32 @@ use std::{collections::HashMap, time::Duration};
 
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     http::{get, sample},
     netns::unique,
-    topology::{Topology, DATA_V4, PEER_V4},
+    topology::{Topology, DATA_V4, PEER_V4, ROUTER_V4},
     traffic::{flows_by_mac, mac_string},
 };
 
 const METRICS: &str = "127.0.0.1:9477";
 
+/// The probing group with `members` (each with its test address), the
+/// router the target.
+fn group(fdt_ms: u64, members: &[(&str, &str)]) -> IpmpToml {
+    let names: Vec<&str> = members.iter().map(|(m, _)| *m).collect();
+    let group = IpmpToml::tutorial()
+        .fdt_ms(fdt_ms)
+        .metrics(METRICS)
+        .targets(&[ROUTER_V4])
+        .members(&names);
+    members
+        .iter()
+        .fold(group, |c, (m, test)| c.test_address(m, test))
+}
+
 fn config(fdt_ms: u64, members: &[(&str, &str)]) -> String {
-    let mut c = format!(
-        "[daemon]\nfailure_detection_time_ms = {fdt_ms}\nmetrics_listen = \"{METRICS}\"\n\n\
-         [[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\ntargets = [\"192.0.2.1\"]\n"
-    );
-    for (m, test) in members {
-        c.push_str(&format!(
-            "\n[[group.member]]\ninterface = \"{m}\"\ntest_address = \"{test}\"\n"
-        ));
-    }
-    c
+    group(fdt_ms, members).render()
 }
 
 /// Flow (source port) to the member that carried it, by source MAC.
@@ -80,12 +86,7 @@ fn adding_a_member_and_changing_the_fdt_moves_no_flow_between_the_others() -> Re
         &d.config,
         config(2000, &[two[0], two[1], ("rge0", "192.0.2.203/24")]),
     )?;
-    let out = d.ctl(&["reload"])?;
-    ensure!(
-        out.status.success(),
-        "reload failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    d.ctl_ok(&["reload"])?;
     d.wait_member("rge0", "active", "yes")?;
     ensure!(
         d.stat("-g")?[0]["fdt"] == "2.00s",
@@ -126,7 +127,7 @@ fn adding_a_member_and_changing_the_fdt_moves_no_flow_between_the_others() -> Re
 
     // And out again: rge0 leaves, its XDP program and test address with it.
     std::fs::write(&d.config, config(2000, &two))?;
-    ensure!(d.ctl(&["reload"])?.status.success(), "second reload failed");
+    d.ctl_ok(&["reload"]).context("second reload")?;
     d.wait_for("rge0 gone from stat -i", Duration::from_secs(10), |d| {
         Ok(!d.stat("-i")?.to_string().contains("rge0"))
     })?;
@@ -146,13 +147,7 @@ fn an_invalid_file_is_refused_and_changes_nothing() -> Result<()> {
     let d = Daemon::start(&t.host, &config(1000, &two))?;
     let before = d.stat("-i")?;
     std::fs::write(&d.config, "[daemon]\nfailure_detection_time_ms = 3\n")?;
-    let out = d.ctl(&["reload"])?;
-    ensure!(
-        out.status.code() == Some(1),
-        "invalid reload: {:?}",
-        out.status
-    );
-    let reason = String::from_utf8_lossy(&out.stderr);
+    let reason = d.ctl_refused(&["reload"]).context("invalid reload")?;
     ensure!(
         reason.contains("ipmp.toml:2:") && reason.contains("failure_detection_time_ms"),
         "reason: {reason}"
@@ -187,12 +182,8 @@ fn lowering_the_fdt_reschedules_probing_at_once() -> Result<()> {
     d.wait_acked(&t.host, METRICS, "e1000g0")?;
     let reload = |fdt_ms: u64| -> Result<()> {
         std::fs::write(&d.config, config(fdt_ms, &one))?;
-        let out = d.ctl(&["reload"])?;
-        ensure!(
-            out.status.success(),
-            "reload to {fdt_ms} ms failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        d.ctl_ok(&["reload"])
+            .with_context(|| format!("reload to {fdt_ms} ms"))?;
         Ok(())
     };
     let sent = probes_sent(&t, "e1000g0")?;
@@ -216,14 +207,17 @@ fn lowering_the_fdt_reschedules_probing_at_once() -> Result<()> {
     Ok(())
 }
 
-/// The two-member group of [`config`] with `group` lines changed: each
-/// harmful file names one thing applying would fail on or that would harm.
-fn harmful(name: &str, data: &str, member: &str) -> String {
-    format!(
-        "[daemon]\nfailure_detection_time_ms = 1000\nmetrics_listen = \"{METRICS}\"\n\n\
-         [[group]]\nname = \"{name}\"\ndata_addresses = [{data}]\n\n\
-         [[group.member]]\ninterface = \"{member}\"\n"
-    )
+/// A group `name` with `data` addresses and one `member` (no test
+/// address, no target): each harmful file names one thing applying would
+/// fail on or that would harm.
+fn harmful(name: &str, data: &[&str], member: &str) -> String {
+    IpmpToml::tutorial()
+        .fdt_ms(1000)
+        .metrics(METRICS)
+        .name(name)
+        .data_addresses(data)
+        .members(&[member])
+        .render()
 }
 
 /// What a reload must leave as it was: the members, the data addresses
@@ -251,23 +245,20 @@ fn reloads_that_cannot_work_are_refused_and_change_nothing() -> Result<()> {
     let d = Daemon::start(&t.host, &config(1000, &two))?;
     d.wait_group("ok")?;
     let before = running_state(&t, &d)?;
-    let seventy: Vec<String> = (1..=70).map(|i| format!("\"192.0.2.{i}/24\"")).collect();
-    let data = "\"192.0.2.200/24\"";
+    let seventy: Vec<String> = (1..=70).map(|i| format!("192.0.2.{i}/24")).collect();
+    let seventy: Vec<&str> = seventy.iter().map(String::as_str).collect();
+    let data = &["192.0.2.200/24"];
     let cases = [
-        harmful("production0", "\"0.0.0.0/0\", \"::/0\"", "e1000g0"),
+        harmful("production0", &["0.0.0.0/0", "::/0"], "e1000g0"),
         harmful("lo", data, "e1000g0"),
         harmful("production0", data, "lo"),
-        harmful("production0", &seventy.join(", "), "e1000g0"),
+        harmful("production0", &seventy, "e1000g0"),
         harmful("taken0", data, "e1000g0"),
     ];
     for (i, text) in cases.iter().enumerate() {
         std::fs::write(&d.config, text)?;
-        let out = d.ctl(&["reload"])?;
-        ensure!(
-            out.status.code() == Some(1),
-            "case {i} was accepted: {:?}\n{text}",
-            out.status
-        );
+        d.ctl_refused(&["reload"])
+            .with_context(|| format!("case {i} was accepted\n{text}"))?;
         ensure!(
             running_state(&t, &d)? == before,
             "case {i} changed the running configuration\n{text}"
@@ -303,27 +294,20 @@ fn a_reload_that_fails_while_applying_is_rolled_back() -> Result<()> {
     t.host.ip("link add br9 type bridge")?;
     t.host.ip("link set br9 up")?;
     let two = [("e1000g0", "192.0.2.201/24"), ("e1000g1", "192.0.2.202/24")];
-    let native = |c: String| c.replacen("[daemon]\n", "[daemon]\nxdp_mode = \"native\"\n", 1);
-    let d = Daemon::start(&t.host, &native(config(1000, &two)))?;
+    let native = |fdt_ms: u64, members: &[(&str, &str)]| group(fdt_ms, members).xdp_mode("native");
+    let d = Daemon::start(&t.host, &native(1000, &two).render())?;
     for m in ["e1000g0", "e1000g1"] {
         d.wait_member(m, "probe", "ok")?;
     }
     let before = running_state(&t, &d)?;
     // e1000g1 leaves, the FDT and the data addresses change, br9 joins.
-    let mut new = native(config(2000, &[two[0], ("br9", "192.0.2.209/24")]));
-    new = new.replace(
-        "data_addresses = [\"192.0.2.200/24\"]",
-        "data_addresses = [\"192.0.2.200/24\", \"192.0.2.199/24\"]",
-    );
-    std::fs::write(&d.config, &new)?;
-    let out = d.ctl(&["reload"])?;
-    let reason = String::from_utf8_lossy(&out.stderr);
+    let new = native(2000, &[two[0], ("br9", "192.0.2.209/24")])
+        .data_addresses(&["192.0.2.200/24", "192.0.2.199/24"]);
+    std::fs::write(&d.config, new.render())?;
+    let reason = d.ctl_refused(&["reload"])?;
     ensure!(
-        out.status.code() == Some(1)
-            && reason.contains("br9")
-            && reason.contains("the previous configuration is restored"),
-        "reload: {:?} {reason}",
-        out.status
+        reason.contains("br9") && reason.contains("the previous configuration is restored"),
+        "reload: {reason}"
     );
     d.wait_member("e1000g1", "probe", "ok")?;
     ensure!(
@@ -350,15 +334,17 @@ fn a_reload_that_fails_while_applying_is_rolled_back() -> Result<()> {
     d.wait_group("ok")?;
 
     // A new group that cannot start leaves neither interface nor pins.
-    let backup = "\n[[group]]\nname = \"backup0\"\ndata_addresses = [\"203.0.113.200/24\"]\n\
-                  [[group.member]]\ninterface = \"br9\"\n";
-    std::fs::write(&d.config, native(config(1000, &two)) + backup)?;
-    let out = d.ctl(&["reload"])?;
-    let reason = String::from_utf8_lossy(&out.stderr);
+    let backup = IpmpToml::tutorial()
+        .name("backup0")
+        .data_addresses(&["203.0.113.200/24"])
+        .members(&["br9"]);
+    std::fs::write(&d.config, native(1000, &two).also(backup).render())?;
+    let reason = d
+        .ctl_refused(&["reload"])
+        .context("reload adding backup0")?;
     ensure!(
-        out.status.code() == Some(1) && reason.contains("the previous configuration is restored"),
-        "reload adding backup0: {:?} {reason}",
-        out.status
+        reason.contains("the previous configuration is restored"),
+        "reload adding backup0: {reason}"
     );
     ensure!(
         t.host.ip("link show backup0").is_err(),

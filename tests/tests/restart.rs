@@ -5,39 +5,28 @@ use std::{collections::HashMap, time::Duration};
 
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
+    config::IpmpToml,
     daemon::Daemon,
     http::member_sum,
     netns::{run, unique, Netns},
-    topology::{Topology, MEMBERS},
+    topology::{Topology, MEMBERS, ROUTER_V4},
     traffic::mac_string,
 };
 
 const METRICS: &str = "127.0.0.1:9477";
 
-/// The tutorial's members and a new NIC, e1000g2 (added with
-/// `Topology::add_member_cable`).
-const WITH_NEW: [&str; 4] = ["e1000g0", "e1000g1", "rge0", "e1000g2"];
-
-/// The group with every member; with test addresses (192.0.2.201...) and
+/// The group with `members`; with test addresses (192.0.2.201...) and
 /// the router as target when `probing`.
 fn config(members: &[&str], probing: bool) -> String {
-    let mut c = format!(
-        "[daemon]\nfailure_detection_time_ms = 1000\nmetrics_listen = \"{METRICS}\"\n\n\
-         [[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n{}",
-        if probing {
-            "targets = [\"192.0.2.1\"]\n"
-        } else {
-            ""
-        }
-    );
-    for m in members {
-        c.push_str(&format!("\n[[group.member]]\ninterface = \"{m}\"\n"));
-        if probing {
-            let i = WITH_NEW.iter().position(|x| x == m).unwrap_or(0);
-            c.push_str(&format!("test_address = \"192.0.2.{}/24\"\n", 201 + i));
-        }
+    let c = IpmpToml::tutorial()
+        .fdt_ms(1000)
+        .metrics(METRICS)
+        .members(members);
+    match probing {
+        true => c.targets(&[ROUTER_V4]).test_addresses(),
+        false => c,
     }
-    c
+    .render()
 }
 
 /// Member name to how many of 100 flows it carries now, by the source MAC
@@ -84,11 +73,8 @@ fn ensure_no_transition_logged(d: &Daemon) -> Result<()> {
 
 #[test]
 fn kill_9_keeps_an_offline_member_offline_and_logs_no_transition() -> Result<()> {
-    let t = Topology::build(&unique("rs"))?;
-    let mut d = Daemon::start(&t.host, &config(&MEMBERS, false))?;
-    d.wait_group("ok")?;
-    let out = d.ctl(&["offline", "e1000g0"])?;
-    ensure!(out.status.success(), "offline refused: {out:?}");
+    let (t, mut d) = Daemon::start_on_tutorial("rs", &config(&MEMBERS, false))?;
+    d.ctl_ok(&["offline", "e1000g0"])?;
     t.pull_cable("rge0")?;
     d.wait_member("rge0", "state", "failed")?;
     d.wait_member("e1000g0", "state", "offline")?;
@@ -113,10 +99,7 @@ fn kill_9_keeps_an_offline_member_offline_and_logs_no_transition() -> Result<()>
     ensure_no_transition_logged(&d)?;
 
     // The record keeps going: online brings it back as usual.
-    ensure!(
-        d.ctl(&["online", "e1000g0"])?.status.success(),
-        "online refused"
-    );
+    d.ctl_ok(&["online", "e1000g0"])?;
     d.wait_member("e1000g0", "state", "ok")?;
     Ok(())
 }
@@ -174,11 +157,22 @@ fn kill_9_keeps_a_probe_failed_member_out_until_acknowledged_probes() -> Result<
     Ok(())
 }
 
+/// Pulls e1000g0's cable: `d` sees it fail and moves its flows to the
+/// others.
+fn fails_over(t: &Topology, d: &Daemon) -> Result<()> {
+    t.pull_cable("e1000g0")?;
+    d.wait_member("e1000g0", "state", "failed")?;
+    let flows = flows_per_member(t)?;
+    ensure!(
+        !flows.contains_key("e1000g0"),
+        "flows still leave through the failed member: {flows:?}"
+    );
+    Ok(())
+}
+
 #[test]
 fn a_second_ipmpd_on_the_same_pins_is_refused_and_the_first_keeps_working() -> Result<()> {
-    let t = Topology::build(&unique("rs"))?;
-    let d = Daemon::start(&t.host, &config(&MEMBERS, false))?;
-    d.wait_group("ok")?;
+    let (t, d) = Daemon::start_on_tutorial("rs", &config(&MEMBERS, false))?;
     let other_socket = std::env::temp_dir().join(unique("sock"));
     // Its own socket and metrics address: only the pins are shared.
     let out = d.run_other(
@@ -199,14 +193,7 @@ fn a_second_ipmpd_on_the_same_pins_is_refused_and_the_first_keeps_working() -> R
         "the refusal does not name the holder {pid}: {said}"
     );
     // The first one still owns the dataplane: it fails over.
-    t.pull_cable("e1000g0")?;
-    d.wait_member("e1000g0", "state", "failed")?;
-    let flows = flows_per_member(&t)?;
-    ensure!(
-        !flows.contains_key("e1000g0"),
-        "flows still leave through the failed member: {flows:?}"
-    );
-    Ok(())
+    fails_over(&t, &d)
 }
 
 #[test]
@@ -226,14 +213,7 @@ fn a_second_ipmpd_with_other_pins_does_not_take_the_group() -> Result<()> {
         other.stat("-g")?
     );
     // The first one still owns it.
-    t.pull_cable("e1000g0")?;
-    d.wait_member("e1000g0", "state", "failed")?;
-    let flows = flows_per_member(&t)?;
-    ensure!(
-        !flows.contains_key("e1000g0"),
-        "flows still leave through the failed member: {flows:?}"
-    );
-    Ok(())
+    fails_over(&t, &d)
 }
 
 /// Reads a sysctl (dotted) in `ns`.
@@ -386,11 +366,11 @@ fn a_restart_without_a_group_leaves_nothing_of_it() -> Result<()> {
     let (t, sysctls, mut d) = start_with_own_sysctls(true)?;
     d.kill()?;
     // production0 goes; another group takes e1000g0.
-    std::fs::write(
-        &d.config,
-        "[[group]]\nname = \"staging0\"\ndata_addresses = [\"192.0.2.100/24\"]\n\n\
-         [[group.member]]\ninterface = \"e1000g0\"\n",
-    )?;
+    let staging = IpmpToml::tutorial()
+        .name("staging0")
+        .data_addresses(&["192.0.2.100/24"])
+        .members(&["e1000g0"]);
+    std::fs::write(&d.config, staging.render())?;
     let d = Daemon::start_again(d, &t.host)?;
     d.wait_group("ok")?;
     ensure_group_gone(&t, &d)?;
@@ -445,8 +425,7 @@ fn ipmpctl_teardown_restores_the_sysctls() -> Result<()> {
         sysctl(&t.host, "net.ipv4.conf.e1000g0.arp_ignore")? == "1",
         "ipmpd did not set arp_ignore"
     );
-    let out = d.ctl(&["teardown"])?;
-    ensure!(out.status.success(), "ipmpctl teardown: {out:?}");
+    d.ctl_ok(&["teardown"])?;
     ensure!(d.wait_exit(Duration::from_secs(10))? == 0, "ipmpd failed");
     ensure_nothing_left(&t, &d, &MEMBERS)?;
     ensure_sysctls(&t, &sysctls, &ALL_SYSCTLS)

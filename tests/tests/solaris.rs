@@ -4,10 +4,11 @@ use std::{process::Command, time::Duration};
 
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
-    daemon::{bin, tutorial_config, Daemon},
+    config::{test_address, IpmpToml},
+    daemon::{bin, ipmpctl_as, lines_of, Daemon},
     http::member_sum,
     netns::{join, unique},
-    topology::{Topology, DATA_V4, MEMBERS, PEER_V4},
+    topology::{Topology, DATA_V4, MEMBERS, PEER_V4, ROUTER_V4},
 };
 
 const FLOWS: std::ops::Range<u16> = 20000..20240;
@@ -23,10 +24,7 @@ fn flows(t: &Topology) -> Result<Vec<String>> {
 /// takes over when one fails, and gives back when that one is repaired.
 #[test]
 fn a_standby_member_carries_nothing_until_an_active_one_fails() -> Result<()> {
-    let t = Topology::build(&unique("sb"))?;
-    let config = tutorial_config(|m| if m == "rge0" { "standby = true\n" } else { "" });
-    let d = Daemon::start(&t.host, &config)?;
-    d.wait_group("ok")?;
+    let (t, d) = Daemon::start_on_tutorial("sb", &IpmpToml::tutorial().standby("rge0").render())?;
     let row = d.member("rge0")?;
     ensure!(
         row["active"] == "no" && row["flags"].as_str().is_some_and(|f| f.contains('s')),
@@ -109,16 +107,10 @@ fn failures_are_logged_as_errors_and_repairs_as_notices() -> Result<()> {
 #[test]
 fn ipmpctl_answers_as_ipmpstat() -> Result<()> {
     let (_t, d) = Daemon::start_tutorial("alias")?;
-    let dir = std::env::temp_dir().join(unique("ipmpstat"));
-    std::fs::create_dir_all(&dir)?;
-    let alias = dir.join("ipmpstat");
-    std::os::unix::fs::symlink(bin("ipmpctl"), &alias)?;
-    let out = Command::new(&alias)
-        .args(["-g", "-P", "-o", "groupname,state"])
-        .env("IPMP_SOCKET", &d.socket)
-        .output();
-    std::fs::remove_dir_all(&dir)?;
-    let out = out?;
+    let out = ipmpctl_as("ipmpstat", |c| {
+        c.args(["-g", "-P", "-o", "groupname,state"])
+            .env("IPMP_SOCKET", &d.socket);
+    })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     ensure!(
         out.status.success() && stdout.trim() == "production0:ok",
@@ -136,7 +128,7 @@ fn stat_shows_duplicate_hardware_addresses_and_the_xdp_mode() -> Result<()> {
     let t = Topology::build(&unique("hw"))?;
     let mac = t.mac("rge0")?;
     t.host.ip(&format!("link set e1000g1 address {mac}"))?;
-    let d = Daemon::start(&t.host, &tutorial_config(|_| ""))?;
+    let d = Daemon::start(&t.host, &IpmpToml::tutorial().render())?;
     d.wait_group("ok")?;
     for (m, dup) in [("e1000g0", false), ("e1000g1", true), ("rge0", true)] {
         let row = d.member(m)?;
@@ -217,26 +209,19 @@ fn a_flapping_link_is_not_repaired_on_its_third_link_up() -> Result<()> {
 const METRICS: &str = "127.0.0.1:9477";
 
 /// The tutorial's probe-based group: test addresses, the router as target.
-fn probing_config(fdt_ms: u64) -> String {
-    let mut c = format!(
-        "[daemon]\nfailure_detection_time_ms = {fdt_ms}\nmetrics_listen = \"{METRICS}\"\n\n\
-         [[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\"]\n\
-         targets = [\"192.0.2.1\"]\n"
-    );
-    for (i, m) in MEMBERS.iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[group.member]]\ninterface = \"{m}\"\ntest_address = \"192.0.2.{}/24\"\n",
-            201 + i
-        ));
-    }
-    c
+fn probing_config(fdt_ms: u64) -> IpmpToml {
+    IpmpToml::tutorial()
+        .fdt_ms(fdt_ms)
+        .metrics(METRICS)
+        .targets(&[ROUTER_V4])
+        .test_addresses()
 }
 
 /// The tutorial's network with the probing group, every member's first
 /// probe acknowledged (the start-up quiet period over).
 fn start_probing(prefix: &str, fdt_ms: u64) -> Result<(Topology, Daemon)> {
     let t = Topology::build(&unique(prefix))?;
-    let d = Daemon::start(&t.host, &probing_config(fdt_ms))?;
+    let d = Daemon::start(&t.host, &probing_config(fdt_ms).render())?;
     for m in MEMBERS {
         d.wait_acked(&t.host, METRICS, m)?;
     }
@@ -276,7 +261,6 @@ fn a_silent_target_for_all_members_is_a_group_failure() -> Result<()> {
 /// `stat -p` streams each probe as it happens, in ipmpstat's columns.
 #[test]
 fn stat_p_streams_probes_as_they_happen() -> Result<()> {
-    use std::io::{BufRead, BufReader};
     let (_t, d) = start_probing("sp", 1000)?;
     let mut child = Command::new(bin("ipmpctl"))
         .args(["--socket"])
@@ -284,16 +268,8 @@ fn stat_p_streams_probes_as_they_happen() -> Result<()> {
         .args(["stat", "-p"])
         .stdout(std::process::Stdio::piped())
         .spawn()?;
-    let stdout = child.stdout.take().context("no stdout")?;
     // The reader ends when ipmpctl is killed below, whatever it read.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(child.stdout.take().context("no stdout")?);
     let mut lines = Vec::new();
     let until = std::time::Instant::now() + Duration::from_secs(10);
     while lines.len() < 7 && std::time::Instant::now() < until {
@@ -350,8 +326,8 @@ fn a_slow_target_raises_the_fdt_and_a_fast_one_lowers_it_again() -> Result<()> {
     );
     let responder = ipmp_tests::traffic::slow_echo_responder(&t.peer, delay.clone(), stop.clone());
     let result = (|| {
-        let config = probing_config(1000).replace("192.0.2.1\"]", "192.0.2.10\"]");
-        let d = Daemon::start(&t.host, &config)?;
+        let config = probing_config(1000).targets(&[PEER_V4]);
+        let d = Daemon::start(&t.host, &config.render())?;
         for m in MEMBERS {
             d.wait_acked(&t.host, METRICS, m)?;
         }
@@ -398,7 +374,7 @@ fn a_group_runs_in_native_xdp_mode_where_the_veth_peer_allows_it() -> Result<()>
     for m in MEMBERS {
         ipmp_tests::xdp::attach_native_pass(t.switch_of(m), &format!("p-{m}"))?;
     }
-    let d = Daemon::start(&t.host, &probing_config(1000))?;
+    let d = Daemon::start(&t.host, &probing_config(1000).render())?;
     for m in MEMBERS {
         let row = d.member(m)?;
         ensure!(
@@ -440,8 +416,9 @@ fn a_group_runs_in_native_xdp_mode_where_the_veth_peer_allows_it() -> Result<()>
 fn a_duplicate_test_address_disables_probing_on_that_member_only() -> Result<()> {
     let t = Topology::build(&unique("dup"))?;
     let config = probing_config(1000)
-        .replace("192.0.2.202/24", "192.0.2.201/24")
-        .replace("test_address = \"192.0.2.203/24\"\n", "");
+        .test_address("e1000g1", &test_address("e1000g0"))
+        .no_test_address("rge0")
+        .render();
     let started = std::time::Instant::now();
     let d = Daemon::start(&t.host, &config)?;
     d.wait_acked(&t.host, METRICS, "e1000g0")?;
@@ -494,11 +471,8 @@ fn logged_records(prepare: &str, args: &str) -> Result<Vec<String>> {
     std::fs::create_dir_all(&dir)?;
     let log = std::os::unix::net::UnixDatagram::bind(dir.join("log"))?;
     log.set_read_timeout(Some(Duration::from_secs(10)))?;
-    std::fs::write(
-        dir.join("ipmp.toml"),
-        "[[group]]\nname = \"sl0\"\ndata_addresses = [\"192.0.2.200/24\"]\n\
-         [[group.member]]\ninterface = \"m0\"\n",
-    )?;
+    let config = IpmpToml::tutorial().name("sl0").members(&["m0"]);
+    std::fs::write(dir.join("ipmp.toml"), config.render())?;
     let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/{}", unique("log")));
     let d = dir.display().to_string();
     let script = format!(

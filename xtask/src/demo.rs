@@ -5,11 +5,11 @@ use std::time::Duration;
 use anyhow::Result;
 use ipmp_tests::{daemon::Daemon, netns::unique, topology::Topology};
 
-use crate::testbed::{probe_config, TUTORIAL_CONFIG};
+use crate::testbed::{probe_group, tutorial_config};
 
 pub fn run() -> Result<()> {
     let t = Topology::build(&unique("demo"))?;
-    let d = Daemon::start(&t.host, TUTORIAL_CONFIG)?;
+    let d = Daemon::start(&t.host, &tutorial_config())?;
     t.host
         .ip("route add default via 192.0.2.1 dev production0")?;
     let mut shown = 0;
@@ -92,10 +92,7 @@ fn probe_based(t: &Topology) -> Result<()> {
         t.plug_cable(m)?;
     }
     let metrics = "127.0.0.1:9477";
-    let d = Daemon::start(
-        &t.host,
-        &probe_config(2000, &format!("metrics_listen = \"{metrics}\"\n")),
-    )?;
+    let d = Daemon::start(&t.host, &probe_group(2000).metrics(metrics).render())?;
     t.host
         .ip("route add default via 192.0.2.1 dev production0")?;
     for m in ipmp_tests::topology::MEMBERS {

@@ -1,7 +1,7 @@
 //! `cargo xtask testbed up|down`: the tutorial's network, left running for
 //! trying ipmpd by hand.
 use anyhow::Result;
-use ipmp_tests::{netns::Netns, topology::Topology};
+use ipmp_tests::{config::IpmpToml, netns::Netns, topology::Topology};
 
 pub const PREFIX: &str = "ipmp";
 
@@ -10,36 +10,32 @@ pub const PREFIX: &str = "ipmp";
 /// addresses (as in.mpathd does), so a member whose link comes back is
 /// repaired after 10 acknowledged probes: 2 s of FDT instead of the
 /// default 10 s keeps the demo short.
-pub const TUTORIAL_CONFIG: &str = r#"[daemon]
-failback = true
-failure_detection_time_ms = 2000
-
-[[group]]
-name = "production0"
-data_addresses = ["192.0.2.200/24", "2001:db8::200/64"]
-
-[[group.member]]
-interface = "e1000g0"
-
-[[group.member]]
-interface = "e1000g1"
-
-[[group.member]]
-interface = "rge0"
-"#;
+pub fn tutorial_config() -> String {
+    IpmpToml::tutorial()
+        .failback(true)
+        .fdt_ms(2000)
+        .dual_stack()
+        .render()
+}
 
 /// The tutorial's probe-based configuration: a test address per member.
 /// (The tutorial keeps in.mpathd's default FDT of 10 s; 2 s keeps the demo
 /// short.) The router becomes the probe target through the default route.
+pub fn probe_group(fdt_ms: u64) -> IpmpToml {
+    IpmpToml::tutorial()
+        .fdt_ms(fdt_ms)
+        .dual_stack()
+        .test_addresses()
+}
+
+/// [`probe_group`] as TOML, with the `key = value` lines of `extra_daemon`
+/// in its `[daemon]` table.
 pub fn probe_config(fdt_ms: u64, extra_daemon: &str) -> String {
-    let mut c = format!("[daemon]\nfailure_detection_time_ms = {fdt_ms}\n{extra_daemon}\n[[group]]\nname = \"production0\"\ndata_addresses = [\"192.0.2.200/24\", \"2001:db8::200/64\"]\n");
-    for (i, m) in ["e1000g0", "e1000g1", "rge0"].iter().enumerate() {
-        c.push_str(&format!(
-            "\n[[group.member]]\ninterface = \"{m}\"\ntest_address = \"192.0.2.{}/24\"\n",
-            201 + i
-        ));
-    }
-    c
+    extra_daemon
+        .lines()
+        .filter_map(|line| line.split_once(" = "))
+        .fold(probe_group(fdt_ms), |c, (key, value)| c.daemon(key, value))
+        .render()
 }
 
 pub fn up() -> Result<()> {
@@ -48,7 +44,7 @@ pub fn up() -> Result<()> {
     let dir = crate::workspace().join("target/testbed");
     std::fs::create_dir_all(&dir)?;
     let config = dir.join("ipmp.toml");
-    std::fs::write(&config, TUTORIAL_CONFIG)?;
+    std::fs::write(&config, tutorial_config())?;
     let bin = crate::bin_dir();
     println!(
         "Testbed up: namespaces {}",

@@ -30,6 +30,29 @@ fn main() -> Result<()> {
 }
 
 fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
+    let mut group = member_group(pin_dir)?;
+    let mut baseline = baseline_programs()?;
+    let best = best_rounds(&mut group, &mut baseline)?;
+    let [empty, pass, echo, arp] = single_runs(&mut group, &mut baseline)?;
+    Ok(serde_json::json!({
+        "repeat": REPEAT,
+        "rounds": ROUNDS,
+        "empty_tc_ns": best[0],
+        "egress_ns": best[1],
+        "empty_xdp_ns": best[2],
+        "member_xdp_pass_ns": best[3],
+        "single_runs": SINGLE_RUNS,
+        "empty_xdp_single_ns": empty,
+        "member_xdp_pass_single_ns": pass,
+        "member_xdp_echo_answer_ns": echo,
+        "member_xdp_arp_answer_ns": arp,
+    }))
+}
+
+/// The group's programs and maps pinned under `pin_dir`: three members on
+/// `lo`, the flow table over them, member `a`'s XDP program loaded, echo
+/// answering on for the data address 192.0.2.200 (bound to `a`).
+fn member_group(pin_dir: &std::path::Path) -> Result<GroupDataplane> {
     dataplane::namespace_pin_dir(pin_dir)?;
     let mut group = GroupDataplane::load(pin_dir)?;
     for slot in 0..3u8 {
@@ -59,6 +82,11 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
         ..Default::default()
     })?;
     group.bind_data_address(ipmp_common::data_address_key_v4([192, 0, 2, 200]), 0)?;
+    Ok(group)
+}
+
+/// The empty TC and XDP programs, loaded.
+fn baseline_programs() -> Result<Ebpf> {
     let mut baseline = Ebpf::load(BASELINE).context("loading the baseline programs")?;
     for (name, kind) in [("baseline_tc", "tc"), ("baseline_xdp", "xdp")] {
         let prog = baseline
@@ -69,32 +97,45 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
             _ => <&mut aya::programs::Xdp>::try_from(prog)?.load()?,
         }
     }
+    Ok(baseline)
+}
+
+/// ns per packet of the empty TC program, the egress program, the empty
+/// XDP program and the member program passing a packet: `REPEAT` runs per
+/// call, the best of `ROUNDS`.
+fn best_rounds(group: &mut GroupDataplane, baseline: &mut Ebpf) -> Result<[f64; 4]> {
     let packet = udp4_packet();
     // Interleave the rounds so both sides see the same machine state; keep
     // the best round of each (least disturbed by other work).
     let mut best = [f64::MAX; 4];
     for _ in 0..ROUNDS {
         let runs = [
-            dataplane::test_run(&mut baseline, "baseline_tc", &packet, None, REPEAT)?,
+            dataplane::test_run(baseline, "baseline_tc", &packet, None, REPEAT)?,
             group.test_run(None, &packet, REPEAT)?,
-            dataplane::test_run(&mut baseline, "baseline_xdp", &packet, None, REPEAT)?,
+            dataplane::test_run(baseline, "baseline_xdp", &packet, None, REPEAT)?,
             group.test_run(Some("a"), &packet, REPEAT)?,
         ];
         for (b, r) in best.iter_mut().zip(runs.iter()) {
             *b = b.min(r.duration.as_nanos() as f64);
         }
     }
+    Ok(best)
+}
+
+/// Median ns of one run of the empty XDP program, and of the member
+/// program passing a packet, answering an echo request and an ARP request.
+fn single_runs(group: &mut GroupDataplane, baseline: &mut Ebpf) -> Result<[f64; 4]> {
     // An answer rewrites the frame in place, and repeated runs in one call
     // share the frame: from the second run on they would time the answer,
     // not the request. So answers are timed one run per call (a fresh copy
     // each: cold caches, and the kernel's timing in every sample), against
     // the empty program and a passed packet timed the same way.
-    let (echo, arp) = (echo4_packet(), arp_request());
+    let (packet, echo, arp) = (udp4_packet(), echo4_packet(), arp_request());
     let mut singles = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..SINGLE_RUNS {
         let runs = [
             (
-                dataplane::test_run(&mut baseline, "baseline_xdp", &echo, None, 1)?,
+                dataplane::test_run(baseline, "baseline_xdp", &echo, None, 1)?,
                 None,
             ),
             (group.test_run(Some("a"), &packet, 1)?, Some(XDP_PASS)),
@@ -110,20 +151,7 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
             singles[i].push(r.duration.as_nanos() as f64);
         }
     }
-    let [empty, pass, echo, arp] = singles.map(median);
-    Ok(serde_json::json!({
-        "repeat": REPEAT,
-        "rounds": ROUNDS,
-        "empty_tc_ns": best[0],
-        "egress_ns": best[1],
-        "empty_xdp_ns": best[2],
-        "member_xdp_pass_ns": best[3],
-        "single_runs": SINGLE_RUNS,
-        "empty_xdp_single_ns": empty,
-        "member_xdp_pass_single_ns": pass,
-        "member_xdp_echo_answer_ns": echo,
-        "member_xdp_arp_answer_ns": arp,
-    }))
+    Ok(singles.map(median))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -131,19 +159,40 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// `len` bytes: an Ethernet header from `src` to `dst` with `ethertype`,
+/// then zeros.
+fn frame(len: usize, dst: [u8; 6], src: [u8; 6], ethertype: u16) -> Vec<u8> {
+    let mut p = vec![0u8; len];
+    p[0..6].copy_from_slice(&dst);
+    p[6..12].copy_from_slice(&src);
+    p[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    p
+}
+
+/// A `len`-byte IPv4 frame carrying `protocol` from `from` to `to`: a
+/// header of 20 bytes, TTL 64, checksum left 0.
+fn ipv4_frame(
+    len: usize,
+    macs: ([u8; 6], [u8; 6]),
+    protocol: u8,
+    from: [u8; 4],
+    to: [u8; 4],
+) -> Vec<u8> {
+    let mut p = frame(len, macs.0, macs.1, 0x0800);
+    p[14] = 0x45;
+    p[16..18].copy_from_slice(&((len - 14) as u16).to_be_bytes());
+    p[22] = 64;
+    p[23] = protocol;
+    p[26..30].copy_from_slice(&from);
+    p[30..34].copy_from_slice(&to);
+    p
+}
+
 /// A 98-byte ICMP echo request (as ping sends) from a peer to the data
 /// address, with its checksums (XDP answers only a correct request).
 fn echo4_packet() -> Vec<u8> {
-    let mut p = vec![0u8; 98];
-    p[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
-    p[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
-    p[12..14].copy_from_slice(&[0x08, 0x00]);
-    p[14] = 0x45;
-    p[16..18].copy_from_slice(&84u16.to_be_bytes());
-    p[22] = 64;
-    p[23] = 1;
-    p[26..30].copy_from_slice(&[192, 0, 2, 10]);
-    p[30..34].copy_from_slice(&[192, 0, 2, 200]);
+    let macs = ([0x02, 0, 0, 0, 0, 2], [0x02, 0, 0, 0, 0, 1]);
+    let mut p = ipv4_frame(98, macs, 1, [192, 0, 2, 10], [192, 0, 2, 200]);
     p[34] = 8;
     let sum = checksum(&p[14..34]);
     p[24..26].copy_from_slice(&sum.to_be_bytes());
@@ -155,10 +204,7 @@ fn echo4_packet() -> Vec<u8> {
 /// A broadcast ARP request from a peer for the data address (bound to the
 /// measured member).
 fn arp_request() -> Vec<u8> {
-    let mut p = vec![0u8; 60];
-    p[0..6].copy_from_slice(&[0xff; 6]);
-    p[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
-    p[12..14].copy_from_slice(&[0x08, 0x06]);
+    let mut p = frame(60, [0xff; 6], [0x02, 0, 0, 0, 0, 2], 0x0806);
     p[14..22].copy_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]);
     p[22..28].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
     p[28..32].copy_from_slice(&[192, 0, 2, 10]);
@@ -168,16 +214,8 @@ fn arp_request() -> Vec<u8> {
 
 /// A 64-byte IPv4 UDP frame from the data address to a peer.
 fn udp4_packet() -> Vec<u8> {
-    let mut p = vec![0u8; 64];
-    p[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
-    p[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
-    p[12..14].copy_from_slice(&[0x08, 0x00]);
-    p[14] = 0x45;
-    p[16..18].copy_from_slice(&50u16.to_be_bytes());
-    p[22] = 64;
-    p[23] = 17;
-    p[26..30].copy_from_slice(&[192, 0, 2, 200]);
-    p[30..34].copy_from_slice(&[192, 0, 2, 10]);
+    let macs = ([0x02, 0, 0, 0, 0, 1], [0x02, 0, 0, 0, 0, 2]);
+    let mut p = ipv4_frame(64, macs, 17, [192, 0, 2, 200], [192, 0, 2, 10]);
     p[34..36].copy_from_slice(&40000u16.to_be_bytes());
     p[36..38].copy_from_slice(&9000u16.to_be_bytes());
     p[38..40].copy_from_slice(&30u16.to_be_bytes());

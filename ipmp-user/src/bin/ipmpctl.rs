@@ -13,7 +13,7 @@ use ipmp::{
     config::printable,
     control::{self, ClientError, Request, Response, DEFAULT_SOCKET, SOCKET_ENV},
     convert::{self, SolarisFiles},
-    ipmpstat::{self, Fields, Mode, OutputOptions},
+    ipmpstat::{self, Fields, Mode, OutputError, OutputOptions, Rendered},
 };
 
 /// Exit status: the request was refused.
@@ -178,7 +178,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => {
             let mut text = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "ipmpctl", &mut text);
-            print_out(&text).err().unwrap_or(ExitCode::SUCCESS)
+            exit_code(print_out(&text))
         }
         Command::Manpage => manpage(Cli::command()),
     }
@@ -190,12 +190,17 @@ fn manpage(command: clap::Command) -> ExitCode {
         .section("8")
         .render(&mut text)
     {
-        Ok(()) => print_out(&text).err().unwrap_or(ExitCode::SUCCESS),
+        Ok(()) => exit_code(print_out(&text)),
         Err(e) => {
             eprintln!("ipmpctl: {e}");
             ExitCode::from(EXIT_REFUSED)
         }
     }
+}
+
+/// The exit status after [`print_out`]: 0 once it all went out.
+fn exit_code(printed: Result<(), ExitCode>) -> ExitCode {
+    printed.err().unwrap_or(ExitCode::SUCCESS)
 }
 
 /// Writes `bytes` to standard output. A reader that went away (`| head`)
@@ -257,9 +262,7 @@ fn convert(hosts: Option<PathBuf>, mpathd: Option<PathBuf>, files: Vec<PathBuf>)
             for note in converted.notes {
                 eprintln!("ipmpctl convert: note: {note}");
             }
-            print_out(converted.toml.as_bytes())
-                .err()
-                .unwrap_or(ExitCode::SUCCESS)
+            exit_code(print_out(converted.toml.as_bytes()))
         }
         Err(e) => {
             eprintln!("{e}");
@@ -303,19 +306,24 @@ fn stat(socket: &Path, args: &StatArgs) -> ExitCode {
             .collect();
     }
     match ipmpstat::render(&status, mode, &opts) {
-        Ok(out) => {
-            for w in out.warnings {
-                eprintln!("ipmpstat: {w}");
-            }
-            print_out(out.text.as_bytes())
-                .err()
-                .unwrap_or(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("ipmpstat: {e}");
-            ExitCode::from(2)
-        }
+        Ok(out) => exit_code(print_rendered(out)),
+        Err(e) => output_error(&e),
     }
+}
+
+/// ipmpstat's warnings on standard error, then its text as [`print_out`]
+/// writes it.
+fn print_rendered(out: Rendered) -> Result<(), ExitCode> {
+    for w in out.warnings {
+        eprintln!("ipmpstat: {w}");
+    }
+    print_out(out.text.as_bytes())
+}
+
+/// Says why ipmpstat cannot print what was asked (a usage error, 2).
+fn output_error(e: &OutputError) -> ExitCode {
+    eprintln!("ipmpstat: {e}");
+    ExitCode::from(2)
 }
 
 /// The host name of `address` (files, then DNS, as the system is set up),
@@ -348,51 +356,30 @@ fn host_name(address: IpAddr) -> Option<String> {
 fn probes(socket: &Path, opts: &OutputOptions, resolve: bool) -> ExitCode {
     let started = Instant::now();
     let mut first = true;
-    let mut status = ExitCode::SUCCESS;
     let mut opts = opts.clone();
-    let followed = control::follow(socket, &Request::Probes, |response| match response {
-        Response::Done => true,
+    follow(socket, &Request::Probes, |response| match response {
+        Response::Done => Ok(true),
         Response::Probe(record) => {
             if resolve && !opts.names.contains_key(&record.target) {
                 let name = host_name(record.target).unwrap_or_else(|| record.target.to_string());
                 opts.names.insert(record.target, name);
             }
-            match ipmpstat::render_probes(&[(started.elapsed(), record)], &opts, first) {
-                Ok(out) => {
-                    first = false;
-                    for w in out.warnings {
-                        eprintln!("ipmpstat: {w}");
-                    }
-                    print_out(out.text.as_bytes())
-                        .map_err(|code| status = code)
-                        .is_ok()
-                }
-                Err(e) => {
-                    eprintln!("ipmpstat: {e}");
-                    status = ExitCode::from(2);
-                    false
-                }
-            }
+            let out = ipmpstat::render_probes(&[(started.elapsed(), record)], &opts, first)
+                .map_err(|e| output_error(&e))?;
+            first = false;
+            print_rendered(out).map(|()| true)
         }
-        other => {
-            status = refused(&other);
-            false
-        }
-    });
-    match followed {
-        Ok(()) => status,
-        Err(e) => unreachable_daemon(e),
-    }
+        other => Err(refused(&other)),
+    })
 }
 
 /// `events`: prints state changes as ipmpd reports them, until interrupted.
 fn events(socket: &Path, json: bool) -> ExitCode {
-    let mut status = ExitCode::SUCCESS;
-    let followed = control::follow(socket, &Request::Events, |response| match response {
+    follow(socket, &Request::Events, |response| match response {
         Response::Done => {
             // ipmpd subscribed this connection before answering.
             eprintln!("ipmpctl: following ipmpd's events; interrupt to stop");
-            true
+            Ok(true)
         }
         Response::Event(e) => {
             let line = if json {
@@ -400,14 +387,25 @@ fn events(socket: &Path, json: bool) -> ExitCode {
             } else {
                 format!("{} {} {}", utc_time_of_day(e.time), e.group, e.message)
             };
-            print_out(format!("{line}\n").as_bytes())
-                .map_err(|code| status = code)
-                .is_ok()
+            print_out(format!("{line}\n").as_bytes()).map(|()| true)
         }
-        other => {
-            status = refused(&other);
+        other => Err(refused(&other)),
+    })
+}
+
+/// Sends `request` and hands each answer to `each` until it says to stop
+/// (`Ok(false)`) or fails with the exit status to end with.
+fn follow(
+    socket: &Path,
+    request: &Request,
+    mut each: impl FnMut(Response) -> Result<bool, ExitCode>,
+) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    let followed = control::follow(socket, request, |response| {
+        each(response).unwrap_or_else(|code| {
+            status = code;
             false
-        }
+        })
     });
     match followed {
         Ok(()) => status,

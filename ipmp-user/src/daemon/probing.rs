@@ -67,7 +67,6 @@ pub struct Probing {
 const SENT_REMEMBERED: usize = 4096;
 
 impl Probing {
-    /// `counts[i]`: member i's probes sent and lost so far (from the pins).
     /// The group's prober, without members yet ([`Self::add_member`]).
     pub fn new(
         config: &GroupConfig,
@@ -168,17 +167,26 @@ impl Probing {
             heard_routers: Vec::new(),
             untested_since: Some(now),
         });
-        self.probes(self.members.len() - 1)
+        self.probes(slot)
+    }
+
+    /// The position of the member in `slot` in [`Self::members`].
+    fn index(&self, slot: u8) -> usize {
+        self.members
+            .iter()
+            .position(|m| m.slot == slot)
+            .unwrap_or_else(|| panic!("no probing member in slot {slot}"))
     }
 
     /// Member `i` was failed by a previous ipmpd's probes: it stays failed
     /// until acknowledged probes repair it.
-    pub fn restore_failed(&mut self, i: usize, now: Duration) {
+    pub fn restore_failed(&mut self, slot: u8, now: Duration) {
+        let i = self.index(slot);
         self.prober.restore_failed(&self.members[i].name, now);
     }
 
-    pub fn remove_member(&mut self, i: usize) {
-        let m = self.members.remove(i);
+    pub fn remove_member(&mut self, slot: u8) {
+        let m = self.members.remove(self.index(slot));
         self.prober.remove_member(&m.name);
     }
 
@@ -198,19 +206,21 @@ impl Probing {
         }
     }
 
-    /// Whether member `i` probes at all (in.mpathd: has a test address).
-    pub fn probes(&self, i: usize) -> bool {
-        !self.members[i].families.is_empty()
+    /// Whether the member in `slot` probes at all (in.mpathd: has a test
+    /// address).
+    fn probes(&self, slot: u8) -> bool {
+        !self.members[self.index(slot)].families.is_empty()
     }
 
     pub fn any(&self) -> bool {
         self.members.iter().any(|m| !m.families.is_empty())
     }
 
-    /// Member `i` exists (again) as `ifindex`; sockets are opened afresh,
-    /// and a member that appears starts probing with its own start-up
-    /// quiet period.
-    pub fn present(&mut self, i: usize, ifindex: u32, link_local: Option<Ipv6Addr>, now: Duration) {
+    /// The member in `slot` exists (again) as `ifindex`; sockets are
+    /// opened afresh, and a member that appears starts probing with its
+    /// own start-up quiet period.
+    pub fn present(&mut self, slot: u8, ifindex: u32, link_local: Option<Ipv6Addr>, now: Duration) {
+        let i = self.index(slot);
         let m = &mut self.members[i];
         if m.ifindex != Some(ifindex) {
             m.sockets.clear();
@@ -223,14 +233,16 @@ impl Probing {
         self.own.extend(link_local.map(IpAddr::V6));
     }
 
-    /// Whether member `i` probes over IPv6 but has no usable link-local
-    /// address yet (it may still be in duplicate address detection).
-    pub fn awaits_link_local(&self, i: usize) -> bool {
-        let m = &self.members[i];
+    /// Whether the member in `slot` probes over IPv6 but has no usable
+    /// link-local address yet (it may still be in duplicate address
+    /// detection).
+    pub fn awaits_link_local(&self, slot: u8) -> bool {
+        let m = &self.members[self.index(slot)];
         m.families.contains(&Family::V6) && m.ifindex.is_some() && m.link_local.is_none()
     }
 
-    pub fn gone(&mut self, i: usize, now: Duration) {
+    pub fn gone(&mut self, slot: u8, now: Duration) {
+        let i = self.index(slot);
         let m = &mut self.members[i];
         m.ifindex = None;
         m.sockets.clear();
@@ -238,11 +250,13 @@ impl Probing {
     }
 
     /// An offline member is not probed (if_mpadm -d).
-    pub fn set_offline(&mut self, i: usize, offline: bool, now: Duration) {
+    pub fn set_offline(&mut self, slot: u8, offline: bool, now: Duration) {
+        let i = self.index(slot);
         self.prober.set_offline(&self.members[i].name, offline, now);
     }
 
-    pub fn link(&mut self, i: usize, up: bool, now: Duration) {
+    pub fn link(&mut self, slot: u8, up: bool, now: Duration) {
+        let i = self.index(slot);
         self.prober.link_changed(&self.members[i].name, up, now);
     }
 
@@ -255,9 +269,11 @@ impl Probing {
         }
     }
 
-    /// The IPv6 routers the kernel heard on member `i` (in.mpathd also
-    /// takes routers from Router Advertisements); they join the gateways.
-    pub fn set_heard_routers(&mut self, i: usize, routers: Vec<Ipv6Addr>) {
+    /// The IPv6 routers the kernel heard on the member in `slot` (in.mpathd
+    /// also takes routers from Router Advertisements); they join the
+    /// gateways.
+    pub fn set_heard_routers(&mut self, slot: u8, routers: Vec<Ipv6Addr>) {
+        let i = self.index(slot);
         let routers: Vec<IpAddr> = routers.into_iter().map(IpAddr::V6).collect();
         if self.members[i].heard_routers != routers {
             self.members[i].heard_routers = routers;
@@ -289,9 +305,12 @@ impl Probing {
         }
     }
 
-    /// Whether member `i` probes over IPv6 (and so wants the routers heard).
-    pub fn probes_v6(&self, i: usize) -> bool {
-        self.members[i].families.contains(&Family::V6)
+    /// Whether the member in `slot` probes over IPv6 (and so wants the
+    /// routers heard).
+    pub fn probes_v6(&self, slot: u8) -> bool {
+        self.members[self.index(slot)]
+            .families
+            .contains(&Family::V6)
     }
 
     pub fn next_deadline(&self) -> Option<Duration> {
@@ -457,15 +476,15 @@ impl Probing {
         self.rtt_seen.clear();
     }
 
-    /// Member `i`'s probe counts, for metrics and the pins.
-    pub fn counts(&self, i: usize) -> ProbeCounts {
-        self.members[i].counts
+    /// The probe counts of the member in `slot`, for metrics and the pins.
+    pub fn counts(&self, slot: u8) -> ProbeCounts {
+        self.members[self.index(slot)].counts
     }
 
     /// The addresses XDP matches replies against: (IPv4 test address,
-    /// link-local address), as far as member `i` probes in them.
-    pub fn test_addresses(&self, i: usize) -> (Option<std::net::Ipv4Addr>, Option<Ipv6Addr>) {
-        let m = &self.members[i];
+    /// link-local address), as far as the member in `slot` probes in them.
+    pub fn test_addresses(&self, slot: u8) -> (Option<std::net::Ipv4Addr>, Option<Ipv6Addr>) {
+        let m = &self.members[self.index(slot)];
         let v6 = m
             .families
             .contains(&Family::V6)

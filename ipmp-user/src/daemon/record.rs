@@ -1,6 +1,8 @@
 //! The member record: what ipmpd decided about a member, kept in the
 //! member's slot of the pinned `MEMBERS` map (`ipmp_common::Member`), so
-//! that a restarted ipmpd starts from it (SPEC 2.4).
+//! that a restarted ipmpd (also after `kill -9`) starts from it and logs
+//! no transition that did not happen (README, "What ipmpd does to the
+//! host", Member record).
 use ipmp_common::{
     Member, RECORD_ACTIVE, RECORD_FAILED, RECORD_GROUP_FAILURE_ANNOUNCED, RECORD_HELD_BACK,
     RECORD_LINK_DOWN, RECORD_LINK_UP, RECORD_OFFLINE, RECORD_PROBE_FAILED, RECORD_SYSCTLS_SAVED,

@@ -464,6 +464,11 @@ impl GroupPolicy {
         }
     }
 
+    /// Member `i`'s state (ipmpstat -i STATE), without the whole status.
+    pub fn member_state(&self, i: usize) -> MemberState {
+        self.members[i].state()
+    }
+
     /// Takes over what a previous ipmpd decided about member `name`, before
     /// the member is first reported: nothing is logged, and the reports
     /// that follow log only what changed since (a link that went down

@@ -117,10 +117,15 @@ impl Group {
                 }
             }
             Change::TableRouteGone { table } => {
-                if let Some(i) = self.members.iter().position(|m| m.table == table) {
+                if let Some(slot) = self
+                    .members
+                    .iter()
+                    .find(|m| m.table == table)
+                    .map(|m| m.slot)
+                {
                     // Mirroring again adds back only what is missing.
                     let routes = self.routes.clone();
-                    self.mirror_member(nl, i, &routes).await?;
+                    self.mirror_member(nl, slot, &routes).await?;
                 }
             }
             _ => {}
