@@ -1,5 +1,6 @@
 //! Types shared by the kernel programs (ipmp-ebpf) and ipmpd: the layout of
-//! every BPF map of a group lives here once.
+//! every BPF map of a group lives here once, and every protocol number and
+//! address both sides use in [`wire`].
 //!
 //! A group's maps, by the name they are pinned under:
 //! - `FLOW_TABLE`   array of 2 [`FlowTable`]s (double buffer)
@@ -18,6 +19,7 @@
 #![no_std]
 
 pub mod flow_hash;
+pub mod wire;
 
 /// Buckets in a flow table; a power of two so the dataplane masks the hash.
 pub const FLOW_TABLE_BUCKETS: usize = 4096;

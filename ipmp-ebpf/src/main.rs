@@ -1,5 +1,19 @@
 //! ipmp's kernel programs. Built for bpfel-unknown-none by ipmp-user's
 //! build.rs; on the host this is an empty binary so the workspace builds.
+//!
+//! One entry point per program; the member programs follow aya's template
+//! (`ipmp_member` calls `try_ipmp_member`, whose `Err(())` means "not
+//! ours: let it through"):
+//! - `member`: XDP on every member; parses Ethernet and IP once and hands
+//!   the headers to `neighbour` (ARP and ND answers), `echo` (echo
+//!   answers) and `probe` (our probes' replies).
+//! - `asking`: TC egress on every member (the kernel's ARP requests).
+//! - `egress`: TC egress on the group interface (spreading), with `flow`
+//!   (which member a packet leaves by) and `health` (the kernel's view of
+//!   a member's link).
+//!
+//! `parse` holds the bounds-checked packet access, `csum` the checksums,
+//! `maps` the maps; protocol numbers are in `ipmp_common::wire`.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 

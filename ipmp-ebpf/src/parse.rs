@@ -1,32 +1,109 @@
 //! Bounds-checked packet parsing shared by the programs. Every read is
-//! checked against the end of the packet; what cannot be parsed is reported,
-//! never guessed.
-use core::mem::size_of;
+//! checked against the end of the packet, here and nowhere else; what
+//! cannot be parsed is `Err(())` (the frame is not ours: it goes on to
+//! the kernel), never guessed.
+//!
+//! The member program parses the Ethernet and IP headers once and hands
+//! them to echo, neighbour and probe.
+use core::{marker::PhantomData, mem::size_of};
 
-use network_types::eth::EthHdr;
+use ipmp_common::wire::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ETH_P_QINQ1};
+use network_types::{
+    eth::EthHdr,
+    ip::{Ipv4Hdr, Ipv6Hdr},
+};
 
-pub const PROTO_ICMP: u8 = 1;
-pub const PROTO_ICMPV6: u8 = 58;
-
-/// 802.1Q, 802.1ad and the older QinQ tags: frames of another VLAN, not
-/// ours to answer.
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
-const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
-
-/// Whether a frame carries a VLAN tag (its outer EtherType says so).
+/// A pointer to a `T` at `offset`, if the packet holds all of it.
 #[inline(always)]
-pub fn vlan_tagged(eth: &EthHdr) -> bool {
-    matches!(
-        u16::from_be(eth.ether_type),
-        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
-    )
+pub fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
+    if start + offset + size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *const T)
 }
 
-/// A group address (multicast or broadcast): never the source of a frame.
+/// The frame a program runs on: the packet between `start` and `end`.
+#[derive(Clone, Copy)]
+pub struct Frame<'a> {
+    start: usize,
+    end: usize,
+    packet: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> Frame<'a> {
+    #[inline(always)]
+    pub fn new(start: usize, end: usize) -> Frame<'a> {
+        Frame {
+            start,
+            end,
+            packet: PhantomData,
+        }
+    }
+
+    /// Bytes in the frame.
+    #[inline(always)]
+    pub fn len(self) -> usize {
+        self.end - self.start
+    }
+
+    /// The header (or any plain `T`) at `offset`, if the frame holds all of
+    /// it; the programs that answer rewrite the frame through it.
+    #[inline(always)]
+    pub fn header<T>(self, offset: usize) -> Result<&'a mut T, ()> {
+        let at = ptr_at::<T>(self.start, self.end, offset).ok_or(())?;
+        // SAFETY: the frame holds the whole `T` at `at` (checked just now),
+        // which is not null (packet data never is), and the packet stays
+        // valid and the program's alone for its run (no helper here moves
+        // or resizes it). The headers are plain bytes, any pattern valid;
+        // programs read a header through one reference at a time and
+        // rewrite only after their checks.
+        unsafe {
+            core::hint::assert_unchecked(!at.is_null());
+            Ok(&mut *(at as *mut T))
+        }
+    }
+
+    /// A copy of the `T` at `offset`, which may be unaligned.
+    #[inline(always)]
+    pub fn read<T: Copy>(self, offset: usize) -> Result<T, ()> {
+        Ok(self.header::<Unaligned<T>>(offset)?.0)
+    }
+}
+
+/// A `T` at any address: read by value only.
+#[repr(C, packed)]
+struct Unaligned<T>(T);
+
+/// `Ok` when `condition` holds, `Err(())` (not ours) otherwise.
 #[inline(always)]
-pub fn mac_is_group(mac: &[u8; 6]) -> bool {
-    mac[0] & 1 != 0
+pub fn ensure(condition: bool) -> Result<(), ()> {
+    if condition {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+/// A frame's network header, parsed once by the member program.
+pub enum Ip<'a> {
+    V4(&'a mut Ipv4Hdr),
+    V6(&'a mut Ipv6Hdr),
+}
+
+/// EtherTypes as an Ethernet header holds them (big-endian): a frame's
+/// type is compared with these as it is, with no byte swap per frame.
+pub const ETHER_ARP: u16 = ETH_P_ARP.to_be();
+pub const ETHER_IP: u16 = ETH_P_IP.to_be();
+pub const ETHER_IPV6: u16 = ETH_P_IPV6.to_be();
+
+/// Whether a frame carries a VLAN tag (its outer EtherType says so):
+/// frames of another VLAN, not ours to answer.
+#[inline(always)]
+pub fn vlan_tagged(eth: &EthHdr) -> bool {
+    let ether_type = eth.ether_type;
+    ether_type == ETH_P_8021Q.to_be()
+        || ether_type == ETH_P_8021AD.to_be()
+        || ether_type == ETH_P_QINQ1.to_be()
 }
 
 /// An IPv4 source no host answers (RFC 1812 5.3.7): unspecified, loopback,
@@ -42,65 +119,4 @@ pub fn martian_v4(addr: [u8; 4]) -> bool {
 pub fn martian_v6(addr: &[u8; 16]) -> bool {
     let loopback_or_unspecified = addr[..15].iter().all(|&b| b == 0) && addr[15] <= 1;
     addr[0] == 0xff || loopback_or_unspecified
-}
-
-/// Words summed at most by [`sum`]: an echo message of up to 1500 bytes
-/// (a standard MTU); longer ones are left to the kernel.
-pub const MAX_SUM_WORDS: usize = 375;
-
-/// The one's-complement sum (unfolded) of the `len` bytes at `offset`, as
-/// big-endian 16-bit words; `None` when the packet does not hold them or
-/// they are more than [`MAX_SUM_WORDS`] 4-byte words.
-#[inline(always)]
-pub fn sum(start: usize, end: usize, offset: usize, len: usize) -> Option<u64> {
-    // Each read checks the packet bounds itself: a check of the whole
-    // length here would let the compiler drop those, and the verifier
-    // needs them.
-    if len > MAX_SUM_WORDS * 4 {
-        return None;
-    }
-    let mut total: u64 = 0;
-    let mut done = 0;
-    for _ in 0..MAX_SUM_WORDS {
-        if done + 4 > len {
-            break;
-        }
-        let w = ptr_at::<[u8; 4]>(start, end, offset + done)?;
-        // SAFETY: bounds checked by ptr_at.
-        let w = unsafe { *w };
-        total += u64::from(u16::from_be_bytes([w[0], w[1]]))
-            + u64::from(u16::from_be_bytes([w[2], w[3]]));
-        done += 4;
-    }
-    if done + 2 <= len {
-        let w = ptr_at::<[u8; 2]>(start, end, offset + done)?;
-        // SAFETY: bounds checked by ptr_at.
-        total += u64::from(u16::from_be_bytes(unsafe { *w }));
-        done += 2;
-    }
-    if done < len {
-        let b = ptr_at::<u8>(start, end, offset + done)?;
-        // SAFETY: bounds checked by ptr_at; an odd last byte is padded with zero.
-        total += u64::from(unsafe { *b }) << 8;
-    }
-    Some(total)
-}
-
-/// Folds a one's-complement sum into 16 bits.
-#[inline(always)]
-pub fn fold64(mut total: u64) -> u16 {
-    total = (total & 0xffff_ffff) + (total >> 32);
-    total = (total & 0xffff) + (total >> 16);
-    total = (total & 0xffff) + (total >> 16);
-    total = (total & 0xffff) + (total >> 16);
-    total as u16
-}
-
-/// A pointer to a `T` at `offset`, if the packet holds all of it.
-#[inline(always)]
-pub fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
-    if start + offset + size_of::<T>() > end {
-        return None;
-    }
-    Some((start + offset) as *const T)
 }

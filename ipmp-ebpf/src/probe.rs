@@ -1,18 +1,24 @@
 //! Our probes' replies, recognised at the driver: an ICMP or ICMPv6 echo
 //! reply to the member's test address with our identifier and the token
-//! of its probe (a keyed hash only ipmpd and XDP can compute) is timed here (the kernel's clock, no scheduling delay), handed to ipmpd
-//! on the ring buffer and dropped. Anything else that looks like a reply
+//! of its probe (a keyed hash only ipmpd and XDP can compute) is timed
+//! here (the kernel's clock, no scheduling delay), handed to ipmpd on the
+//! ring buffer and dropped. Anything else that looks like a reply
 //! to the test address goes on to the kernel and is counted as rejected.
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
-use ipmp_common::{probe_identifier, probe_token, Member, ProbePayload, ProbeReply};
-use network_types::{
-    eth::{EthHdr, EtherType},
-    ip::{Ipv4Hdr, Ipv6Hdr},
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use ipmp_common::{
+    probe_identifier, probe_token,
+    wire::{
+        link_local_v6, ETH_HLEN, ICMPV6_ECHO_REPLY, ICMP_ECHOREPLY, IPPROTO_ICMP, IPPROTO_ICMPV6,
+        IPV4_FRAGMENT_MASK, IPV6_HLEN,
+    },
+    ProbePayload, ProbeReply,
 };
+use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
     maps::PROBE_REPLIES,
-    parse::{ptr_at, PROTO_ICMP, PROTO_ICMPV6},
+    member::Receiver,
+    parse::{Frame, Ip},
 };
 
 pub enum Reply {
@@ -34,110 +40,92 @@ struct Echo {
     seq: [u8; 2],
 }
 
-const ICMP_ECHO_REPLY: u8 = 0;
-const ICMPV6_ECHO_REPLY: u8 = 129;
+/// What the packet under `ip` is to the prober.
+#[inline(always)]
+pub fn check(frame: Frame, ip: &Ip, receiver: Receiver, key: &[u64; 2]) -> Reply {
+    match ip {
+        Ip::V4(ip) => check_v4(frame, ip, receiver, key),
+        Ip::V6(ip) => check_v6(frame, ip, receiver, key),
+    }
+}
 
 #[inline(always)]
-pub fn check(ctx: &XdpContext, slot: u32, member: &Member, key: &[u64; 2]) -> Reply {
-    let (start, end) = (ctx.data(), ctx.data_end());
-    let Some(eth) = ptr_at::<EthHdr>(start, end, 0) else {
+fn check_v4(frame: Frame, ip: &Ipv4Hdr, receiver: Receiver, key: &[u64; 2]) -> Reply {
+    let member = receiver.member;
+    if ip.proto != IPPROTO_ICMP
+        || member.test_v4 == 0
+        || u32::from_ne_bytes(ip.dst_addr) != member.test_v4
+    {
         return Reply::Other;
-    };
-    // SAFETY: bounds checked by ptr_at.
-    match unsafe { &*eth }.ether_type() {
-        Ok(EtherType::Ipv4) => {
-            let Some(ip) = ptr_at::<Ipv4Hdr>(start, end, EthHdr::LEN) else {
-                return Reply::Other;
-            };
-            // SAFETY: bounds checked by ptr_at.
-            let ip = unsafe { &*ip };
-            if ip.proto != PROTO_ICMP
-                || member.test_v4 == 0
-                || u32::from_ne_bytes(ip.dst_addr) != member.test_v4
-            {
-                return Reply::Other;
-            }
-            let l4 = EthHdr::LEN + ((ip.vihl & 0x0f) as usize) * 4;
-            let fragment = u16::from_be_bytes(ip.frags) & 0x3fff != 0;
-            let mut from = [0u8; 16];
-            from[..4].copy_from_slice(&ip.src_addr);
-            echo_reply(
-                start,
-                end,
-                l4,
-                ICMP_ECHO_REPLY,
-                fragment,
-                slot,
-                key,
-                from,
-                4,
-            )
-        }
-        Ok(EtherType::Ipv6) => {
-            let Some(ip) = ptr_at::<Ipv6Hdr>(start, end, EthHdr::LEN) else {
-                return Reply::Other;
-            };
-            // SAFETY: bounds checked by ptr_at.
-            let ip = unsafe { &*ip };
-            // Replies come straight to the link-local address: no extension
-            // headers (and so no routing header) to walk.
-            if ip.next_hdr != PROTO_ICMPV6
-                || member.test_v6[0] == 0
-                || ip.dst_addr != member.test_v6
-            {
-                return Reply::Other;
-            }
-            let link_local = ip.src_addr[0] == 0xfe && ip.src_addr[1] & 0xc0 == 0x80;
-            let l4 = EthHdr::LEN + Ipv6Hdr::LEN;
-            echo_reply(
-                start,
-                end,
-                l4,
-                ICMPV6_ECHO_REPLY,
-                !link_local,
-                slot,
-                key,
-                ip.src_addr,
-                6,
-            )
-        }
-        _ => Reply::Other,
     }
+    let l4 = ETH_HLEN + ((ip.vihl & 0x0f) as usize) * 4;
+    let fragment = u16::from_be_bytes(ip.frags) & IPV4_FRAGMENT_MASK != 0;
+    let mut from = [0u8; 16];
+    from[..4].copy_from_slice(&ip.src_addr);
+    let probed = Probed {
+        slot: receiver.slot,
+        from,
+        family: 4,
+    };
+    echo_reply(frame, l4, ICMP_ECHOREPLY, fragment, &probed, key)
+}
+
+#[inline(always)]
+fn check_v6(frame: Frame, ip: &Ipv6Hdr, receiver: Receiver, key: &[u64; 2]) -> Reply {
+    let member = receiver.member;
+    // Replies come straight to the link-local address: no extension
+    // headers (and so no routing header) to walk.
+    if ip.next_hdr != IPPROTO_ICMPV6 || member.test_v6[0] == 0 || ip.dst_addr != member.test_v6 {
+        return Reply::Other;
+    }
+    let probed = Probed {
+        slot: receiver.slot,
+        from: ip.src_addr,
+        family: 6,
+    };
+    let suspect = !link_local_v6(&ip.src_addr);
+    echo_reply(
+        frame,
+        ETH_HLEN + IPV6_HLEN,
+        ICMPV6_ECHO_REPLY,
+        suspect,
+        &probed,
+        key,
+    )
+}
+
+/// Whose probe a reply answers, as ipmpd is told: the probing member's
+/// slot, the target that answered, and its family (4 or 6).
+struct Probed {
+    slot: u32,
+    from: [u8; 16],
+    family: u8,
 }
 
 /// Checks the echo reply at `l4` and, when it is ours, reports it.
 /// `suspect` marks a reply that cannot be ours whatever it carries.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn echo_reply(
-    start: usize,
-    end: usize,
+    frame: Frame,
     l4: usize,
     reply_kind: u8,
     suspect: bool,
-    slot: u32,
+    probed: &Probed,
     key: &[u64; 2],
-    from: [u8; 16],
-    family: u8,
 ) -> Reply {
-    let Some(echo) = ptr_at::<Echo>(start, end, l4) else {
+    let Ok(echo) = frame.header::<Echo>(l4) else {
         return Reply::Rejected;
     };
-    // SAFETY: bounds checked by ptr_at.
-    let echo = unsafe { &*echo };
     if echo.kind != reply_kind || echo.code != 0 {
         return Reply::Other;
     }
     let identifier = u16::from_be_bytes(echo.id);
-    if suspect || identifier != probe_identifier(slot as u8) {
+    if suspect || identifier != probe_identifier(probed.slot as u8) {
         return Reply::Rejected;
     }
-    let Some(payload) = ptr_at::<ProbePayload>(start, end, l4 + core::mem::size_of::<Echo>())
-    else {
+    let Ok(payload) = frame.read::<ProbePayload>(l4 + core::mem::size_of::<Echo>()) else {
         return Reply::Rejected;
     };
-    // SAFETY: bounds checked by ptr_at; the payload may be unaligned.
-    let payload = unsafe { payload.read_unaligned() };
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
     let seq = u16::from_be_bytes(echo.seq);
@@ -148,10 +136,10 @@ fn echo_reply(
     let reply = ProbeReply {
         rtt_ns: now - payload.sent_ns,
         sent_ns: payload.sent_ns,
-        from,
-        slot,
+        from: probed.from,
+        slot: probed.slot,
         seq,
-        family,
+        family: probed.family,
         kind: payload.kind as u8,
     };
     // A full ring buffer loses the reply; the detector counts it lost.

@@ -371,7 +371,7 @@ impl Netlink {
             .flat_map(|m| m.attributes.iter().map(move |a| (m.header.ifindex, a)))
             .filter_map(|(index, a)| match a {
                 NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6))
-                    if v6.segments()[0] & 0xffc0 == 0xfe80 =>
+                    if v6.is_unicast_link_local() =>
                 {
                     Some((index, *v6))
                 }
@@ -393,9 +393,7 @@ impl Netlink {
                 matches!(a, AddressAttribute::Flags(f) if f.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed))
             });
             let ll = msg.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Address(IpAddr::V6(v6))
-                    if v6.segments()[0] & 0xffc0 == 0xfe80 =>
-                {
+                AddressAttribute::Address(IpAddr::V6(v6)) if v6.is_unicast_link_local() => {
                     Some(*v6)
                 }
                 _ => None,

@@ -10,19 +10,19 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use ipmp_common::wire::{
+    ALL_NODES_MAC, ALL_NODES_V6, ARPHRD_ETHER, ARPOP_REQUEST, ARP_ETH_IPV4_LEN, BROADCAST_MAC,
+    ETH_ALEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6, IPV4_ALEN, IPV6_HLEN, ND_HOP_LIMIT,
+    ND_NA_FLAG_OVERRIDE, ND_NEIGHBOR_ADVERT, ND_NS_LEN, ND_OPT_LINKADDR_LEN,
+    ND_OPT_TARGET_LINKADDR,
+};
 use socket2::{Domain, Socket, Type};
 
 use crate::probe::socket::checksum;
 
-const ETH_P_ARP: u16 = 0x0806;
-const ETH_P_IPV6: u16 = 0x86dd;
-const BROADCAST_MAC: [u8; 6] = [0xff; 6];
-const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
-const PROTO_ICMPV6: u8 = 58;
-const ND_ADVERTISEMENT: u8 = 136;
-const NA_OVERRIDE: u8 = 0x20;
-const OPTION_TARGET_LINK_ADDRESS: u8 = 2;
+/// An unsolicited neighbour advertisement with the target link-layer
+/// address option, after its IPv6 header.
+const NA_LEN: usize = ND_NS_LEN + ND_OPT_LINKADDR_LEN;
 
 /// Sends peer notifications through any member (a packet socket that
 /// receives nothing).
@@ -59,8 +59,8 @@ impl PeerNotifier {
         addr.sll_family = libc::AF_PACKET as u16;
         addr.sll_protocol = protocol.to_be();
         addr.sll_ifindex = ifindex as i32;
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&to);
+        addr.sll_halen = ETH_ALEN as u8;
+        addr.sll_addr[..ETH_ALEN].copy_from_slice(&to);
         // SAFETY: `payload` and `addr` are valid for the lengths given.
         let sent = unsafe {
             libc::sendto(
@@ -81,13 +81,13 @@ impl PeerNotifier {
 
 /// A gratuitous ARP request (RFC 5227's announcement): sender and target
 /// are the address, the sender's hardware address is the member's.
-pub fn gratuitous_arp(address: Ipv4Addr, mac: [u8; 6]) -> [u8; 28] {
-    let mut arp = [0u8; 28];
-    arp[0..2].copy_from_slice(&1u16.to_be_bytes()); // Ethernet
-    arp[2..4].copy_from_slice(&0x0800u16.to_be_bytes()); // IPv4
-    arp[4] = 6;
-    arp[5] = 4;
-    arp[6..8].copy_from_slice(&1u16.to_be_bytes()); // request
+pub fn gratuitous_arp(address: Ipv4Addr, mac: [u8; 6]) -> [u8; ARP_ETH_IPV4_LEN] {
+    let mut arp = [0u8; ARP_ETH_IPV4_LEN];
+    arp[0..2].copy_from_slice(&ARPHRD_ETHER.to_be_bytes());
+    arp[2..4].copy_from_slice(&ETH_P_IP.to_be_bytes());
+    arp[4] = ETH_ALEN as u8;
+    arp[5] = IPV4_ALEN as u8;
+    arp[6..8].copy_from_slice(&ARPOP_REQUEST.to_be_bytes());
     arp[8..14].copy_from_slice(&mac);
     arp[14..18].copy_from_slice(&address.octets());
     arp[24..28].copy_from_slice(&address.octets());
@@ -96,25 +96,25 @@ pub fn gratuitous_arp(address: Ipv4Addr, mac: [u8; 6]) -> [u8; 28] {
 
 /// An unsolicited neighbour advertisement to all nodes (RFC 4861 7.2.6):
 /// from the address, override set, with the member's link-layer address.
-pub fn unsolicited_advertisement(address: Ipv6Addr, mac: [u8; 6]) -> [u8; 72] {
-    let mut p = [0u8; 72];
-    let (ip, na) = p.split_at_mut(40);
-    ip[0] = 0x60;
+pub fn unsolicited_advertisement(address: Ipv6Addr, mac: [u8; 6]) -> [u8; IPV6_HLEN + NA_LEN] {
+    let mut p = [0u8; IPV6_HLEN + NA_LEN];
+    let (ip, na) = p.split_at_mut(IPV6_HLEN);
+    ip[0] = 0x60; // version 6
     ip[4..6].copy_from_slice(&(na.len() as u16).to_be_bytes());
-    ip[6] = PROTO_ICMPV6;
-    ip[7] = 255; // neighbour discovery only counts from the link itself
+    ip[6] = IPPROTO_ICMPV6;
+    ip[7] = ND_HOP_LIMIT;
     ip[8..24].copy_from_slice(&address.octets());
-    ip[24..40].copy_from_slice(&ALL_NODES.octets());
-    na[0] = ND_ADVERTISEMENT;
-    na[4] = NA_OVERRIDE;
+    ip[24..40].copy_from_slice(&ALL_NODES_V6.octets());
+    na[0] = ND_NEIGHBOR_ADVERT;
+    na[4] = ND_NA_FLAG_OVERRIDE;
     na[8..24].copy_from_slice(&address.octets());
-    na[24] = OPTION_TARGET_LINK_ADDRESS;
+    na[24] = ND_OPT_TARGET_LINKADDR;
     na[25] = 1; // in units of 8 bytes
     na[26..32].copy_from_slice(&mac);
     let mut pseudo = Vec::with_capacity(40 + na.len());
     pseudo.extend_from_slice(&ip[8..40]);
     pseudo.extend_from_slice(&(na.len() as u32).to_be_bytes());
-    pseudo.extend_from_slice(&[0, 0, 0, PROTO_ICMPV6]);
+    pseudo.extend_from_slice(&[0, 0, 0, IPPROTO_ICMPV6]);
     pseudo.extend_from_slice(na);
     let sum = checksum(&pseudo);
     na[2..4].copy_from_slice(&sum.to_be_bytes());
@@ -144,7 +144,7 @@ mod tests {
         assert_eq!(p[0] >> 4, 6);
         assert_eq!(u16::from_be_bytes([p[4], p[5]]), 32);
         assert_eq!((p[6], p[7]), (58, 255));
-        assert_eq!(&p[24..40], &ALL_NODES.octets());
+        assert_eq!(&p[24..40], &ALL_NODES_V6.octets());
         let na = &p[40..];
         assert_eq!(na[0], 136);
         // Override, not solicited (it goes to all nodes).

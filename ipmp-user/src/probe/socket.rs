@@ -9,15 +9,15 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use ipmp_common::{probe_token, ProbePayload};
+use ipmp_common::{
+    probe_token,
+    wire::{ICMPV6_ECHO_REQUEST, ICMP_ECHO, ICMP_ECHO_HLEN},
+    ProbePayload,
+};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-const ICMP_ECHO_REQUEST: u8 = 8;
-const ICMPV6_ECHO_REQUEST: u8 = 128;
 /// Probes reach only neighbours on the member's link.
 const PROBE_HOPS: u32 = 1;
-/// An echo header (type, code, checksum, identifier, sequence).
-const ECHO_HEADER: usize = 8;
 
 pub struct ProbeSocket {
     socket: Socket,
@@ -86,11 +86,11 @@ impl ProbeSocket {
             kind,
             _pad: 0,
         };
-        let mut packet = [0u8; ECHO_HEADER + size_of::<ProbePayload>()];
+        let mut packet = [0u8; ICMP_ECHO_HLEN + size_of::<ProbePayload>()];
         packet[0] = if self.v6 {
             ICMPV6_ECHO_REQUEST
         } else {
-            ICMP_ECHO_REQUEST
+            ICMP_ECHO
         };
         packet[4..6].copy_from_slice(&self.identifier.to_be_bytes());
         packet[6..8].copy_from_slice(&seq.to_be_bytes());
