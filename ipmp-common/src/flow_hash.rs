@@ -60,10 +60,10 @@ mod tests {
     use std::{vec, vec::Vec};
 
     use super::*;
-    use crate::FLOW_TABLE_BUCKETS;
-
-    const PROTO_TCP: u8 = 6;
-    const PROTO_UDP: u8 = 17;
+    use crate::{
+        wire::{IPPROTO_TCP as PROTO_TCP, IPPROTO_UDP as PROTO_UDP},
+        FLOW_TABLE_BUCKETS,
+    };
 
     fn ports(src: u16, dst: u16) -> u32 {
         let mut bytes = [0u8; 4];

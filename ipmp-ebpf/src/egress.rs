@@ -16,6 +16,7 @@ use crate::{
     flow::{classify, Family, Parsed},
     health::{any_in_service, in_service},
     maps::{count_drop, member_stats, ACTIVE_TABLE, FLOW_TABLE, GROUP, MEMBERS},
+    parse::Frame,
 };
 
 /// Enough for Ethernet, IPv6 with a few extension headers and the ports.
@@ -29,12 +30,12 @@ pub fn ipmp_egress(ctx: TcContext) -> i32 {
     let Some(group) = GROUP.get(0) else {
         return drop(DROP_NO_ACTIVE_MEMBER);
     };
-    let mut parsed = classify(ctx.data(), ctx.data_end(), &group.broadcast_v4);
+    let mut parsed = classify(Frame::new(ctx.data(), ctx.data_end()), &group.broadcast_v4);
     if let Parsed::Truncated = parsed {
         // Headers may sit in paged data (GSO): pull them in and look again.
         let want = core::cmp::min(ctx.len(), HEADERS_TO_PULL);
         if ctx.pull_data(want).is_ok() {
-            parsed = classify(ctx.data(), ctx.data_end(), &group.broadcast_v4);
+            parsed = classify(Frame::new(ctx.data(), ctx.data_end()), &group.broadcast_v4);
         }
     }
     match parsed {

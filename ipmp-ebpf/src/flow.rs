@@ -2,21 +2,19 @@
 //! member by flow, or the cast member) and, for unicast, its flow hash.
 use ipmp_common::{
     flow_hash::{flow_hash_v4, flow_hash_v6},
+    wire::{
+        mac_is_group, ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
+        IPV4_FRAGMENT_MASK, IPV6_DEST_OPTS, IPV6_HLEN, IPV6_HOP_BY_HOP, IPV6_ROUTING,
+    },
     MAX_BROADCASTS,
 };
 use network_types::{
-    eth::{EthHdr, EtherType},
+    eth::EthHdr,
     ip::{Ipv4Hdr, Ipv6Hdr},
 };
 
-use crate::parse::ptr_at;
+use crate::parse::Frame;
 
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const PROTO_SCTP: u8 = 132;
-const IPV6_HOP_BY_HOP: u8 = 0;
-const IPV6_ROUTING: u8 = 43;
-const IPV6_DEST_OPTS: u8 = 60;
 /// IPv6 extension headers walked before giving up on finding the ports.
 const MAX_IPV6_EXT_HEADERS: usize = 4;
 
@@ -42,29 +40,24 @@ pub enum Family {
 /// `ipmp_common::flow_hash`). `broadcasts` are the group's IPv4 subnet
 /// broadcast addresses.
 #[inline(always)]
-pub fn classify(start: usize, end: usize, broadcasts: &[u32; MAX_BROADCASTS]) -> Parsed {
-    let Some(eth) = ptr_at::<EthHdr>(start, end, 0) else {
+pub fn classify(frame: Frame, broadcasts: &[u32; MAX_BROADCASTS]) -> Parsed {
+    let Ok(eth) = frame.header::<EthHdr>(0) else {
         return Parsed::Truncated;
     };
-    // SAFETY: bounds checked by ptr_at.
-    let eth = unsafe { &*eth };
-    let cast = eth.dst_addr[0] & 1 != 0;
-    match eth.ether_type() {
-        Ok(EtherType::Ipv4) if cast => Parsed::Cast(Family::V4),
-        Ok(EtherType::Ipv4) => classify_v4(start, end, broadcasts),
-        Ok(EtherType::Ipv6) if cast => Parsed::Cast(Family::V6),
-        Ok(EtherType::Ipv6) => classify_v6(start, end),
-        _ => Parsed::NotIp,
-    }
+    let cast = mac_is_group(&eth.dst_addr);
+    let parsed = match u16::from_be(eth.ether_type) {
+        ETH_P_IP if cast => Ok(Parsed::Cast(Family::V4)),
+        ETH_P_IP => classify_v4(frame, broadcasts),
+        ETH_P_IPV6 if cast => Ok(Parsed::Cast(Family::V6)),
+        ETH_P_IPV6 => classify_v6(frame),
+        _ => Ok(Parsed::NotIp),
+    };
+    parsed.unwrap_or(Parsed::Truncated)
 }
 
 #[inline(always)]
-fn classify_v4(start: usize, end: usize, broadcasts: &[u32; MAX_BROADCASTS]) -> Parsed {
-    let Some(ip) = ptr_at::<Ipv4Hdr>(start, end, EthHdr::LEN) else {
-        return Parsed::Truncated;
-    };
-    // SAFETY: bounds checked by ptr_at.
-    let ip = unsafe { &*ip };
+fn classify_v4(frame: Frame, broadcasts: &[u32; MAX_BROADCASTS]) -> Result<Parsed, ()> {
+    let ip = frame.header::<Ipv4Hdr>(ETH_HLEN)?;
     let (src, dst) = (
         u32::from_ne_bytes(ip.src_addr),
         u32::from_ne_bytes(ip.dst_addr),
@@ -74,44 +67,32 @@ fn classify_v4(start: usize, end: usize, broadcasts: &[u32; MAX_BROADCASTS]) -> 
     // test spares most unicast packets the walk of the list.
     let may_be_subnet_broadcast = ip.dst_addr[3] & 3 == 3;
     if dst == u32::MAX || (may_be_subnet_broadcast && broadcasts.contains(&dst)) {
-        return Parsed::Broadcast;
+        return Ok(Parsed::Broadcast);
     }
     // Fragments of one datagram hash on L3 only, so they stay together.
-    let fragment = u16::from_be_bytes(ip.frags) & 0x3fff != 0;
-    let l4 = EthHdr::LEN + ((ip.vihl & 0x0f) as usize) * 4;
-    match ports(start, end, ip.proto, l4, fragment) {
-        Some(ports) => Parsed::Flow(flow_hash_v4(src, dst, ip.proto, ports)),
-        None => Parsed::Truncated,
-    }
+    let fragment = u16::from_be_bytes(ip.frags) & IPV4_FRAGMENT_MASK != 0;
+    let l4 = ETH_HLEN + ((ip.vihl & 0x0f) as usize) * 4;
+    let ports = ports(frame, ip.proto, l4, fragment)?;
+    Ok(Parsed::Flow(flow_hash_v4(src, dst, ip.proto, ports)))
 }
 
 #[inline(always)]
-fn classify_v6(start: usize, end: usize) -> Parsed {
-    let Some(ip) = ptr_at::<Ipv6Hdr>(start, end, EthHdr::LEN) else {
-        return Parsed::Truncated;
-    };
-    // SAFETY: bounds checked by ptr_at.
-    let ip = unsafe { &*ip };
+fn classify_v6(frame: Frame) -> Result<Parsed, ()> {
+    let ip = frame.header::<Ipv6Hdr>(ETH_HLEN)?;
     let mut next = ip.next_hdr;
-    let mut off = EthHdr::LEN + Ipv6Hdr::LEN;
+    let mut off = ETH_HLEN + IPV6_HLEN;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match next {
             IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
-                let Some(ext) = ptr_at::<[u8; 2]>(start, end, off) else {
-                    return Parsed::Truncated;
-                };
-                // SAFETY: bounds checked by ptr_at.
-                let ext = unsafe { *ext };
-                next = ext[0];
-                off += (ext[1] as usize + 1) * 8;
+                let [header, length] = frame.read::<[u8; 2]>(off)?;
+                next = header;
+                off += (length as usize + 1) * 8;
             }
             _ => break,
         }
     }
     // A fragment header (44) ends the walk: fragments hash on L3.
-    let Some(ports) = ports(start, end, next, off, false) else {
-        return Parsed::Truncated;
-    };
+    let ports = ports(frame, next, off, false)?;
     let half = |a: &[u8; 16], i: usize| {
         let mut h = [0u8; 8];
         h.copy_from_slice(&a[8 * i..8 * i + 8]);
@@ -119,16 +100,15 @@ fn classify_v6(start: usize, end: usize) -> Parsed {
     };
     let src = [half(&ip.src_addr, 0), half(&ip.src_addr, 1)];
     let dst = [half(&ip.dst_addr, 0), half(&ip.dst_addr, 1)];
-    Parsed::Flow(flow_hash_v6(src, dst, next, ports))
+    Ok(Parsed::Flow(flow_hash_v6(src, dst, next, ports)))
 }
 
 /// The 4 bytes of TCP/UDP/SCTP ports at `l4`, 0 for other protocols and
-/// fragments; `None` when the packet is cut short before them.
+/// fragments; `Err` when the packet is cut short before them.
 #[inline(always)]
-fn ports(start: usize, end: usize, proto: u8, l4: usize, fragment: bool) -> Option<u32> {
-    if fragment || !matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_SCTP) {
-        return Some(0);
+fn ports(frame: Frame, proto: u8, l4: usize, fragment: bool) -> Result<u32, ()> {
+    if fragment || !matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP) {
+        return Ok(0);
     }
-    // SAFETY: bounds checked by ptr_at; may be unaligned.
-    ptr_at::<u32>(start, end, l4).map(|p| unsafe { p.read_unaligned() })
+    frame.read::<u32>(l4)
 }

@@ -14,7 +14,7 @@ use ipmp_common::{
 
 use crate::{
     maps::{MEMBER_DEVICES, TAKEN_OUT},
-    parse::ptr_at,
+    parse::Frame,
 };
 
 // Layout of the running kernel, from its BTF, set by ipmpd at load time.
@@ -147,9 +147,7 @@ pub fn ipmp_locate_member(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn locate(ctx: &XdpContext) -> Option<()> {
-    let slot = ptr_at::<u32>(ctx.data(), ctx.data_end(), 0)?;
-    // SAFETY: bounds checked by ptr_at.
-    let slot = unsafe { *slot };
+    let slot = Frame::new(ctx.data(), ctx.data_end()).read::<u32>(0).ok()?;
     let entry = MEMBER_DEVICES.get_ptr_mut(slot)?;
     let buff = ctx.ctx as usize;
     // SAFETY: kernel reads of the context's own receive queue and device.

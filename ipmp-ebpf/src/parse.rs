@@ -15,7 +15,7 @@ use network_types::{
 
 /// A pointer to a `T` at `offset`, if the packet holds all of it.
 #[inline(always)]
-pub fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
+fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
     if start + offset + size_of::<T>() > end {
         return None;
     }

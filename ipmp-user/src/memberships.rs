@@ -11,6 +11,7 @@ use std::{
 };
 
 use anyhow::{anyhow, Context, Result};
+use ipmp_common::wire;
 use socket2::{Domain, InterfaceIndexOrAddress, Socket, Type};
 
 /// The multicast groups joined on an interface, sorted, without the ones
@@ -58,7 +59,7 @@ pub fn parse_igmp(text: &str, ifname: &str) -> Vec<Ipv4Addr> {
             };
             if let Ok(raw) = u32::from_str_radix(hex, 16) {
                 let group = Ipv4Addr::from(raw.to_ne_bytes());
-                if group != Ipv4Addr::new(224, 0, 0, 1) {
+                if group != wire::ALL_NODES_V4 {
                     groups.push(group);
                 }
             }
@@ -94,10 +95,9 @@ pub fn parse_igmp6(text: &str, ifname: &str) -> Vec<Ipv6Addr> {
 /// (ff02::1:ff00:0/104): the kernel joins them on every interface, and the
 /// solicited-node ones belong to the group interface's own addresses.
 fn joined_by_every_interface(group: &Ipv6Addr) -> bool {
-    const SOLICITED_NODE: [u8; 13] = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff];
-    *group == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1)
-        || *group == Ipv6Addr::new(0xff01, 0, 0, 0, 0, 0, 0, 1)
-        || group.octets()[..13] == SOLICITED_NODE
+    *group == wire::ALL_NODES_V6
+        || *group == wire::INTERFACE_ALL_NODES_V6
+        || group.octets()[..13] == wire::SOLICITED_NODE_PREFIX
 }
 
 /// What one [`HeldMemberships::follow`] did, for the log.

@@ -98,13 +98,11 @@ fn read_hostname6(file: &str, text: &str, out: &mut Output) -> Hostname6 {
                     ));
                 }
                 word => match parse_address6(word) {
-                    Some((ip, _)) if ip.segments()[0] & 0xffc0 == 0xfe80 => {
-                        out.notes.push(format!(
-                            "{file}:{}: link-local {ip} ignored: each member's own \
+                    Some((ip, _)) if ip.is_unicast_link_local() => out.notes.push(format!(
+                        "{file}:{}: link-local {ip} ignored: each member's own \
                              link-local address is its IPv6 test address",
-                            tok.line
-                        ))
-                    }
+                        tok.line
+                    )),
                     Some((ip, prefix)) => addresses.push((ip, prefix, tok.line)),
                     None => out.problems.push(problem(
                         &loc,

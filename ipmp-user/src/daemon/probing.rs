@@ -290,7 +290,7 @@ impl Probing {
                 .copied()
                 .filter(|g| match (family, g) {
                     (Family::V4, IpAddr::V4(a)) => m.test_v4.is_some_and(|t| t.contains(a)),
-                    (Family::V6, IpAddr::V6(a)) => a.segments()[0] & 0xffc0 == 0xfe80,
+                    (Family::V6, IpAddr::V6(a)) => a.is_unicast_link_local(),
                     _ => false,
                 })
                 .collect();

@@ -18,7 +18,7 @@
 //! The numbers are in.mpathd's (`mpd_defs.h`, `mpd_tables.h`); the names
 //! too, where a reader of the illumos sources would look for them.
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 pub mod detector;
@@ -85,10 +85,9 @@ pub const EXCEPTION_FACTOR: u32 = 2;
 /// RTT samples held back because they alone would raise the FDT
 /// (*Solaris* MAXDEFERREDRTT).
 pub const MAX_DEFERRED_RTT: usize = 1;
-/// Where IPv4 target discovery probes go: all hosts.
-pub const ALL_NODES_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
-/// Where IPv6 target discovery probes go: all nodes, link-local scope.
-pub const ALL_NODES_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+/// Where target discovery probes go: all hosts / all nodes, link-local
+/// scope.
+pub use ipmp_common::wire::{ALL_NODES_V4, ALL_NODES_V6};
 
 /// An address family a member probes in (in.mpathd's phyint instance).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -4,7 +4,7 @@
 use std::net::Ipv6Addr;
 
 use aya::programs::XdpMode as KernelXdpMode;
-use ipmp_common::MAX_BROADCASTS;
+use ipmp_common::{wire, MAX_BROADCASTS};
 use ipnet::{IpNet, Ipv4Net};
 use tracing::warn;
 
@@ -97,17 +97,7 @@ pub(super) fn mtu_change(current: u32, members: impl Iterator<Item = u32>) -> Op
 /// The solicited-node multicast group of `address` (RFC 4291 2.7.1), to
 /// which neighbour solicitations for it are sent.
 pub(super) fn solicited_node(address: Ipv6Addr) -> Ipv6Addr {
-    let o = address.octets();
-    Ipv6Addr::new(
-        0xff02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0xff00 | u16::from(o[13]),
-        u16::from_be_bytes([o[14], o[15]]),
-    )
+    Ipv6Addr::from(wire::solicited_node(&address.octets()))
 }
 
 /// The kernel's reasons for taking a member out, in words.
@@ -147,15 +137,6 @@ mod tests {
 
     fn broadcast(a: &str) -> u32 {
         u32::from_ne_bytes(a.parse::<std::net::Ipv4Addr>().unwrap().octets())
-    }
-
-    #[test]
-    fn solicited_node_group_keeps_the_low_24_bits() {
-        let a = "2001:db8::1:2345:6789".parse().unwrap();
-        assert_eq!(
-            solicited_node(a),
-            "ff02::1:ff45:6789".parse::<std::net::Ipv6Addr>().unwrap()
-        );
     }
 
     #[test]
