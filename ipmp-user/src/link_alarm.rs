@@ -2,7 +2,8 @@
 //! subscription to link messages whose fixed header alone (interface
 //! index, flags) is read, into one buffer allocated at start, before any
 //! full parse. The full parse (netlink.rs) and the policy follow as usual;
-//! this only lets the flow table flip at once, however long the rest takes.
+//! this only lets the flow table flip and the data addresses move at once,
+//! however long the rest takes.
 //!
 //! The same socket hears of multicast joins and leaves on any interface
 //! (RTNLGRP_IPV4_MCADDR / RTNLGRP_IPV6_MCADDR, Linux 6.13 on): ipmpd reads

@@ -224,6 +224,10 @@ impl Probing {
         let m = &mut self.members[i];
         if m.ifindex != Some(ifindex) {
             m.sockets.clear();
+            // A new interface has its own link-local address (none yet
+            // while in duplicate address detection): the old one's would
+            // bind no socket.
+            m.link_local = None;
             if m.ifindex.is_none() {
                 self.prober.start_quiet(&m.name, now);
             }
@@ -524,5 +528,36 @@ impl Probing {
                 })
                 .collect();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_recreated_member_waits_for_its_new_link_local_address() {
+        let config = Config::parse(
+            "[[group]]\nname = \"g0\"\ndata_addresses = [\"2001:db8::200/64\"]\n\
+             [[group.member]]\ninterface = \"e0\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let group = &config.groups[0];
+        let (records, _) = broadcast::channel(1);
+        let mut p = Probing::new(group, &config.daemon, [0; 2], records, 0);
+        let now = Duration::ZERO;
+        assert!(p.add_member(&group.members[0], 0, ProbeCounts::default(), now));
+        let old: Ipv6Addr = "fe80::1".parse().unwrap();
+        p.present(0, 7, Some(old), now);
+        assert!(!p.awaits_link_local(0));
+        p.gone(0, now);
+        // The new interface's link-local address is still in DAD.
+        p.present(0, 8, None, now);
+        assert!(p.awaits_link_local(0));
+        assert_eq!(p.test_addresses(0), (None, None));
     }
 }

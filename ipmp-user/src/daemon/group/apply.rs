@@ -135,8 +135,9 @@ impl Group {
 
     /// The fast path: interface `index` was reported down (by the message
     /// read at `received`); if it is an active member, the flow table flips
-    /// at once to what the kernel already does. The policy confirms when
-    /// the full message reaches it, and then moves nothing.
+    /// at once to what the kernel already does, and its data addresses move
+    /// (the peers are told). The policy confirms when the full message
+    /// reaches it, and then moves nothing.
     pub fn link_alarm(&mut self, index: u32, received: Instant) -> Result<()> {
         let Some(m) = self.members.by_ifindex(index) else {
             return Ok(());
@@ -156,7 +157,7 @@ impl Group {
             self.name,
             received.elapsed().as_micros()
         );
-        Ok(())
+        self.bind_inbound(&next.active[..next.active_count as usize])
     }
 
     /// Tells the dataplane where the member in `slot` is (ifindex 0 while
