@@ -26,6 +26,8 @@ use ipmp_common::{
     MAX_MEMBERS, PROG_EGRESS, PROG_LOCATE_MEMBER, PROG_MEMBER_EGRESS, PROG_MEMBER_XDP,
 };
 
+use tracing::warn;
+
 use crate::kernel_layout::KernelLayout;
 
 /// The kernel programs, built by build.rs for bpfel-unknown-none.
@@ -73,6 +75,45 @@ pub struct GroupDataplane {
     active_copy: std::cell::Cell<Option<u32>>,
 }
 
+/// The value size each pinned map must have: an ipmpd of another version
+/// may have pinned a map with another layout, which the programs of this
+/// one would misread (the verifier refuses them).
+fn expected_value_sizes() -> [(&'static str, usize); 8] {
+    use std::mem::size_of;
+    [
+        (MAP_FLOW_TABLE, size_of::<FlowTable>()),
+        (MAP_ACTIVE_TABLE, size_of::<u32>()),
+        (MAP_MEMBERS, size_of::<Member>()),
+        (MAP_GROUP, size_of::<GroupConfig>()),
+        (MAP_MEMBER_STATS, size_of::<MemberCounters>()),
+        (MAP_DROPS, size_of::<u64>()),
+        (MAP_MEMBER_DEVICES, size_of::<MemberDevice>()),
+        (MAP_TAKEN_OUT, size_of::<u32>()),
+    ]
+}
+
+/// Removes the pinned maps whose layout is not this ipmpd's (left by an
+/// older one): they are created anew and ipmpd writes them again, where
+/// adopting them would leave the group unable to load its programs.
+fn drop_pins_of_another_layout(pin_dir: &Path) -> Result<()> {
+    for (name, size) in expected_value_sizes() {
+        let path = pin_dir.join(name);
+        let Ok(map) = MapData::from_pin(&path) else {
+            continue;
+        };
+        let pinned = map.info()?.value_size() as usize;
+        if pinned != size {
+            warn!(
+                "Pinned map {} holds {pinned}-byte values, this ipmpd's {size}: an older \
+                 ipmpd's layout; it is replaced and written anew",
+                path.display()
+            );
+            remove_pin(&path)?;
+        }
+    }
+    Ok(())
+}
+
 impl GroupDataplane {
     /// Loads the programs, reusing the maps pinned in `pin_dir` (a previous
     /// ipmpd's flow table and counters) or creating and pinning them there.
@@ -80,6 +121,7 @@ impl GroupDataplane {
         fs::create_dir_all(pin_dir)
             .with_context(|| format!("cannot create pin directory {}", pin_dir.display()))?;
         let layout = KernelLayout::of_running_kernel()?;
+        drop_pins_of_another_layout(pin_dir)?;
         let mut loader = EbpfLoader::new();
         loader
             // The programs have no CO-RE relocations: aya need not keep
