@@ -66,11 +66,11 @@ fn removed_pins_detach_nothing_and_are_pinned_again() -> Result<()> {
             .iter()
             .all(|p| group_pins.join(p).exists()))
     })?;
-    ensure!(
-        d.log_text()
-            .contains("Pins of group production0 were removed; pinned again"),
-        "no log line for the pins"
-    );
+    // The pins are back before ipmpd's line saying so is written.
+    d.wait_for("the log line for the pins", Duration::from_secs(3), |d| {
+        Ok(d.log_text()
+            .contains("Pins of group production0 were removed; pinned again"))
+    })?;
     // They are the running dataplane's: a restart adopts them.
     d.kill()?;
     let d = Daemon::start_again(d, &t.host)?;
