@@ -199,6 +199,74 @@ pub struct ProbeCounts {
 
 /// IPv4 subnet broadcast addresses a group's dataplane holds.
 pub const MAX_BROADCASTS: usize = 8;
+/// On-link subnets a group's dataplane holds, per family.
+pub const MAX_ONLINK: usize = 8;
+
+/// A subnet whose destinations the group reaches directly (no gateway):
+/// address and mask as they sit in the packet (network order), each as
+/// two 8-byte halves (an IPv4 subnet uses the first 4 bytes). A zero
+/// mask ends the list.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OnLink {
+    pub network: [u64; 2],
+    pub mask: [u64; 2],
+}
+
+impl OnLink {
+    /// The subnet of `address` / `prefix_len` (`address` is 4 or 16 bytes).
+    pub fn new(address: &[u8], prefix_len: u8) -> OnLink {
+        let mut mask = [0u8; 16];
+        for (i, byte) in mask.iter_mut().enumerate().take(address.len()) {
+            let bits = (usize::from(prefix_len)).saturating_sub(8 * i).min(8);
+            *byte = (0xff00u16 >> bits) as u8;
+        }
+        let mask = address_words(&mask);
+        let address = address_words(address);
+        OnLink {
+            network: [address[0] & mask[0], address[1] & mask[1]],
+            mask,
+        }
+    }
+
+    /// Whether the address `words` (from [`address_words`]) is inside.
+    #[inline(always)]
+    pub fn contains(&self, words: [u64; 2]) -> bool {
+        words[0] & self.mask[0] == self.network[0] && words[1] & self.mask[1] == self.network[1]
+    }
+}
+
+/// An address (4 or 16 bytes, as in the packet) as the two 8-byte halves
+/// [`OnLink`] compares, zero-padded.
+#[inline(always)]
+pub fn address_words(address: &[u8]) -> [u64; 2] {
+    let mut bytes = [0u8; 16];
+    let n = if address.len() < 16 {
+        address.len()
+    } else {
+        16
+    };
+    bytes[..n].copy_from_slice(&address[..n]);
+    let mut halves = [[0u8; 8]; 2];
+    halves[0].copy_from_slice(&bytes[..8]);
+    halves[1].copy_from_slice(&bytes[8..]);
+    [u64::from_ne_bytes(halves[0]), u64::from_ne_bytes(halves[1])]
+}
+
+/// Whether `words` lies in one of the subnets of `list` (the first zero
+/// mask ends it).
+#[inline(always)]
+pub fn onlink(list: &[OnLink; MAX_ONLINK], words: [u64; 2]) -> bool {
+    for subnet in list {
+        if subnet.mask == [0, 0] {
+            return false;
+        }
+        if subnet.contains(words) {
+            return true;
+        }
+    }
+    false
+}
 
 /// Group-wide dataplane settings.
 #[repr(C)]
@@ -220,6 +288,12 @@ pub struct GroupConfig {
     /// leave them to the kernel.
     pub answer_echo: u32,
     pub _pad: u32,
+    /// The data subnets, per family, without those that a more specific
+    /// route through the group interface covers in part: a unicast
+    /// destination inside one is its own next hop, which the egress
+    /// program hands to the kernel so that it looks up no route per packet.
+    pub onlink_v4: [OnLink; MAX_ONLINK],
+    pub onlink_v6: [OnLink; MAX_ONLINK],
 }
 
 impl Default for GroupConfig {
@@ -231,6 +305,8 @@ impl Default for GroupConfig {
             probe_key: [0; 2],
             answer_echo: 0,
             _pad: 0,
+            onlink_v4: [OnLink::default(); MAX_ONLINK],
+            onlink_v6: [OnLink::default(); MAX_ONLINK],
         }
     }
 }
@@ -417,6 +493,35 @@ mod pod {
 
 #[cfg(test)]
 mod tests {
+    use super::{address_words, onlink, OnLink, MAX_ONLINK};
+
+    #[test]
+    fn onlink_subnets_hold_their_addresses_only() {
+        let mut list = [OnLink::default(); MAX_ONLINK];
+        list[0] = OnLink::new(&[192, 0, 2, 77], 24);
+        list[1] = OnLink::new(
+            &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            64,
+        );
+        assert!(onlink(&list, address_words(&[192, 0, 2, 10])));
+        assert!(!onlink(&list, address_words(&[192, 0, 3, 10])));
+        let mut inside = [0u8; 16];
+        inside[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        inside[15] = 9;
+        assert!(onlink(&list, address_words(&inside)));
+        inside[7] = 1;
+        assert!(!onlink(&list, address_words(&inside)));
+        // A /25: the upper half is outside.
+        let half = [OnLink::new(&[198, 51, 100, 0], 25); MAX_ONLINK];
+        assert!(onlink(&half, address_words(&[198, 51, 100, 127])));
+        assert!(!onlink(&half, address_words(&[198, 51, 100, 128])));
+        // An empty list holds nothing, not everything.
+        assert!(!onlink(
+            &[OnLink::default(); MAX_ONLINK],
+            address_words(&[0, 0, 0, 0])
+        ));
+    }
+
     use super::*;
 
     /// The reference implementation's vector for key 00 01 .. 0f and the

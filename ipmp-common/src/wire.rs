@@ -46,6 +46,10 @@ pub const ARP_ETH_IPV4_LEN: usize = 28;
 
 // IP protocol numbers (the IPv4 protocol and IPv6 next header).
 
+/// Address families (`bpf_redirect_neigh`'s next hop names one).
+pub const AF_INET: u32 = 2;
+pub const AF_INET6: u32 = 10;
+
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_IGMP: u8 = 2;
 pub const IPPROTO_TCP: u8 = 6;

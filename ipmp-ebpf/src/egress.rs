@@ -2,18 +2,19 @@
 //! member. Unicast is spread per flow through the flow table; broadcast and
 //! multicast leave through the family's cast member.
 use aya_ebpf::{
-    bindings::{TC_ACT_REDIRECT, TC_ACT_SHOT},
+    bindings::{bpf_redir_neigh, bpf_redir_neigh__bindgen_ty_1, TC_ACT_REDIRECT, TC_ACT_SHOT},
     helpers::generated::{bpf_redirect, bpf_redirect_neigh},
     macros::classifier,
     programs::TcContext,
 };
 use ipmp_common::{
+    wire::{AF_INET, AF_INET6},
     FlowTable, GroupConfig, DROP_MALFORMED, DROP_NOT_IP, DROP_NO_ACTIVE_MEMBER, FLOW_TABLE_BUCKETS,
     NO_MEMBER,
 };
 
 use crate::{
-    flow::{classify, Family, Parsed},
+    flow::{classify, Family, NextHop, Parsed},
     health::{any_in_service, in_service},
     maps::{count_drop, member_stats, ACTIVE_TABLE, FLOW_TABLE, GROUP, MEMBERS},
     parse::Frame,
@@ -30,16 +31,16 @@ pub fn ipmp_egress(ctx: TcContext) -> i32 {
     let Some(group) = GROUP.get(0) else {
         return drop(DROP_NO_ACTIVE_MEMBER);
     };
-    let mut parsed = classify(Frame::new(ctx.data(), ctx.data_end()), &group.broadcast_v4);
+    let mut parsed = classify(Frame::new(ctx.data(), ctx.data_end()), group);
     if let Parsed::Truncated = parsed {
         // Headers may sit in paged data (GSO): pull them in and look again.
         let want = core::cmp::min(ctx.len(), HEADERS_TO_PULL);
         if ctx.pull_data(want).is_ok() {
-            parsed = classify(Frame::new(ctx.data(), ctx.data_end()), &group.broadcast_v4);
+            parsed = classify(Frame::new(ctx.data(), ctx.data_end()), group);
         }
     }
     match parsed {
-        Parsed::Flow(hash) => send_unicast(&ctx, hash),
+        Parsed::Flow(hash, next_hop) => send_unicast(&ctx, hash, next_hop),
         Parsed::Cast(family) => send_cast(&ctx, group, family, false),
         Parsed::Broadcast => send_cast(&ctx, group, Family::V4, true),
         Parsed::NotIp => drop(DROP_NOT_IP),
@@ -60,7 +61,7 @@ fn flow_table() -> Option<&'static FlowTable> {
 }
 
 #[inline(always)]
-fn send_unicast(ctx: &TcContext, hash: u32) -> i32 {
+fn send_unicast(ctx: &TcContext, hash: u32, next_hop: NextHop) -> i32 {
     let Some(table) = flow_table() else {
         return drop(DROP_NO_ACTIVE_MEMBER);
     };
@@ -68,10 +69,40 @@ fn send_unicast(ctx: &TcContext, hash: u32) -> i32 {
     let Some(ifindex) = count_tx(ctx, slot as u32) else {
         return drop(DROP_NO_ACTIVE_MEMBER);
     };
-    // No parameters: the kernel looks the next hop up with the member as
-    // output interface, which lands in the member's mirror routing table.
-    // SAFETY: plain helper call; a null params pointer is allowed.
-    unsafe { bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0) as i32 }
+    // An on-link destination is its own next hop: named here, the kernel
+    // only resolves its neighbour on the member. Else no parameters: the
+    // kernel looks the next hop up with the member as output interface,
+    // which lands in the member's mirror routing table (a route lookup
+    // per packet, through the policy rules).
+    let mut params = bpf_redir_neigh {
+        nh_family: 0,
+        __bindgen_anon_1: bpf_redir_neigh__bindgen_ty_1 { ipv4_nh: 0 },
+    };
+    match next_hop {
+        NextHop::V4(a) => {
+            params.nh_family = AF_INET;
+            params.__bindgen_anon_1.ipv4_nh = u32::from_ne_bytes(a);
+        }
+        NextHop::V6(a) => {
+            params.nh_family = AF_INET6;
+            // SAFETY: plain bytes into a plain-bytes union field.
+            params.__bindgen_anon_1.ipv6_nh =
+                unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(a) };
+        }
+        NextHop::Route => {
+            // SAFETY: plain helper call; a null params pointer is allowed.
+            return unsafe { bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0) as i32 };
+        }
+    }
+    // SAFETY: plain helper call with a valid parameter block of its size.
+    unsafe {
+        bpf_redirect_neigh(
+            ifindex,
+            &mut params as *mut bpf_redir_neigh as *mut _,
+            core::mem::size_of::<bpf_redir_neigh>() as i32,
+            0,
+        ) as i32
+    }
 }
 
 /// The member a flow leaves through: its bucket's owner, or, when the

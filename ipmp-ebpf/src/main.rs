@@ -7,7 +7,8 @@
 //! - `member`: XDP on every member; parses Ethernet and IP once and hands
 //!   the headers to `neighbour` (ARP and ND answers), `echo` (echo
 //!   answers) and `probe` (our probes' replies).
-//! - `asking`: TC egress on every member (the kernel's ARP requests).
+//! - `member_egress`: TC egress on every member (packets held for a
+//!   neighbour, the kernel's ARP requests).
 //! - `egress`: TC egress on the group interface (spreading), with `flow`
 //!   (which member a packet leaves by) and `health` (the kernel's view of
 //!   a member's link).
@@ -17,8 +18,6 @@
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
-#[cfg(target_arch = "bpf")]
-mod asking;
 #[cfg(target_arch = "bpf")]
 mod csum;
 #[cfg(target_arch = "bpf")]
@@ -33,6 +32,8 @@ mod health;
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod member;
+#[cfg(target_arch = "bpf")]
+mod member_egress;
 #[cfg(target_arch = "bpf")]
 mod neighbour;
 #[cfg(target_arch = "bpf")]

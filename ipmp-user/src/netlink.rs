@@ -562,6 +562,31 @@ pub fn gateways(routes: &[RouteMessage]) -> Vec<IpAddr> {
     found
 }
 
+/// Each route's destination, and whether it goes through a gateway.
+pub fn destinations(routes: &[RouteMessage]) -> Vec<(IpNet, bool)> {
+    routes
+        .iter()
+        .filter_map(|r| {
+            let prefix = r.header.destination_prefix_length;
+            let dst = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(d) => ip_of(d),
+                _ => None,
+            });
+            let dst = match (dst, r.header.address_family) {
+                (Some(d), _) => d,
+                (None, AddressFamily::Inet) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                (None, AddressFamily::Inet6) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                (None, _) => return None,
+            };
+            let via_gateway = gateway_of(r).is_some()
+                || r.attributes
+                    .iter()
+                    .any(|a| matches!(a, RouteAttribute::MultiPath(_)));
+            Some((IpNet::new(dst, prefix).ok()?, via_gateway))
+        })
+        .collect()
+}
+
 fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
     match a {
         RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),

@@ -11,7 +11,7 @@ use ipmp_tests::{
     config::IpmpToml,
     daemon::Daemon,
     netns::{ifindex, join, unique, Netns},
-    topology::{Topology, DATA_V6, MEMBERS},
+    topology::{Topology, DATA_V6, MEMBERS, PEER_V6},
     traffic::{parse_mac, Sniffer},
 };
 use serde_json::Value;
@@ -157,32 +157,53 @@ fn route_through_link_local_gateway(t: &Topology) -> Result<()> {
 fn routed_ipv6_through_a_link_local_gateway_works_from_the_first_packet() -> Result<()> {
     let (t, _d) = Daemon::start_on_tutorial("v6", &config(10_000))?;
     route_through_link_local_gateway(&t)?;
+    first_datagram_is_answered(&t, &t.router, &t.remote, REMOTE_V6, 7001)
+}
+
+/// The first packet to an on-link IPv6 peer, with every neighbour cache
+/// cold, reaches it: the egress program names the peer as its own next
+/// hop, and the packet the kernel holds while it asks for the peer's MAC
+/// must leave right once the answer comes.
+#[test]
+fn on_link_ipv6_works_from_the_first_packet() -> Result<()> {
+    let (t, _d) = Daemon::start_on_tutorial("v6", &config(10_000))?;
+    first_datagram_is_answered(&t, &t.peer, &t.peer, PEER_V6, 7003)
+}
+
+/// With the members' and `next_hop`'s neighbour caches flushed, one
+/// datagram from the data address to `destination`:`port` (served in
+/// `server`) arrives from the data address and its echo comes back.
+fn first_datagram_is_answered(
+    t: &Topology,
+    next_hop: &Netns,
+    server: &Netns,
+    destination: &'static str,
+    port: u16,
+) -> Result<()> {
     for m in MEMBERS {
         t.host.ip(&format!("-6 neigh flush dev {m}"))?;
     }
-    t.router.ip("-6 neigh flush all")?;
-    let server = t
-        .remote
-        .spawn_ready("the remote host's server", move |ready| {
-            let sock = UdpSocket::bind("[::]:7001")?;
-            sock.set_read_timeout(Some(Duration::from_secs(5)))?;
-            ready.send(()).ok();
-            let mut buf = [0u8; 16];
-            let (n, from) = sock.recv_from(&mut buf).context("no datagram arrived")?;
-            sock.send_to(&buf[..n], from)?;
-            Ok(from)
-        })?;
-    let answer = t.host.enter(|| {
+    next_hop.ip("-6 neigh flush all")?;
+    let server = server.spawn_ready("the destination's server", move |ready| {
+        let sock = UdpSocket::bind(("::", port))?;
+        sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+        ready.send(()).ok();
+        let mut buf = [0u8; 16];
+        let (n, from) = sock.recv_from(&mut buf).context("no datagram arrived")?;
+        sock.send_to(&buf[..n], from)?;
+        Ok(from)
+    })?;
+    let answer = t.host.enter(move || {
         let sock = UdpSocket::bind(SocketAddr::new(DATA_V6.parse()?, 0))?;
         sock.set_read_timeout(Some(Duration::from_secs(5)))?;
-        sock.send_to(b"first", (REMOTE_V6, 7001))?;
+        sock.send_to(b"first", (destination, port))?;
         let mut buf = [0u8; 16];
         Ok(sock.recv(&mut buf).ok().map(|n| buf[..n].to_vec()))
     })?;
     let from = join(server)?;
     ensure!(
         from.ip() == DATA_V6.parse::<IpAddr>()?,
-        "the remote host heard {from}, not the data address"
+        "{destination} heard {from}, not the data address"
     );
     ensure!(
         answer.as_deref() == Some(&b"first"[..]),

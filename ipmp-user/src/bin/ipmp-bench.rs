@@ -76,9 +76,13 @@ fn member_group(pin_dir: &std::path::Path) -> Result<GroupDataplane> {
         );
     }
     group.load_member("a", 0)?;
-    // Echo answering on, for the data address the echo packet goes to.
+    // Echo answering on, for the data address the echo packet goes to;
+    // the data subnet on-link, as ipmpd sets it without other routes.
+    let mut onlink_v4 = [ipmp_common::OnLink::default(); ipmp_common::MAX_ONLINK];
+    onlink_v4[0] = ipmp_common::OnLink::new(&[192, 0, 2, 0], 24);
     group.set_group(&ipmp_common::GroupConfig {
         answer_echo: 1,
+        onlink_v4,
         ..Default::default()
     })?;
     group.bind_data_address(ipmp_common::data_address_key_v4([192, 0, 2, 200]), 0)?;

@@ -19,6 +19,23 @@ use crate::{
 const TAKEN_OUT_SWEEP: Duration = Duration::from_secs(10);
 
 impl Group {
+    /// Writes the group's dataplane settings if they changed: the
+    /// configured ones with the policy's cast member. A new cast member
+    /// takes over the multicast groups.
+    pub(super) fn settle_settings(&mut self) -> Result<()> {
+        let cast = self
+            .policy
+            .cast_member()
+            .map_or(NO_MEMBER, |i| self.members.at(i)) as u32;
+        let settings = settings::with_cast(&self.configured, cast);
+        if self.settings != Some(settings) {
+            self.dataplane.set_group(&settings)?;
+            self.settings = Some(settings);
+            self.hold_cast_groups();
+        }
+        Ok(())
+    }
+
     /// Brings the dataplane and the group interface in line with the policy,
     /// after an event read at `since`. The flow table goes first: it is what
     /// moves traffic off a dead member.
@@ -41,16 +58,7 @@ impl Group {
                 &notice.to_string(),
             );
         }
-        let cast = self
-            .policy
-            .cast_member()
-            .map_or(NO_MEMBER, |i| self.members.at(i)) as u32;
-        let settings = settings::with_cast(&self.configured, cast);
-        if self.settings != Some(settings) {
-            self.dataplane.set_group(&settings)?;
-            self.settings = Some(settings);
-            self.hold_cast_groups();
-        }
+        self.settle_settings()?;
         let carrier = !active.is_empty();
         if self.carrier != Some(carrier) {
             nl.set_up(&self.peer, carrier).await?;

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use rtnetlink::packet_route::route::RouteMessage;
 
-use super::Group;
+use super::{settings, Group};
 use crate::netlink::{self, Netlink};
 
 impl Group {
@@ -16,7 +16,14 @@ impl Group {
             self.mirror_member(nl, slot, &routes).await?;
         }
         self.probing.set_gateways(&netlink::gateways(&routes));
+        let (v4, v6) =
+            settings::onlink_subnets(&self.config.data_addresses, &netlink::destinations(&routes));
+        (self.configured.onlink_v4, self.configured.onlink_v6) = (v4, v6);
         self.routes = routes;
+        // Before the first apply there is nothing to settle yet.
+        if self.settings.is_some() {
+            self.settle_settings()?;
+        }
         Ok(())
     }
 

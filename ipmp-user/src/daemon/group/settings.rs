@@ -1,10 +1,10 @@
 //! Pure decisions on what the group writes to the kernel: its dataplane
 //! settings, a member's XDP attach mode, the group interface's MTU, the
 //! solicited-node groups to hold, and the words for the kernel's verdicts.
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use aya::programs::XdpMode as KernelXdpMode;
-use ipmp_common::{wire, MAX_BROADCASTS};
+use ipmp_common::{wire, OnLink, MAX_BROADCASTS, MAX_ONLINK};
 use ipnet::{IpNet, Ipv4Net};
 use tracing::warn;
 
@@ -49,6 +49,48 @@ pub(super) fn dataplane_settings(
         *slot = b;
     }
     settings
+}
+
+/// The data subnets the egress program may treat as on-link, per family:
+/// each subnet of a data address (not a host route), unless a route
+/// through the group interface other than its own connected route lies
+/// within it (a gateway for part of it, say): then the kernel's route
+/// lookup decides, as for every other destination. `routes` are the group
+/// interface's routes, each with whether it goes through a gateway.
+pub(super) fn onlink_subnets(
+    data_addresses: &[IpNet],
+    routes: &[(IpNet, bool)],
+) -> ([OnLink; MAX_ONLINK], [OnLink; MAX_ONLINK]) {
+    let mut subnets: Vec<IpNet> = data_addresses
+        .iter()
+        .map(IpNet::trunc)
+        .filter(|s| s.prefix_len() < s.max_prefix_len())
+        .collect();
+    subnets.sort_unstable();
+    subnets.dedup();
+    subnets.retain(|s| {
+        !routes.iter().any(|&(dst, via_gateway)| {
+            let connected = dst == *s && !via_gateway;
+            !connected && dst.prefix_len() >= s.prefix_len() && s.contains(&dst.network())
+        })
+    });
+    let (mut v4, mut v6) = (
+        [OnLink::default(); MAX_ONLINK],
+        [OnLink::default(); MAX_ONLINK],
+    );
+    let (mut n4, mut n6) = (0, 0);
+    for s in subnets {
+        let (list, n, octets) = match s.network() {
+            IpAddr::V4(a) => (&mut v4, &mut n4, a.octets().to_vec()),
+            IpAddr::V6(a) => (&mut v6, &mut n6, a.octets().to_vec()),
+        };
+        // More subnets than room: the rest take the route lookup.
+        if *n < MAX_ONLINK {
+            list[*n] = OnLink::new(&octets, s.prefix_len());
+            *n += 1;
+        }
+    }
+    (v4, v6)
 }
 
 /// The settings `configured` with `cast` (a slot, or `NO_MEMBER`) as the
@@ -137,6 +179,37 @@ mod tests {
 
     fn broadcast(a: &str) -> u32 {
         u32::from_ne_bytes(a.parse::<std::net::Ipv4Addr>().unwrap().octets())
+    }
+
+    #[test]
+    fn data_subnets_are_onlink_unless_a_route_covers_part_of_them() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let data = [
+            net("192.0.2.200/24"),
+            net("192.0.2.201/24"),
+            net("198.51.100.7/25"),
+            net("203.0.113.9/32"),
+            net("2001:db8::200/64"),
+        ];
+        let connected = [
+            (net("192.0.2.0/24"), false),
+            (net("198.51.100.0/25"), false),
+            (net("0.0.0.0/0"), true),
+            (net("2001:db8::/64"), false),
+        ];
+        let (v4, v6) = onlink_subnets(&data, &connected);
+        assert_eq!(v4[0], OnLink::new(&[192, 0, 2, 0], 24));
+        assert_eq!(v4[1], OnLink::new(&[198, 51, 100, 0], 25));
+        assert_eq!(v4[2], OnLink::default(), "a host route is no subnet");
+        let prefix: Ipv6Addr = "2001:db8::".parse().unwrap();
+        assert_eq!(v6[0], OnLink::new(&prefix.octets(), 64));
+        // A gateway for part of a subnet, or for the subnet itself, leaves
+        // it to the kernel's lookup.
+        let mut routed = connected.to_vec();
+        routed.push((net("192.0.2.128/25"), true));
+        routed.push((net("198.51.100.0/25"), true));
+        let (v4, _) = onlink_subnets(&data, &routed);
+        assert_eq!(v4[0], OnLink::default());
     }
 
     #[test]
