@@ -69,6 +69,18 @@ pub const GLOBAL_XDP_RXQ_INFO_DEV: &str = "XDP_RXQ_INFO_DEV";
 /// at once, before any netlink message).
 pub const GLOBAL_LINK_STATE_START: &str = "LINK_STATE_START";
 pub const GLOBAL_LINK_STATE_NOCARRIER: &str = "LINK_STATE_NOCARRIER";
+/// The BTF type id of `struct net_device` in the running kernel.
+pub const GLOBAL_NET_DEVICE_TYPE: &str = "NET_DEVICE_TYPE";
+
+/// The egress program calls the kernel function `bpf_rdonly_cast`, which
+/// turns a member's device address into a pointer the verifier lets it
+/// read with plain loads (the verifier inlines the call; a helper read
+/// would cost a call per packet). aya 0.14 cannot link calls to kernel
+/// functions, so the program carries this raw instruction (`call` with
+/// source register 2, "kernel function", and this placeholder as the
+/// function's BTF id), and ipmpd writes the running kernel's id of
+/// `bpf_rdonly_cast` over the placeholder before loading.
+pub const KFUNC_RDONLY_CAST_PLACEHOLDER: [u8; 8] = [0x85, 0x20, 0, 0, 0xf0, 0xff, 0xff, 0x7f];
 
 /// Why the kernel took a member out of the egress path (`TAKEN_OUT` bits).
 pub const TAKEN_OUT_NO_CARRIER: u32 = 1;

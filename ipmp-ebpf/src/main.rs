@@ -17,6 +17,7 @@
 //! `maps` the maps; protocol numbers are in `ipmp_common::wire`.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 #[cfg(target_arch = "bpf")]
 mod csum;

@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, ensure, Context, Result};
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::{
@@ -20,10 +20,11 @@ use aya::{
 use ipmp_common::{
     FlowTable, GroupConfig, Member, MemberCounters, MemberDevice, DROP_REASONS,
     GLOBAL_LINK_STATE_NOCARRIER, GLOBAL_LINK_STATE_START, GLOBAL_MEMBER_SLOT,
-    GLOBAL_NET_DEVICE_IFINDEX, GLOBAL_NET_DEVICE_STATE, GLOBAL_XDP_BUFF_RXQ,
-    GLOBAL_XDP_RXQ_INFO_DEV, MAP_ACTIVE_TABLE, MAP_DATA_ADDRESSES, MAP_DROPS, MAP_FLOW_TABLE,
-    MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_DEVICES, MAP_MEMBER_STATS, MAP_PROBE_REPLIES, MAP_TAKEN_OUT,
-    MAX_MEMBERS, PROG_EGRESS, PROG_LOCATE_MEMBER, PROG_MEMBER_EGRESS, PROG_MEMBER_XDP,
+    GLOBAL_NET_DEVICE_IFINDEX, GLOBAL_NET_DEVICE_STATE, GLOBAL_NET_DEVICE_TYPE,
+    GLOBAL_XDP_BUFF_RXQ, GLOBAL_XDP_RXQ_INFO_DEV, KFUNC_RDONLY_CAST_PLACEHOLDER, MAP_ACTIVE_TABLE,
+    MAP_DATA_ADDRESSES, MAP_DROPS, MAP_FLOW_TABLE, MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_DEVICES,
+    MAP_MEMBER_STATS, MAP_PROBE_REPLIES, MAP_TAKEN_OUT, MAX_MEMBERS, PROG_EGRESS,
+    PROG_LOCATE_MEMBER, PROG_MEMBER_EGRESS, PROG_MEMBER_XDP,
 };
 
 use tracing::warn;
@@ -32,6 +33,54 @@ use crate::kernel_layout::KernelLayout;
 
 /// The kernel programs, built by build.rs for bpfel-unknown-none.
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ipmp"));
+
+/// The programs with their calls to kernel functions linked for the
+/// running kernel (see `ipmp_common::KFUNC_RDONLY_CAST_PLACEHOLDER`),
+/// made once per process.
+fn programs(layout: &KernelLayout) -> Result<&'static [u8]> {
+    static LINKED: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    if let Some(words) = LINKED.get() {
+        return Ok(words_as_bytes(words));
+    }
+    // Held as 8-byte words: the ELF parser wants its input aligned.
+    let mut words = vec![0u64; PROGRAMS.len().div_ceil(8)];
+    let bytes = words_as_bytes_mut(&mut words);
+    bytes[..PROGRAMS.len()].copy_from_slice(PROGRAMS);
+    let linked = link_kfunc(
+        &mut bytes[..PROGRAMS.len()],
+        KFUNC_RDONLY_CAST_PLACEHOLDER,
+        layout.rdonly_cast_func,
+    );
+    ensure!(
+        linked > 0,
+        "the eBPF object has no call to bpf_rdonly_cast to link: it was not built from this source"
+    );
+    Ok(words_as_bytes(LINKED.get_or_init(|| words)))
+}
+
+/// Writes `btf_id` into the immediate of every instruction of `object`
+/// that is `placeholder` (8-byte aligned, as instructions are); returns
+/// how many.
+fn link_kfunc(object: &mut [u8], placeholder: [u8; 8], btf_id: u32) -> usize {
+    let mut linked = 0;
+    for instruction in object.chunks_exact_mut(8) {
+        if instruction == placeholder {
+            instruction[4..].copy_from_slice(&btf_id.to_le_bytes());
+            linked += 1;
+        }
+    }
+    linked
+}
+
+fn words_as_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: any u64 is 8 initialised bytes; the slice covers exactly them.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast(), words.len() * 8) }
+}
+
+fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: as above, and every byte pattern is a valid u64.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 8) }
+}
 
 const EGRESS_LINK_PIN: &str = "link_egress";
 
@@ -130,6 +179,7 @@ impl GroupDataplane {
             .default_map_pin_directory(pin_dir)
             .override_global(GLOBAL_NET_DEVICE_STATE, &layout.net_device_state, true)
             .override_global(GLOBAL_NET_DEVICE_IFINDEX, &layout.net_device_ifindex, true)
+            .override_global(GLOBAL_NET_DEVICE_TYPE, &layout.net_device_type, true)
             .override_global(GLOBAL_XDP_BUFF_RXQ, &layout.xdp_buff_rxq, true)
             .override_global(GLOBAL_XDP_RXQ_INFO_DEV, &layout.xdp_rxq_info_dev, true)
             .override_global(GLOBAL_LINK_STATE_START, &layout.link_state_start, true)
@@ -139,7 +189,7 @@ impl GroupDataplane {
                 true,
             );
         let mut ebpf = loader
-            .load(PROGRAMS)
+            .load(programs(KernelLayout::of_running_kernel()?)?)
             .context("loading the ipmp eBPF programs")?;
         let egress: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
         egress.load().context("verifying the egress program")?;
@@ -216,7 +266,7 @@ impl GroupDataplane {
         let mut instance = self
             .loader
             .override_global(GLOBAL_MEMBER_SLOT, slot_value, true)
-            .load(PROGRAMS)
+            .load(programs(KernelLayout::of_running_kernel()?)?)
             .context("loading the ipmp eBPF programs")?;
         let xdp: &mut Xdp = program(&mut instance, PROG_MEMBER_XDP)?;
         xdp.load()
@@ -692,4 +742,32 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
     )
     .context("mounting bpffs on /sys/fs/bpf")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kfunc_calls_are_linked_at_instruction_boundaries_only() {
+        let call = KFUNC_RDONLY_CAST_PLACEHOLDER;
+        let mut object = vec![0u8; 8];
+        object.extend_from_slice(&call);
+        // The same bytes straddling two instructions are no call.
+        object.extend_from_slice(&[0; 4]);
+        object.extend_from_slice(&call);
+        object.extend_from_slice(&[0; 4]);
+        object.extend_from_slice(&call);
+        assert_eq!(link_kfunc(&mut object, call, 0x1234), 2);
+        assert_eq!(object[8..16], [0x85, 0x20, 0, 0, 0x34, 0x12, 0, 0]);
+        assert_eq!(object[20..28], call, "a misaligned copy was changed");
+        assert_eq!(object[32..40], [0x85, 0x20, 0, 0, 0x34, 0x12, 0, 0]);
+    }
+
+    #[test]
+    fn the_programs_carry_the_call_to_link() {
+        let call = KFUNC_RDONLY_CAST_PLACEHOLDER;
+        let mut object = PROGRAMS.to_vec();
+        assert!(link_kfunc(&mut object, call, 1) > 0);
+    }
 }

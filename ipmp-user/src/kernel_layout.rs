@@ -18,6 +18,11 @@ pub struct KernelLayout {
     /// Bit numbers in `net_device.state` (`enum netdev_state_t`).
     pub link_state_start: u32,
     pub link_state_nocarrier: u32,
+    /// BTF type ids: `struct net_device`, and the kfunc `bpf_rdonly_cast`
+    /// that lets the egress program read a member's device with plain
+    /// loads (see `ipmp_common::KFUNC_RDONLY_CAST_PLACEHOLDER`).
+    pub net_device_type: u32,
+    pub rdonly_cast_func: u32,
 }
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -49,6 +54,7 @@ impl KernelLayout {
             data,
             &["net_device", "xdp_buff", "xdp_rxq_info"],
             &["__LINK_STATE_START", "__LINK_STATE_NOCARRIER"],
+            &["bpf_rdonly_cast"],
         )?;
         Ok(KernelLayout {
             net_device_state: btf.member_offset("net_device", "state")?,
@@ -57,6 +63,8 @@ impl KernelLayout {
             xdp_rxq_info_dev: btf.member_offset("xdp_rxq_info", "dev")?,
             link_state_start: btf.enum_value("__LINK_STATE_START")?,
             link_state_nocarrier: btf.enum_value("__LINK_STATE_NOCARRIER")?,
+            net_device_type: btf.type_id("net_device")?,
+            rdonly_cast_func: btf.type_id("bpf_rdonly_cast")?,
         })
     }
 }
@@ -64,18 +72,26 @@ impl KernelLayout {
 const BTF_MAGIC: u16 = 0xeb9f;
 const KIND_STRUCT: u32 = 4;
 const KIND_ENUM: u32 = 6;
+const KIND_FUNC: u32 = 12;
 
-/// The members (name to bit offset) of some structs and some enumerators
-/// of a BTF blob: just enough of the format to find a field. Only what is
+/// The members (name to bit offset) and type ids of some structs, some
+/// enumerators and the type ids of some functions of a BTF blob: just enough of the format to find a field. Only what is
 /// asked for is kept (the kernel's BTF describes tens of thousands of
 /// types).
 struct Btf {
     structs: HashMap<String, HashMap<String, u32>>,
     enumerators: HashMap<String, u32>,
+    /// Type ids of the structs and functions asked for.
+    ids: HashMap<String, u32>,
 }
 
 impl Btf {
-    fn parse(data: &[u8], structs: &[&str], enumerators: &[&str]) -> Result<Btf> {
+    fn parse(
+        data: &[u8],
+        structs: &[&str],
+        enumerators: &[&str],
+        functions: &[&str],
+    ) -> Result<Btf> {
         let u32_at = |at: usize| -> Result<u32> {
             let bytes = data
                 .get(at..at + 4)
@@ -99,9 +115,13 @@ impl Btf {
         let mut btf = Btf {
             structs: HashMap::new(),
             enumerators: HashMap::new(),
+            ids: HashMap::new(),
         };
         let (mut at, end) = (header + type_off, header + type_off + type_len);
+        // Type ids count from 1 (0 is void), in the order of the section.
+        let mut id = 0;
         while at < end {
+            id += 1;
             let (name_off, info) = (u32_at(at)?, u32_at(at + 4)?);
             let (vlen, kind, kind_flag) = (
                 (info & 0xffff) as usize,
@@ -126,6 +146,10 @@ impl Btf {
                         members.insert(name(u32_at(m)?), bits);
                     }
                     btf.structs.insert(name(name_off), members);
+                    btf.ids.insert(name(name_off), id);
+                }
+                KIND_FUNC if functions.contains(&name(name_off).as_str()) => {
+                    btf.ids.insert(name(name_off), id);
                 }
                 KIND_ENUM => {
                     for i in 0..vlen {
@@ -158,6 +182,13 @@ impl Btf {
         Ok(bits / 8)
     }
 
+    fn type_id(&self, name: &str) -> Result<u32> {
+        self.ids
+            .get(name)
+            .copied()
+            .ok_or_else(|| anyhow!("the kernel's BTF has no type or function {name}"))
+    }
+
     fn enum_value(&self, name: &str) -> Result<u32> {
         self.enumerators
             .get(name)
@@ -188,9 +219,10 @@ mod tests {
     use super::*;
 
     /// A BTF blob: an int, `struct s { int a; int b; }` with b at byte 8,
-    /// a bit-field struct with kind_flag, and `enum e { X = 0, Y = 2 }`.
+    /// a bit-field struct with kind_flag, `enum e { X = 0, Y = 2 }` and a
+    /// function f: type ids 1 to 5.
     fn sample() -> Vec<u8> {
-        let strings = b"\0int\0s\0a\0b\0e\0X\0Y\0t\0".to_vec();
+        let strings = b"\0int\0s\0a\0b\0e\0X\0Y\0t\0f\0".to_vec();
         let at = |s: &str| {
             let needle = format!("\0{s}\0");
             strings
@@ -216,6 +248,7 @@ mod tests {
             (3 << 24) | 16,
         ]);
         put(&[at("e"), (6 << 24) | 2, 4, at("X"), 0, at("Y"), 2]);
+        put(&[at("f"), 12 << 24, 0]);
         let mut blob = Vec::new();
         blob.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         blob.extend_from_slice(&[1, 0]);
@@ -234,7 +267,7 @@ mod tests {
     }
 
     fn parse(blob: &[u8]) -> Result<Btf> {
-        Btf::parse(blob, &["s", "t"], &["X", "Y"])
+        Btf::parse(blob, &["s", "t"], &["X", "Y"], &["f"])
     }
 
     #[test]
@@ -244,6 +277,9 @@ mod tests {
         assert_eq!(btf.member_offset("s", "b").unwrap(), 8);
         assert_eq!(btf.member_offset("t", "a").unwrap(), 2);
         assert_eq!(btf.enum_value("Y").unwrap(), 2);
+        assert_eq!(btf.type_id("s").unwrap(), 2);
+        assert_eq!(btf.type_id("t").unwrap(), 3);
+        assert_eq!(btf.type_id("f").unwrap(), 5);
     }
 
     #[test]
@@ -256,8 +292,9 @@ mod tests {
 
     #[test]
     fn only_what_is_asked_for_is_kept() {
-        let btf = Btf::parse(&sample(), &["t"], &["Y"]).unwrap();
+        let btf = Btf::parse(&sample(), &["t"], &["Y"], &[]).unwrap();
         assert!(btf.member_offset("s", "a").is_err());
+        assert!(btf.type_id("f").is_err());
         assert!(btf.member_offset("t", "a").is_ok());
         assert!(btf.enum_value("X").is_err());
     }
@@ -281,5 +318,7 @@ mod tests {
         assert_eq!(layout.link_state_nocarrier, 2);
         assert_eq!(layout.net_device_state % 8, 0);
         assert_ne!(layout.net_device_state, layout.net_device_ifindex);
+        assert_ne!(layout.net_device_type, 0);
+        assert_ne!(layout.rdonly_cast_func, 0);
     }
 }
