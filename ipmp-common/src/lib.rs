@@ -37,7 +37,6 @@ pub const MAP_DROPS: &str = "DROPS";
 pub const MAP_PROBE_REPLIES: &str = "PROBE_REPLIES";
 pub const MAP_DATA_ADDRESSES: &str = "DATA_ADDRESSES";
 pub const MAP_MEMBER_DEVICES: &str = "MEMBER_DEVICES";
-pub const MAP_TAKEN_OUT: &str = "TAKEN_OUT";
 /// Data addresses of a group (both families).
 pub const MAX_DATA_ADDRESSES: u32 = 64;
 /// Bytes of the probe reply ring buffer (a power of two, page multiple).
@@ -127,13 +126,17 @@ impl FlowTable {
 
 /// Where the kernel finds a member's device: its `struct net_device`
 /// address, recorded by `PROG_LOCATE_MEMBER`, and the ifindex it had then
-/// (read back on every check, so a freed and reused device never passes).
+/// (read back on every check, so a freed and reused device never passes);
+/// and whether the kernel took the member out of the egress path. One
+/// record, so the egress program's check costs one lookup.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemberDevice {
     pub net_device: u64,
     pub ifindex: u32,
-    pub _pad: u32,
+    /// Why the kernel found the link down (`TAKEN_OUT_*`), 0 while it has
+    /// not; it stays until ipmpd puts the member back.
+    pub taken_out: u32,
 }
 
 /// What the dataplane needs to send through a member.

@@ -2,7 +2,7 @@
 //! through a member, its device's link state is read straight from its
 //! `struct net_device`, where `netif_carrier_off()` and `dev_close()`
 //! change it at once, long before netlink tells ipmpd. A member found down
-//! is marked in `TAKEN_OUT` and stays out until ipmpd puts it back: the
+//! is marked (`MemberDevice::taken_out`) and stays out until ipmpd puts it back: the
 //! kernel only takes members out, the policy decides when they return.
 use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_probe_read_kernel, macros::xdp, programs::XdpContext, Global,
@@ -12,10 +12,7 @@ use ipmp_common::{
     TAKEN_OUT_ADMIN_DOWN, TAKEN_OUT_GONE, TAKEN_OUT_NO_CARRIER,
 };
 
-use crate::{
-    maps::{MEMBER_DEVICES, TAKEN_OUT},
-    parse::Frame,
-};
+use crate::{maps::MEMBER_DEVICES, parse::Frame};
 
 // Layout of the running kernel, from its BTF, set by ipmpd at load time.
 #[unsafe(no_mangle)]
@@ -41,16 +38,14 @@ pub fn in_service(slot: u8) -> bool {
     if slot == NO_MEMBER {
         return false;
     }
-    let Some(taken_out) = TAKEN_OUT.get_ptr_mut(u32::from(slot)) else {
+    let Some(device) = MEMBER_DEVICES.get_ptr_mut(u32::from(slot)) else {
         return false;
     };
-    // SAFETY: a valid map value; a racing writer stores a whole u32.
-    if unsafe { *taken_out } != 0 {
+    // SAFETY: a valid map value; racing writers store whole fields.
+    let device = unsafe { &mut *device };
+    if device.taken_out != 0 {
         return false;
     }
-    let Some(device) = MEMBER_DEVICES.get(u32::from(slot)) else {
-        return true;
-    };
     // Never located (or not yet): the flow table is all there is to go by.
     if device.net_device == 0 {
         return true;
@@ -58,8 +53,7 @@ pub fn in_service(slot: u8) -> bool {
     match link_down(device) {
         0 => true,
         why => {
-            // SAFETY: as above.
-            unsafe { *taken_out = why };
+            device.taken_out = why;
             false
         }
     }
@@ -179,13 +173,11 @@ fn locate(ctx: &XdpContext) -> Option<()> {
         bpf_probe_read_kernel((device + NET_DEVICE_IFINDEX.load() as usize) as *const u32)
     }
     .ok()?;
-    // SAFETY: a valid map value, written whole.
+    // SAFETY: a valid map value. The fields are written one by one: what
+    // the kernel found of the member's link (`taken_out`) stays.
     unsafe {
-        *entry = MemberDevice {
-            net_device: device as u64,
-            ifindex,
-            _pad: 0,
-        }
-    };
+        (*entry).net_device = device as u64;
+        (*entry).ifindex = ifindex;
+    }
     Some(())
 }

@@ -27,8 +27,6 @@ pub static PROBE_REPLIES: RingBuf = RingBuf::pinned(PROBE_REPLIES_BYTES, 0);
 pub static DATA_ADDRESSES: HashMap<[u8; 16], u32> = HashMap::pinned(MAX_DATA_ADDRESSES, 0);
 #[map]
 pub static MEMBER_DEVICES: Array<MemberDevice> = Array::pinned(MAX_MEMBERS, 0);
-#[map]
-pub static TAKEN_OUT: Array<u32> = Array::pinned(MAX_MEMBERS, 0);
 
 /// The slot of the member data address `key` is bound to (`NO_MEMBER`
 /// while unbound); `None` when `key` is not a data address of the group.

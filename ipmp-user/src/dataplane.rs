@@ -23,8 +23,8 @@ use ipmp_common::{
     GLOBAL_NET_DEVICE_IFINDEX, GLOBAL_NET_DEVICE_STATE, GLOBAL_NET_DEVICE_TYPE,
     GLOBAL_XDP_BUFF_RXQ, GLOBAL_XDP_RXQ_INFO_DEV, KFUNC_RDONLY_CAST_PLACEHOLDER, MAP_ACTIVE_TABLE,
     MAP_DATA_ADDRESSES, MAP_DROPS, MAP_FLOW_TABLE, MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_DEVICES,
-    MAP_MEMBER_STATS, MAP_PROBE_REPLIES, MAP_TAKEN_OUT, MAX_MEMBERS, PROG_EGRESS,
-    PROG_LOCATE_MEMBER, PROG_MEMBER_EGRESS, PROG_MEMBER_XDP,
+    MAP_MEMBER_STATS, MAP_PROBE_REPLIES, MAX_MEMBERS, PROG_EGRESS, PROG_LOCATE_MEMBER,
+    PROG_MEMBER_EGRESS, PROG_MEMBER_XDP,
 };
 
 use tracing::warn;
@@ -127,7 +127,7 @@ pub struct GroupDataplane {
 /// The value size each pinned map must have: an ipmpd of another version
 /// may have pinned a map with another layout, which the programs of this
 /// one would misread (the verifier refuses them).
-fn expected_value_sizes() -> [(&'static str, usize); 8] {
+fn expected_value_sizes() -> [(&'static str, usize); 7] {
     use std::mem::size_of;
     [
         (MAP_FLOW_TABLE, size_of::<FlowTable>()),
@@ -137,7 +137,6 @@ fn expected_value_sizes() -> [(&'static str, usize); 8] {
         (MAP_MEMBER_STATS, size_of::<MemberCounters>()),
         (MAP_DROPS, size_of::<u64>()),
         (MAP_MEMBER_DEVICES, size_of::<MemberDevice>()),
-        (MAP_TAKEN_OUT, size_of::<u32>()),
     ]
 }
 
@@ -434,15 +433,26 @@ impl GroupDataplane {
     /// Why the kernel took the member in `slot` out of the egress path
     /// (`ipmp_common::TAKEN_OUT_*` bits), 0 while it has not.
     pub fn taken_out(&self, slot: u8) -> Result<u32> {
-        let taken: Array<&MapData, u32> = map(&self.ebpf, MAP_TAKEN_OUT)?;
-        Ok(taken.get(&u32::from(slot), 0)?)
+        let devices: Array<&MapData, MemberDevice> = map(&self.ebpf, MAP_MEMBER_DEVICES)?;
+        Ok(devices.get(&u32::from(slot), 0)?.taken_out)
     }
 
     /// Puts the member in `slot` back in service after the kernel took it
     /// out: only ipmpd decides that a member may carry traffic again.
     pub fn put_back(&mut self, slot: u8) -> Result<()> {
-        let mut taken: Array<&mut MapData, u32> = map_mut(&mut self.ebpf, MAP_TAKEN_OUT)?;
-        Ok(taken.set(u32::from(slot), 0, 0)?)
+        let mut devices: Array<&mut MapData, MemberDevice> =
+            map_mut(&mut self.ebpf, MAP_MEMBER_DEVICES)?;
+        let device = devices.get(&u32::from(slot), 0)?;
+        if device.taken_out == 0 {
+            return Ok(());
+        }
+        // The kernel may mark the member again between the read and the
+        // write; it finds the link down again on the next packet if so.
+        let back = MemberDevice {
+            taken_out: 0,
+            ..device
+        };
+        Ok(devices.set(u32::from(slot), back, 0)?)
     }
 
     /// Member slots as a previous ipmpd left them (slot, member).
