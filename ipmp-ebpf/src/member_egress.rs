@@ -27,7 +27,7 @@ use aya_ebpf::{
 };
 use ipmp_common::{
     data_address_key_v4,
-    wire::{ARPHRD_ETHER, ARPOP_REQUEST, ETH_HLEN, ETH_P_ARP, ETH_P_IP},
+    wire::{ARPHRD_ETHER, ARPOP_REQUEST, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6},
 };
 use network_types::{arp::ArpHdr, eth::EthHdr};
 
@@ -42,19 +42,29 @@ const SPA_OFFSET: usize = ETH_HLEN + offset_of!(ArpHdr, spa);
 #[classifier]
 pub fn ipmp_member_egress(ctx: TcContext) -> i32 {
     let frame = Frame::new(ctx.data(), ctx.data_end());
-    if held_for_neighbour(frame) {
-        // SAFETY: plain helper call; a null params pointer is allowed.
-        return unsafe { bpf_redirect_neigh((*ctx.skb.skb).ifindex, core::ptr::null_mut(), 0, 0) }
-            as i32;
+    let Ok(ether_type) = frame.read::<[u8; 2]>(offset_of!(EthHdr, ether_type)) else {
+        return TC_ACT_OK;
+    };
+    match u16::from_be_bytes(ether_type) {
+        ETH_P_IP | ETH_P_IPV6 if held_for_neighbour(frame) => {
+            // SAFETY: plain helper call; a null params pointer is allowed.
+            return unsafe {
+                bpf_redirect_neigh((*ctx.skb.skb).ifindex, core::ptr::null_mut(), 0, 0)
+            } as i32;
+        }
+        ETH_P_ARP => {
+            let _ = ask_as_probe(&ctx, frame);
+        }
+        _ => {}
     }
     // Whatever else it is, the frame leaves.
-    let _ = ask_as_probe(&ctx, frame);
     TC_ACT_OK
 }
 
-/// Whether the frame carries the same MAC as source and destination: a
-/// packet the kernel held for a neighbour and then headed as the group
-/// interface's (see above).
+/// Whether the frame carries the same MAC as source and destination: an
+/// IP packet the kernel held for a neighbour and then headed as the group
+/// interface's (see above). Other frames (a raw socket's loopback test
+/// frames, say) are left alone.
 #[inline(always)]
 fn held_for_neighbour(frame: Frame) -> bool {
     match (frame.read::<[u16; 3]>(0), frame.read::<[u16; 3]>(6)) {
@@ -63,12 +73,10 @@ fn held_for_neighbour(frame: Frame) -> bool {
     }
 }
 
-/// Makes the kernel's ARP request from a data address an ARP probe;
-/// `Err` when the frame is no such request.
+/// Makes the kernel's ARP request (an ARP frame) from a data address an
+/// ARP probe; `Err` when the frame is no such request.
 #[inline(always)]
 fn ask_as_probe(ctx: &TcContext, frame: Frame) -> Result<(), ()> {
-    let ether_type = frame.read::<[u8; 2]>(offset_of!(EthHdr, ether_type))?;
-    ensure(ether_type == ETH_P_ARP.to_be_bytes())?;
     let arp = frame.read::<ArpHdr>(ETH_HLEN)?;
     ensure(
         arp.htype == ARPHRD_ETHER.to_be_bytes()
