@@ -74,19 +74,22 @@ fn send_unicast(ctx: &TcContext, hash: u32, next_hop: NextHop) -> i32 {
     // kernel looks the next hop up with the member as output interface,
     // which lands in the member's mirror routing table (a route lookup
     // per packet, through the policy rules).
-    let mut params = bpf_redir_neigh {
+    // 8-aligned: the stack refuses misaligned stores (see build.rs).
+    #[repr(C, align(8))]
+    struct Params(bpf_redir_neigh);
+    let mut params = Params(bpf_redir_neigh {
         nh_family: 0,
         __bindgen_anon_1: bpf_redir_neigh__bindgen_ty_1 { ipv4_nh: 0 },
-    };
+    });
     match next_hop {
         NextHop::V4(a) => {
-            params.nh_family = AF_INET;
-            params.__bindgen_anon_1.ipv4_nh = u32::from_ne_bytes(a);
+            params.0.nh_family = AF_INET;
+            params.0.__bindgen_anon_1.ipv4_nh = u32::from_ne_bytes(a);
         }
         NextHop::V6(a) => {
-            params.nh_family = AF_INET6;
+            params.0.nh_family = AF_INET6;
             // SAFETY: plain bytes into a plain-bytes union field.
-            params.__bindgen_anon_1.ipv6_nh =
+            params.0.__bindgen_anon_1.ipv6_nh =
                 unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(a) };
         }
         NextHop::Route => {
@@ -98,7 +101,7 @@ fn send_unicast(ctx: &TcContext, hash: u32, next_hop: NextHop) -> i32 {
     unsafe {
         bpf_redirect_neigh(
             ifindex,
-            &mut params as *mut bpf_redir_neigh as *mut _,
+            &mut params.0 as *mut bpf_redir_neigh as *mut _,
             core::mem::size_of::<bpf_redir_neigh>() as i32,
             0,
         ) as i32

@@ -41,6 +41,7 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
         "egress_ns": best[1],
         "empty_xdp_ns": best[2],
         "member_xdp_pass_ns": best[3],
+        "redirect_only_tc_ns": best[4],
         "single_runs": SINGLE_RUNS,
         "empty_xdp_single_ns": empty,
         "member_xdp_pass_single_ns": pass,
@@ -89,10 +90,14 @@ fn member_group(pin_dir: &std::path::Path) -> Result<GroupDataplane> {
     Ok(group)
 }
 
-/// The empty TC and XDP programs, loaded.
+/// The empty TC and XDP programs and the redirect-only TC program, loaded.
 fn baseline_programs() -> Result<Ebpf> {
     let mut baseline = Ebpf::load(BASELINE).context("loading the baseline programs")?;
-    for (name, kind) in [("baseline_tc", "tc"), ("baseline_xdp", "xdp")] {
+    for (name, kind) in [
+        ("baseline_tc", "tc"),
+        ("baseline_tc_redirect", "tc"),
+        ("baseline_xdp", "xdp"),
+    ] {
         let prog = baseline
             .program_mut(name)
             .context("baseline program missing")?;
@@ -105,19 +110,20 @@ fn baseline_programs() -> Result<Ebpf> {
 }
 
 /// ns per packet of the empty TC program, the egress program, the empty
-/// XDP program and the member program passing a packet: `REPEAT` runs per
-/// call, the best of `ROUNDS`.
-fn best_rounds(group: &mut GroupDataplane, baseline: &mut Ebpf) -> Result<[f64; 4]> {
+/// XDP program, the member program passing a packet and the redirect-only
+/// TC program: `REPEAT` runs per call, the best of `ROUNDS`.
+fn best_rounds(group: &mut GroupDataplane, baseline: &mut Ebpf) -> Result<[f64; 5]> {
     let packet = udp4_packet();
     // Interleave the rounds so both sides see the same machine state; keep
     // the best round of each (least disturbed by other work).
-    let mut best = [f64::MAX; 4];
+    let mut best = [f64::MAX; 5];
     for _ in 0..ROUNDS {
         let runs = [
             dataplane::test_run(baseline, "baseline_tc", &packet, None, REPEAT)?,
             group.test_run(None, &packet, REPEAT)?,
             dataplane::test_run(baseline, "baseline_xdp", &packet, None, REPEAT)?,
             group.test_run(Some("a"), &packet, REPEAT)?,
+            dataplane::test_run(baseline, "baseline_tc_redirect", &packet, None, REPEAT)?,
         ];
         for (b, r) in best.iter_mut().zip(runs.iter()) {
             *b = b.min(r.duration.as_nanos() as f64);

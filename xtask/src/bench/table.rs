@@ -58,6 +58,12 @@ const ROWS: &[Row] = &[
         "/programs/empty_tc_ns",
         "<= 2",
     ),
+    row(
+        "TC program that only redirects (bpf_redirect_neigh, next hop)",
+        "/programs/redirect_only_tc_ns",
+        "ns",
+        "",
+    ),
     row("empty XDP program", "/programs/empty_xdp_ns", "ns", ""),
     row(
         "member XDP program, passed data packet",
