@@ -63,17 +63,22 @@ pub fn in_service(slot: u8) -> bool {
 #[inline(always)]
 fn link_down(device: &MemberDevice) -> u32 {
     let (state, ifindex) = read_device(device.net_device as usize);
-    // First: a device freed since it was located reads as anything.
+    let (start, no_carrier) = (
+        1 << LINK_STATE_START.load(),
+        1 << LINK_STATE_NOCARRIER.load(),
+    );
+    // Up: one test on the path every packet takes.
+    if ifindex == device.ifindex && state & (start | no_carrier) == start {
+        return 0;
+    }
+    // A device freed since it was located reads as anything: gone first.
     if ifindex != device.ifindex {
-        return TAKEN_OUT_GONE;
+        TAKEN_OUT_GONE
+    } else if state & no_carrier != 0 {
+        TAKEN_OUT_NO_CARRIER
+    } else {
+        TAKEN_OUT_ADMIN_DOWN
     }
-    if state & (1 << LINK_STATE_NOCARRIER.load()) != 0 {
-        return TAKEN_OUT_NO_CARRIER;
-    }
-    if state & (1 << LINK_STATE_START.load()) == 0 {
-        return TAKEN_OUT_ADMIN_DOWN;
-    }
-    0
 }
 
 /// The device's `state` and `ifindex`, read with plain loads through the
