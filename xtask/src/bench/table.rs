@@ -59,7 +59,7 @@ const ROWS: &[Row] = &[
         "<= 2",
     ),
     row(
-        "TC program that only redirects (bpf_redirect_neigh, next hop)",
+        "TC program that only redirects (next hop)",
         "/programs/redirect_only_tc_ns",
         "ns",
         "",
