@@ -70,6 +70,10 @@ pub const GLOBAL_LINK_STATE_START: &str = "LINK_STATE_START";
 pub const GLOBAL_LINK_STATE_NOCARRIER: &str = "LINK_STATE_NOCARRIER";
 /// The BTF type id of `struct net_device` in the running kernel.
 pub const GLOBAL_NET_DEVICE_TYPE: &str = "NET_DEVICE_TYPE";
+/// 1: the egress program reads a member's device with plain loads (the
+/// kernel has `bpf_rdonly_cast`, 6.2 and later); 0: with
+/// `bpf_probe_read_kernel` calls.
+pub const GLOBAL_LINK_CHECK_BY_LOADS: &str = "LINK_CHECK_BY_LOADS";
 
 /// The egress program calls the kernel function `bpf_rdonly_cast`, which
 /// turns a member's device address into a pointer the verifier lets it
@@ -78,8 +82,13 @@ pub const GLOBAL_NET_DEVICE_TYPE: &str = "NET_DEVICE_TYPE";
 /// functions, so the program carries this raw instruction (`call` with
 /// source register 2, "kernel function", and this placeholder as the
 /// function's BTF id), and ipmpd writes the running kernel's id of
-/// `bpf_rdonly_cast` over the placeholder before loading.
+/// `bpf_rdonly_cast` over the placeholder before loading. A kernel without
+/// it gets [`KFUNC_ABSENT`] there instead, and `GLOBAL_LINK_CHECK_BY_LOADS`
+/// 0, so the verifier never walks that branch.
 pub const KFUNC_RDONLY_CAST_PLACEHOLDER: [u8; 8] = [0x85, 0x20, 0, 0, 0xf0, 0xff, 0xff, 0x7f];
+/// `r0 = r1`: what the call becomes where the kernel has no such function
+/// (a valid instruction in a branch never taken).
+pub const KFUNC_ABSENT: [u8; 8] = [0xbf, 0x10, 0, 0, 0, 0, 0, 0];
 
 /// Why the kernel took a member out of the egress path (`TAKEN_OUT` bits).
 pub const TAKEN_OUT_NO_CARRIER: u32 = 1;

@@ -22,6 +22,8 @@ static NET_DEVICE_IFINDEX: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 static NET_DEVICE_TYPE: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
+static LINK_CHECK_BY_LOADS: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
 static XDP_BUFF_RXQ: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 static XDP_RXQ_INFO_DEV: Global<u32> = Global::new(0);
@@ -72,12 +74,13 @@ fn link_down(device: &MemberDevice) -> u32 {
         return 0;
     }
     // A device freed since it was located reads as anything: gone first.
+    // Closing a device drops its carrier too (veth does): down says more.
     if ifindex != device.ifindex {
         TAKEN_OUT_GONE
-    } else if state & no_carrier != 0 {
-        TAKEN_OUT_NO_CARRIER
-    } else {
+    } else if state & start == 0 {
         TAKEN_OUT_ADMIN_DOWN
+    } else {
+        TAKEN_OUT_NO_CARRIER
     }
 }
 
@@ -85,14 +88,25 @@ fn link_down(device: &MemberDevice) -> u32 {
 /// pointer `bpf_rdonly_cast` makes of its address: the verifier inlines
 /// the call and makes the loads fault-safe (a load that faults reads 0),
 /// so they cost what loads cost, where a `bpf_probe_read_kernel` call per
-/// packet cost 7 ns.
+/// packet cost 7 ns. Kernels before 6.2 have no `bpf_rdonly_cast`: there
+/// the helper reads them (a failed read gives 0 too).
 #[inline(always)]
 fn read_device(base: usize) -> (u64, u32) {
+    let state_at = NET_DEVICE_STATE.load() as usize;
+    let ifindex_at = NET_DEVICE_IFINDEX.load() as usize;
+    // A constant to the verifier, which walks only the branch taken.
+    if LINK_CHECK_BY_LOADS.load() == 0 {
+        // SAFETY: bpf_probe_read_kernel copes with any address.
+        return unsafe {
+            (
+                bpf_probe_read_kernel((base + state_at) as *const u64).unwrap_or(0),
+                bpf_probe_read_kernel((base + ifindex_at) as *const u32).unwrap_or(0),
+            )
+        };
+    }
     // SAFETY: the kernel function takes any address and returns it as an
     // untrusted pointer (see above).
     let device = unsafe { rdonly_cast(base, NET_DEVICE_TYPE.load()) };
-    let state_at = NET_DEVICE_STATE.load() as usize;
-    let ifindex_at = NET_DEVICE_IFINDEX.load() as usize;
     // SAFETY: fault-safe loads (above) of fields of a `struct net_device`.
     unsafe {
         (

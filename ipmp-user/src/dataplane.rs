@@ -4,6 +4,7 @@ use std::{
     collections::HashMap,
     fs,
     path::{Path, PathBuf},
+    sync::OnceLock,
 };
 
 use anyhow::{anyhow, ensure, Context, Result};
@@ -19,12 +20,12 @@ use aya::{
 };
 use ipmp_common::{
     FlowTable, GroupConfig, Member, MemberCounters, MemberDevice, DROP_REASONS,
-    GLOBAL_LINK_STATE_NOCARRIER, GLOBAL_LINK_STATE_START, GLOBAL_MEMBER_SLOT,
-    GLOBAL_NET_DEVICE_IFINDEX, GLOBAL_NET_DEVICE_STATE, GLOBAL_NET_DEVICE_TYPE,
-    GLOBAL_XDP_BUFF_RXQ, GLOBAL_XDP_RXQ_INFO_DEV, KFUNC_RDONLY_CAST_PLACEHOLDER, MAP_ACTIVE_TABLE,
-    MAP_DATA_ADDRESSES, MAP_DROPS, MAP_FLOW_TABLE, MAP_GROUP, MAP_MEMBERS, MAP_MEMBER_DEVICES,
-    MAP_MEMBER_STATS, MAP_PROBE_REPLIES, MAX_MEMBERS, PROG_EGRESS, PROG_LOCATE_MEMBER,
-    PROG_MEMBER_EGRESS, PROG_MEMBER_XDP,
+    GLOBAL_LINK_CHECK_BY_LOADS, GLOBAL_LINK_STATE_NOCARRIER, GLOBAL_LINK_STATE_START,
+    GLOBAL_MEMBER_SLOT, GLOBAL_NET_DEVICE_IFINDEX, GLOBAL_NET_DEVICE_STATE, GLOBAL_NET_DEVICE_TYPE,
+    GLOBAL_XDP_BUFF_RXQ, GLOBAL_XDP_RXQ_INFO_DEV, KFUNC_ABSENT, KFUNC_RDONLY_CAST_PLACEHOLDER,
+    MAP_ACTIVE_TABLE, MAP_DATA_ADDRESSES, MAP_DROPS, MAP_FLOW_TABLE, MAP_GROUP, MAP_MEMBERS,
+    MAP_MEMBER_DEVICES, MAP_MEMBER_STATS, MAP_PROBE_REPLIES, MAX_MEMBERS, PROG_EGRESS,
+    PROG_LOCATE_MEMBER, PROG_MEMBER_EGRESS, PROG_MEMBER_XDP,
 };
 
 use tracing::warn;
@@ -34,42 +35,52 @@ use crate::kernel_layout::KernelLayout;
 /// The kernel programs, built by build.rs for bpfel-unknown-none.
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ipmp"));
 
-/// The programs with their calls to kernel functions linked for the
-/// running kernel (see `ipmp_common::KFUNC_RDONLY_CAST_PLACEHOLDER`),
-/// made once per process.
+/// The programs with their calls to kernel functions linked for `layout`
+/// (see `ipmp_common::KFUNC_RDONLY_CAST_PLACEHOLDER`): the kernel's id of
+/// `bpf_rdonly_cast` written in, or, where it has none, a harmless
+/// instruction in the branch the verifier then never walks. Made once per
+/// process and variant.
 fn programs(layout: &KernelLayout) -> Result<&'static [u8]> {
-    static LINKED: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
-    if let Some(words) = LINKED.get() {
+    static LINKED: OnceLock<Vec<u64>> = OnceLock::new();
+    static WITHOUT: OnceLock<Vec<u64>> = OnceLock::new();
+    let (cell, call) = match layout.rdonly_cast_func {
+        Some(id) => {
+            let mut call = KFUNC_RDONLY_CAST_PLACEHOLDER;
+            call[4..].copy_from_slice(&id.to_le_bytes());
+            (&LINKED, call)
+        }
+        None => (&WITHOUT, KFUNC_ABSENT),
+    };
+    if let Some(words) = cell.get() {
         return Ok(words_as_bytes(words));
     }
     // Held as 8-byte words: the ELF parser wants its input aligned.
     let mut words = vec![0u64; PROGRAMS.len().div_ceil(8)];
     let bytes = words_as_bytes_mut(&mut words);
     bytes[..PROGRAMS.len()].copy_from_slice(PROGRAMS);
-    let linked = link_kfunc(
+    let linked = replace_instructions(
         &mut bytes[..PROGRAMS.len()],
         KFUNC_RDONLY_CAST_PLACEHOLDER,
-        layout.rdonly_cast_func,
+        call,
     );
     ensure!(
         linked > 0,
         "the eBPF object has no call to bpf_rdonly_cast to link: it was not built from this source"
     );
-    Ok(words_as_bytes(LINKED.get_or_init(|| words)))
+    Ok(words_as_bytes(cell.get_or_init(|| words)))
 }
 
-/// Writes `btf_id` into the immediate of every instruction of `object`
-/// that is `placeholder` (8-byte aligned, as instructions are); returns
-/// how many.
-fn link_kfunc(object: &mut [u8], placeholder: [u8; 8], btf_id: u32) -> usize {
-    let mut linked = 0;
+/// Replaces every instruction of `object` that is `placeholder` (8-byte
+/// aligned, as instructions are) with `with`; returns how many.
+fn replace_instructions(object: &mut [u8], placeholder: [u8; 8], with: [u8; 8]) -> usize {
+    let mut replaced = 0;
     for instruction in object.chunks_exact_mut(8) {
         if instruction == placeholder {
-            instruction[4..].copy_from_slice(&btf_id.to_le_bytes());
-            linked += 1;
+            instruction.copy_from_slice(&with);
+            replaced += 1;
         }
     }
-    linked
+    replaced
 }
 
 fn words_as_bytes(words: &[u64]) -> &[u8] {
@@ -107,8 +118,9 @@ pub struct GroupDataplane {
     /// The egress program, and the group's maps.
     ebpf: Ebpf,
     /// Loads the members' program instances with the group's pins and the
-    /// kernel's layout.
+    /// kernel's layout, from `programs` (linked for that kernel).
     loader: EbpfLoader<'static>,
+    programs: &'static [u8],
     /// Each member's own XDP program instance (its slot is a load-time
     /// constant); the maps are the group's, shared through the pins.
     members: HashMap<String, Ebpf>,
@@ -166,10 +178,19 @@ impl GroupDataplane {
     /// Loads the programs, reusing the maps pinned in `pin_dir` (a previous
     /// ipmpd's flow table and counters) or creating and pinning them there.
     pub fn load(pin_dir: &Path) -> Result<Self> {
+        Self::load_for(pin_dir, KernelLayout::of_running_kernel()?)
+    }
+
+    /// [`Self::load`] for a kernel of `layout` (the bench and the tests
+    /// load the programs as a kernel without `bpf_rdonly_cast` gets them).
+    pub fn load_for(pin_dir: &Path, layout: &'static KernelLayout) -> Result<Self> {
+        // Where the kernel has it, the link check reads with plain loads.
+        static BY_LOADS: [u32; 2] = [0, 1];
         fs::create_dir_all(pin_dir)
             .with_context(|| format!("cannot create pin directory {}", pin_dir.display()))?;
-        let layout = KernelLayout::of_running_kernel()?;
         drop_pins_of_another_layout(pin_dir)?;
+        let programs = programs(layout)?;
+        let by_loads = &BY_LOADS[usize::from(layout.rdonly_cast_func.is_some())];
         let mut loader = EbpfLoader::new();
         loader
             // The programs have no CO-RE relocations: aya need not keep
@@ -179,6 +200,7 @@ impl GroupDataplane {
             .override_global(GLOBAL_NET_DEVICE_STATE, &layout.net_device_state, true)
             .override_global(GLOBAL_NET_DEVICE_IFINDEX, &layout.net_device_ifindex, true)
             .override_global(GLOBAL_NET_DEVICE_TYPE, &layout.net_device_type, true)
+            .override_global(GLOBAL_LINK_CHECK_BY_LOADS, by_loads, true)
             .override_global(GLOBAL_XDP_BUFF_RXQ, &layout.xdp_buff_rxq, true)
             .override_global(GLOBAL_XDP_RXQ_INFO_DEV, &layout.xdp_rxq_info_dev, true)
             .override_global(GLOBAL_LINK_STATE_START, &layout.link_state_start, true)
@@ -188,7 +210,7 @@ impl GroupDataplane {
                 true,
             );
         let mut ebpf = loader
-            .load(programs(KernelLayout::of_running_kernel()?)?)
+            .load(programs)
             .context("loading the ipmp eBPF programs")?;
         let egress: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
         egress.load().context("verifying the egress program")?;
@@ -212,6 +234,7 @@ impl GroupDataplane {
         Ok(GroupDataplane {
             ebpf,
             loader,
+            programs,
             members: HashMap::new(),
             pin_dir: pin_dir.to_owned(),
             maps,
@@ -265,7 +288,7 @@ impl GroupDataplane {
         let mut instance = self
             .loader
             .override_global(GLOBAL_MEMBER_SLOT, slot_value, true)
-            .load(programs(KernelLayout::of_running_kernel()?)?)
+            .load(self.programs)
             .context("loading the ipmp eBPF programs")?;
         let xdp: &mut Xdp = program(&mut instance, PROG_MEMBER_XDP)?;
         xdp.load()
@@ -761,6 +784,7 @@ mod tests {
     #[test]
     fn kfunc_calls_are_linked_at_instruction_boundaries_only() {
         let call = KFUNC_RDONLY_CAST_PLACEHOLDER;
+        let linked = [0x85, 0x20, 0, 0, 0x34, 0x12, 0, 0];
         let mut object = vec![0u8; 8];
         object.extend_from_slice(&call);
         // The same bytes straddling two instructions are no call.
@@ -768,16 +792,16 @@ mod tests {
         object.extend_from_slice(&call);
         object.extend_from_slice(&[0; 4]);
         object.extend_from_slice(&call);
-        assert_eq!(link_kfunc(&mut object, call, 0x1234), 2);
-        assert_eq!(object[8..16], [0x85, 0x20, 0, 0, 0x34, 0x12, 0, 0]);
+        assert_eq!(replace_instructions(&mut object, call, linked), 2);
+        assert_eq!(object[8..16], linked);
         assert_eq!(object[20..28], call, "a misaligned copy was changed");
-        assert_eq!(object[32..40], [0x85, 0x20, 0, 0, 0x34, 0x12, 0, 0]);
+        assert_eq!(object[32..40], linked);
     }
 
     #[test]
     fn the_programs_carry_the_call_to_link() {
-        let call = KFUNC_RDONLY_CAST_PLACEHOLDER;
         let mut object = PROGRAMS.to_vec();
-        assert!(link_kfunc(&mut object, call, 1) > 0);
+        let call = KFUNC_RDONLY_CAST_PLACEHOLDER;
+        assert!(replace_instructions(&mut object, call, KFUNC_ABSENT) > 0);
     }
 }

@@ -20,9 +20,10 @@ pub struct KernelLayout {
     pub link_state_nocarrier: u32,
     /// BTF type ids: `struct net_device`, and the kfunc `bpf_rdonly_cast`
     /// that lets the egress program read a member's device with plain
-    /// loads (see `ipmp_common::KFUNC_RDONLY_CAST_PLACEHOLDER`).
+    /// loads (see `ipmp_common::KFUNC_RDONLY_CAST_PLACEHOLDER`); kernels
+    /// before 6.2 have none.
     pub net_device_type: u32,
-    pub rdonly_cast_func: u32,
+    pub rdonly_cast_func: Option<u32>,
 }
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -64,7 +65,7 @@ impl KernelLayout {
             link_state_start: btf.enum_value("__LINK_STATE_START")?,
             link_state_nocarrier: btf.enum_value("__LINK_STATE_NOCARRIER")?,
             net_device_type: btf.type_id("net_device")?,
-            rdonly_cast_func: btf.type_id("bpf_rdonly_cast")?,
+            rdonly_cast_func: btf.type_id("bpf_rdonly_cast").ok(),
         })
     }
 }
@@ -319,6 +320,6 @@ mod tests {
         assert_eq!(layout.net_device_state % 8, 0);
         assert_ne!(layout.net_device_state, layout.net_device_ifindex);
         assert_ne!(layout.net_device_type, 0);
-        assert_ne!(layout.rdonly_cast_func, 0);
+        assert!(layout.rdonly_cast_func.is_some_and(|id| id != 0));
     }
 }

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use aya::Ebpf;
 use ipmp::{
     dataplane::{self, GroupDataplane},
+    kernel_layout::KernelLayout,
     policy::flow_table::next_table,
     probe::socket::checksum,
 };
@@ -21,18 +22,32 @@ const XDP_TX: u32 = 3;
 const LOOPBACK_IFINDEX: u32 = 1;
 
 fn main() -> Result<()> {
-    let pin_dir =
-        std::path::PathBuf::from(format!("/sys/fs/bpf/ipmp-bench-{}", std::process::id()));
-    let result = measure(&pin_dir);
-    let _ = std::fs::remove_dir_all(&pin_dir);
+    let pin_dir = |variant: &str| {
+        std::path::PathBuf::from(format!(
+            "/sys/fs/bpf/ipmp-bench-{}{variant}",
+            std::process::id()
+        ))
+    };
+    let pin_dirs = [pin_dir(""), pin_dir("-older")];
+    let result = measure(&pin_dirs);
+    for dir in &pin_dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     println!("{}", serde_json::to_string(&result?)?);
     Ok(())
 }
 
-fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
-    let mut group = member_group(pin_dir)?;
+fn measure(pin_dirs: &[std::path::PathBuf; 2]) -> Result<serde_json::Value> {
+    let running = KernelLayout::of_running_kernel()?;
+    let mut group = member_group(&pin_dirs[0], running)?;
+    // The programs as a kernel without bpf_rdonly_cast gets them.
+    let before_6_2: &'static KernelLayout = Box::leak(Box::new(KernelLayout {
+        rdonly_cast_func: None,
+        ..*running
+    }));
+    let mut older = member_group(&pin_dirs[1], before_6_2)?;
     let mut baseline = baseline_programs()?;
-    let best = best_rounds(&mut group, &mut baseline)?;
+    let best = best_rounds(&mut group, &mut older, &mut baseline)?;
     let [empty, pass, echo, arp] = single_runs(&mut group, &mut baseline)?;
     Ok(serde_json::json!({
         "repeat": REPEAT,
@@ -42,6 +57,7 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
         "empty_xdp_ns": best[2],
         "member_xdp_pass_ns": best[3],
         "redirect_only_tc_ns": best[4],
+        "egress_probe_read_ns": best[5],
         "single_runs": SINGLE_RUNS,
         "empty_xdp_single_ns": empty,
         "member_xdp_pass_single_ns": pass,
@@ -53,9 +69,12 @@ fn measure(pin_dir: &std::path::Path) -> Result<serde_json::Value> {
 /// The group's programs and maps pinned under `pin_dir`: three members on
 /// `lo`, the flow table over them, member `a`'s XDP program loaded, echo
 /// answering on for the data address 192.0.2.200 (bound to `a`).
-fn member_group(pin_dir: &std::path::Path) -> Result<GroupDataplane> {
+fn member_group(
+    pin_dir: &std::path::Path,
+    layout: &'static KernelLayout,
+) -> Result<GroupDataplane> {
     dataplane::namespace_pin_dir(pin_dir)?;
-    let mut group = GroupDataplane::load(pin_dir)?;
+    let mut group = GroupDataplane::load_for(pin_dir, layout)?;
     for slot in 0..3u8 {
         let mut m = Member {
             ifindex: 1,
@@ -110,13 +129,19 @@ fn baseline_programs() -> Result<Ebpf> {
 }
 
 /// ns per packet of the empty TC program, the egress program, the empty
-/// XDP program, the member program passing a packet and the redirect-only
-/// TC program: `REPEAT` runs per call, the best of `ROUNDS`.
-fn best_rounds(group: &mut GroupDataplane, baseline: &mut Ebpf) -> Result<[f64; 5]> {
+/// XDP program, the member program passing a packet, the redirect-only
+/// TC program and the egress program as loaded for kernels before 6.2
+/// (`older`: the link check by `bpf_probe_read_kernel`): `REPEAT` runs per
+/// call, the best of `ROUNDS`.
+fn best_rounds(
+    group: &mut GroupDataplane,
+    older: &mut GroupDataplane,
+    baseline: &mut Ebpf,
+) -> Result<[f64; 6]> {
     let packet = udp4_packet();
     // Interleave the rounds so both sides see the same machine state; keep
     // the best round of each (least disturbed by other work).
-    let mut best = [f64::MAX; 5];
+    let mut best = [f64::MAX; 6];
     for _ in 0..ROUNDS {
         let runs = [
             dataplane::test_run(baseline, "baseline_tc", &packet, None, REPEAT)?,
@@ -124,6 +149,7 @@ fn best_rounds(group: &mut GroupDataplane, baseline: &mut Ebpf) -> Result<[f64; 
             dataplane::test_run(baseline, "baseline_xdp", &packet, None, REPEAT)?,
             group.test_run(Some("a"), &packet, REPEAT)?,
             dataplane::test_run(baseline, "baseline_tc_redirect", &packet, None, REPEAT)?,
+            older.test_run(None, &packet, REPEAT)?,
         ];
         for (b, r) in best.iter_mut().zip(runs.iter()) {
             *b = b.min(r.duration.as_nanos() as f64);

@@ -59,6 +59,12 @@ const ROWS: &[Row] = &[
         "<= 2",
     ),
     row(
+        "  the same, link check by helper call (kernels before 6.2)",
+        "/programs/egress_probe_read_ns",
+        "ns",
+        "",
+    ),
+    row(
         "TC program that only redirects (next hop)",
         "/programs/redirect_only_tc_ns",
         "ns",
