@@ -1,7 +1,9 @@
 //! Prometheus metrics. At scrape time the counters are read from the
-//! group's pinned maps (per-CPU values summed) and the states from the
-//! snapshot the event loop publishes, so a scrape never waits for ipmpd's
-//! event loop, nor holds it up.
+//! group's pinned maps (per-CPU values summed) and the states from a
+//! snapshot the event loop makes when asked: building one costs work per
+//! member, which an idle ipmpd should not do after every event. A loop
+//! busy for longer than [`SNAPSHOT_WAIT`] does not hold a scrape up: the
+//! last snapshot made answers.
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::{Context, Result};
@@ -12,7 +14,7 @@ use prometheus::{
     proto::{Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType},
     Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     dataplane::PinnedCounters,
@@ -390,16 +392,25 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
         .with_context(|| format!("listening for metrics on {addr}"))
 }
 
-/// Serves `GET /metrics` until the daemon exits.
+/// How long a scrape waits for the event loop's snapshot.
+pub const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A scrape's request for a snapshot, answered by the event loop.
+pub type SnapshotRequest = oneshot::Sender<Snapshot>;
+
+/// Serves `GET /metrics` until the daemon exits, asking the event loop
+/// for each scrape's snapshot through `ask`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    snapshot: watch::Receiver<Snapshot>,
+    ask: mpsc::Sender<SnapshotRequest>,
 ) -> Result<()> {
+    let last = std::sync::Arc::new(std::sync::Mutex::new(Snapshot::default()));
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let snapshot = snapshot.borrow().clone();
+            let (ask, last) = (ask.clone(), last.clone());
             async move {
+                let snapshot = fresh_snapshot(&ask, &last).await;
                 // Map reads are syscalls: keep them off the runtime thread.
                 let text = tokio::task::spawn_blocking(move || scrape(&snapshot)).await;
                 match text {
@@ -421,6 +432,24 @@ pub async fn serve(
     );
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// The event loop's snapshot, or the last one made if the loop does not
+/// answer within [`SNAPSHOT_WAIT`].
+async fn fresh_snapshot(
+    ask: &mpsc::Sender<SnapshotRequest>,
+    last: &std::sync::Mutex<Snapshot>,
+) -> Snapshot {
+    let (reply, answer) = oneshot::channel();
+    if ask.try_send(reply).is_ok() {
+        if let Ok(Ok(snapshot)) = tokio::time::timeout(SNAPSHOT_WAIT, answer).await {
+            if let Ok(mut last) = last.lock() {
+                *last = snapshot.clone();
+            }
+            return snapshot;
+        }
+    }
+    last.lock().map(|s| s.clone()).unwrap_or_default()
 }
 
 #[cfg(test)]

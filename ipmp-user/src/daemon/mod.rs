@@ -20,7 +20,7 @@ use std::{
 use anyhow::Result;
 use tokio::{
     signal::unix::{signal, Signal, SignalKind},
-    sync::{mpsc, watch},
+    sync::mpsc,
 };
 use tracing::{error, info};
 
@@ -58,8 +58,6 @@ struct Daemon {
     started: Started,
     pin_dir: PathBuf,
     socket: PathBuf,
-    /// The snapshot the metrics server reads.
-    publish: watch::Sender<Snapshot>,
     /// No other ipmpd runs in this namespace while this one does.
     _lock: lock::InstanceLock,
 }
@@ -69,6 +67,8 @@ struct Sources {
     alarm: LinkAlarm,
     changes: tokio::sync::mpsc::UnboundedReceiver<(Instant, Change)>,
     requests: mpsc::Receiver<Incoming>,
+    /// The metrics server's scrapes, each asking for a snapshot.
+    snapshots: mpsc::Receiver<metrics::SnapshotRequest>,
     sigterm: Signal,
     sigint: Signal,
     sighup: Signal,
@@ -121,18 +121,17 @@ async fn setup(
         started,
         pin_dir,
         socket,
-        publish: watch::channel(Snapshot::default()).0,
         _lock: lock,
     };
     daemon.start_waiting().await;
     let (to_daemon, requests) = mpsc::channel(16);
     let feeds = daemon.started.feeds.clone();
     tokio::spawn(control::serve(listener, to_daemon, feeds));
-    daemon.publish.send_replace(daemon.snapshot());
+    // A scrape at a time, and one waiting.
+    let (ask, snapshots) = mpsc::channel(2);
     if let Some(listener) = metrics_listener {
-        let published = daemon.publish.subscribe();
         tokio::spawn(async move {
-            if let Err(e) = metrics::serve(listener, published).await {
+            if let Err(e) = metrics::serve(listener, ask).await {
                 error!("metrics server stopped: {e:#}");
             }
         });
@@ -141,6 +140,7 @@ async fn setup(
         alarm,
         changes,
         requests,
+        snapshots,
         sigterm: signal(SignalKind::terminate())?,
         sigint: signal(SignalKind::interrupt())?,
         sighup: signal(SignalKind::hangup())?,
@@ -176,6 +176,10 @@ impl Daemon {
                     if let Err(e) = self.groups[i].on_probe_replies(&self.nl).await {
                         error!("{e:#}");
                     }
+                }
+                Some(scrape) = s.snapshots.recv() => {
+                    let _ = scrape.send(self.snapshot());
+                    continue;
                 }
                 Some(incoming) = s.requests.recv() => {
                     if self.dispatch(incoming).await == Flow::Exit {
@@ -231,8 +235,7 @@ impl Daemon {
     }
 
     /// After each event: the configured groups that do not run wait
-    /// (whatever a reload added and could not start, too), and the metrics
-    /// snapshot is published.
+    /// (whatever a reload added and could not start, too).
     fn after_event(&mut self) {
         self.waiting = self
             .config
@@ -244,7 +247,6 @@ impl Daemon {
         if !self.waiting.is_empty() && self.retry_due.is_none() {
             self.retry_due = Some(Instant::now() + reload::GROUP_RETRY);
         }
-        self.publish.send_replace(self.snapshot());
     }
 
     fn snapshot(&self) -> Snapshot {

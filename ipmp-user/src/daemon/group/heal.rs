@@ -2,7 +2,9 @@
 //! is put back, with a log line. The group interface (with its data
 //! addresses, egress program and routes) on its netlink removal event; the
 //! pins when [`Group::restore_pins`] finds them gone (bpffs sends no
-//! events; ipmpd holds every pinned object, so nothing stopped meanwhile).
+//! events: the pin folder's modification time is looked at every second,
+//! and the folder read only when it moved; ipmpd holds every pinned
+//! object, so nothing stopped meanwhile).
 use anyhow::{Context, Result};
 use tracing::{info, warn};
 
