@@ -17,7 +17,8 @@
 //!
 //! Plumbing, kept thin around the policy:
 //! - [`dataplane`]: aya: load, pin, adopt, typed map access;
-//!   [`kernel_layout`]: the running kernel's `net_device` offsets from BTF.
+//!   [`kernel_layout`]: the running kernel's `net_device` offsets and BTF
+//!   ids; [`objects`]: the kernel programs linked for that kernel.
 //! - [`netlink`]: links, addresses, rules, route mirroring, the event
 //!   stream; [`link_alarm`]: the fast path for links going down and
 //!   multicast joins.
@@ -42,6 +43,7 @@ pub mod metrics;
 pub mod model;
 pub mod netlink;
 pub mod notify;
+pub mod objects;
 pub mod policy;
 pub mod probe;
 pub mod sysctl;
