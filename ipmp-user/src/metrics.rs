@@ -399,12 +399,14 @@ pub const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_millis(
 pub type SnapshotRequest = oneshot::Sender<Snapshot>;
 
 /// Serves `GET /metrics` until the daemon exits, asking the event loop
-/// for each scrape's snapshot through `ask`.
+/// for each scrape's snapshot through `ask`; `first` (made at start)
+/// answers until the loop has answered once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ask: mpsc::Sender<SnapshotRequest>,
+    first: Snapshot,
 ) -> Result<()> {
-    let last = std::sync::Arc::new(std::sync::Mutex::new(Snapshot::default()));
+    let last = std::sync::Arc::new(std::sync::Mutex::new(first));
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {

@@ -130,8 +130,9 @@ async fn setup(
     // A scrape at a time, and one waiting.
     let (ask, snapshots) = mpsc::channel(2);
     if let Some(listener) = metrics_listener {
+        let first = daemon.snapshot();
         tokio::spawn(async move {
-            if let Err(e) = metrics::serve(listener, ask).await {
+            if let Err(e) = metrics::serve(listener, ask, first).await {
                 error!("metrics server stopped: {e:#}");
             }
         });
