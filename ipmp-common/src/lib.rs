@@ -13,9 +13,8 @@
 //! - `DATA_ADDRESSES` hash of data address ([`data_address_key_v4`] for IPv4) to the
 //!   slot of the member it is bound to for inbound traffic
 //! - `MEMBER_DEVICES` array of [`MAX_MEMBERS`] [`MemberDevice`]s: where the kernel
-//!   reads each member's link state
-//! - `TAKEN_OUT`    array of [`MAX_MEMBERS`] `u32`: why the kernel took a member out
-//!   of the egress path (`TAKEN_OUT_*` bits, 0 = in service), until ipmpd puts it back
+//!   reads each member's link state, and why it took the member out of the egress
+//!   path (`TAKEN_OUT_*`), until ipmpd puts it back
 #![no_std]
 
 pub mod flow_hash;

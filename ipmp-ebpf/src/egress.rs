@@ -74,23 +74,26 @@ fn send_unicast(ctx: &TcContext, hash: u32, next_hop: NextHop) -> i32 {
     // kernel looks the next hop up with the member as output interface,
     // which lands in the member's mirror routing table (a route lookup
     // per packet, through the policy rules).
-    // 8-aligned: the stack refuses misaligned stores (see build.rs).
+    // The stack refuses misaligned stores (see build.rs), and the compiler
+    // writes the IPv6 next hop with 8-byte stores: placed 4 bytes into an
+    // 8-aligned block, the address is 8-aligned.
     #[repr(C, align(8))]
-    struct Params(bpf_redir_neigh);
-    let mut params = Params(bpf_redir_neigh {
-        nh_family: 0,
-        __bindgen_anon_1: bpf_redir_neigh__bindgen_ty_1 { ipv4_nh: 0 },
-    });
+    struct Params(u32, bpf_redir_neigh);
+    let mut params = Params(
+        0,
+        bpf_redir_neigh {
+            nh_family: 0,
+            __bindgen_anon_1: bpf_redir_neigh__bindgen_ty_1 { ipv4_nh: 0 },
+        },
+    );
     match next_hop {
         NextHop::V4(a) => {
-            params.0.nh_family = AF_INET;
-            params.0.__bindgen_anon_1.ipv4_nh = u32::from_ne_bytes(a);
+            params.1.nh_family = AF_INET;
+            params.1.__bindgen_anon_1.ipv4_nh = a;
         }
         NextHop::V6(a) => {
-            params.0.nh_family = AF_INET6;
-            // SAFETY: plain bytes into a plain-bytes union field.
-            params.0.__bindgen_anon_1.ipv6_nh =
-                unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(a) };
+            params.1.nh_family = AF_INET6;
+            params.1.__bindgen_anon_1.ipv6_nh = a;
         }
         NextHop::Route => {
             // SAFETY: plain helper call; a null params pointer is allowed.
@@ -101,7 +104,7 @@ fn send_unicast(ctx: &TcContext, hash: u32, next_hop: NextHop) -> i32 {
     unsafe {
         bpf_redirect_neigh(
             ifindex,
-            &mut params.0 as *mut bpf_redir_neigh as *mut _,
+            &mut params.1 as *mut bpf_redir_neigh as *mut _,
             core::mem::size_of::<bpf_redir_neigh>() as i32,
             0,
         ) as i32

@@ -35,9 +35,11 @@ pub enum Parsed {
 /// Where a unicast packet goes next on the member's link.
 #[derive(Clone, Copy)]
 pub enum NextHop {
-    /// The destination itself, on-link (as it sits in the packet).
-    V4([u8; 4]),
-    V6([u8; 16]),
+    /// The destination itself, on-link, its bytes as they sit in the
+    /// packet. Held in words, not byte arrays: the enum is moved through
+    /// the stack, and a byte array's is moved a byte at a time.
+    V4(u32),
+    V6([u32; 4]),
     /// Whatever the member's routing table says (the kernel looks it up).
     Route,
 }
@@ -86,7 +88,7 @@ fn classify_v4(frame: Frame, group: &GroupConfig) -> Result<Parsed, ()> {
     let l4 = ETH_HLEN + ((ip.vihl & 0x0f) as usize) * 4;
     let ports = ports(frame, ip.proto, l4, fragment)?;
     let next_hop = if onlink(&group.onlink_v4, address_words(&ip.dst_addr)) {
-        NextHop::V4(ip.dst_addr)
+        NextHop::V4(dst)
     } else {
         NextHop::Route
     };
@@ -117,7 +119,8 @@ fn classify_v6(frame: Frame, group: &GroupConfig) -> Result<Parsed, ()> {
     let hash = flow_hash_v6(address_words(&ip.src_addr), dst, next, ports);
     // Link-local destinations are on every link.
     let next_hop = if link_local_v6(&ip.dst_addr) || onlink(&group.onlink_v6, dst) {
-        NextHop::V6(ip.dst_addr)
+        // SAFETY: plain words as plain words.
+        NextHop::V6(unsafe { core::mem::transmute::<[u64; 2], [u32; 4]>(dst) })
     } else {
         NextHop::Route
     };
