@@ -4,7 +4,6 @@ use std::{
     collections::HashMap,
     fs,
     path::{Path, PathBuf},
-    time::{Duration, SystemTime},
 };
 
 use anyhow::{anyhow, Context, Result};
@@ -73,14 +72,7 @@ pub struct GroupDataplane {
     /// ipmpd writes it (the pin folder's lock), so a failover spends no
     /// syscall asking.
     active_copy: std::cell::Cell<Option<u32>>,
-    /// The pin folder's modification time when it was last read whole.
-    pins_seen: Option<SystemTime>,
 }
-
-/// How long a pin folder's modification time is read again even when it
-/// did not move: its clock is coarse (a jiffy), so a second removal in
-/// the same tick as the last one seen would not show.
-const PIN_CLOCK_SLACK: Duration = Duration::from_secs(2);
 
 /// The value size each pinned map must have: an ipmpd of another version
 /// may have pinned a map with another layout, which the programs of this
@@ -186,26 +178,12 @@ impl GroupDataplane {
             maps,
             links: HashMap::new(),
             active_copy: std::cell::Cell::new(None),
-            pins_seen: None,
         })
     }
 
     /// Pins again what someone removed from the pin folder (maps and
     /// attachments, from ipmpd's descriptors). Returns the pins restored.
     pub fn restore_pins(&mut self) -> Result<Vec<PathBuf>> {
-        // Removing a pin moves the folder's modification time: while it
-        // stays, one stat is all this costs, however many pins there are.
-        let modified = fs::metadata(&self.pin_dir).and_then(|m| m.modified()).ok();
-        if let (Some(modified), Some(seen)) = (modified, self.pins_seen) {
-            let settled = SystemTime::now()
-                .duration_since(modified)
-                .is_ok_and(|age| age > PIN_CLOCK_SLACK);
-            if modified == seen && settled {
-                return Ok(Vec::new());
-            }
-        }
-        // Read before the folder: a removal from here on shows next time.
-        self.pins_seen = modified;
         fs::create_dir_all(&self.pin_dir)
             .with_context(|| format!("cannot create pin directory {}", self.pin_dir.display()))?;
         // One directory read, not a stat per pin.

@@ -18,7 +18,8 @@
 //! Plumbing, kept thin around the policy:
 //! - [`dataplane`]: aya: load, pin, adopt, typed map access;
 //!   [`kernel_layout`]: the running kernel's `net_device` offsets and BTF
-//!   ids; [`objects`]: the kernel programs linked for that kernel.
+//!   ids; [`objects`]: the kernel programs linked for that kernel;
+//!   [`pin_watch`]: removals from a group's pin folder.
 //! - [`netlink`]: links, addresses, rules, route mirroring, the event
 //!   stream; [`link_alarm`]: the fast path for links going down and
 //!   multicast joins.
@@ -44,6 +45,7 @@ pub mod model;
 pub mod netlink;
 pub mod notify;
 pub mod objects;
+pub mod pin_watch;
 pub mod policy;
 pub mod probe;
 pub mod sysctl;

@@ -194,10 +194,13 @@ impl Daemon {
                         }
                     }
                 }
-                i = replies_ready(&self.groups) => {
+                i = first_ready(&self.groups, "probe replies", Group::replies_ready) => {
                     if let Err(e) = self.groups[i].on_probe_replies(&self.nl).await {
                         error!("{e:#}");
                     }
+                }
+                i = first_ready(&self.groups, "pin folder", Group::pins_removed) => {
+                    self.groups[i].on_pins_removed();
                 }
                 Some(scrape) = s.snapshots.recv() => {
                     let _ = scrape.send(self.snapshot());
@@ -301,12 +304,18 @@ pub async fn check_system(config: &Config) -> Result<(), String> {
     checks::check_system(&nl, config).await
 }
 
-/// The index of a group whose probe replies are ready.
-async fn replies_ready(groups: &[Group]) -> usize {
+/// The index of the first group for which `wait` resolves (its probe
+/// replies are ready, say); a group whose wait fails is logged and left out.
+async fn first_ready<'a, F, W>(groups: &'a [Group], what: &str, wait: W) -> usize
+where
+    W: Fn(&'a Group) -> F,
+    F: std::future::Future<Output = Result<()>> + 'a,
+{
     let waits = groups.iter().enumerate().map(|(i, g)| {
+        let ready = wait(g);
         Box::pin(async move {
-            if let Err(e) = g.replies_ready().await {
-                error!("probe replies of group {i}: {e:#}");
+            if let Err(e) = ready.await {
+                error!("{what} of group {i}: {e:#}");
                 std::future::pending::<()>().await;
             }
             i

@@ -16,7 +16,7 @@ use crate::{
 
 /// How often the kernel's verdicts on members ipmpd counts as active are
 /// read (newly active members' at once).
-const TAKEN_OUT_SWEEP: Duration = Duration::from_secs(10);
+pub(super) const TAKEN_OUT_SWEEP: Duration = Duration::from_secs(10);
 
 impl Group {
     /// Writes the group's dataplane settings if they changed: the

@@ -25,9 +25,10 @@ impl Group {
             self.event(Event::Tick)?;
         }
         self.notify_peers(now);
-        if self.refresh_due <= now {
+        if self.refresh_due <= now && self.refresh_wanted() {
             self.refresh(nl, now).await?;
         }
+        self.restore_pins_if_due();
         for slot in self.members.slots() {
             let index = self.members.get(slot).ifindex();
             if let (true, Some(index)) = (self.probing.awaits_link_local(slot), index) {

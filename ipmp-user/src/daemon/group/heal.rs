@@ -1,10 +1,11 @@
 //! Self-healing: what an operator or another program removes from a group
 //! is put back, with a log line. The group interface (with its data
 //! addresses, egress program and routes) on its netlink removal event; the
-//! pins when [`Group::restore_pins`] finds them gone (bpffs sends no
-//! events: the pin folder's modification time is looked at every second,
-//! and the folder read only when it moved; ipmpd holds every pinned
-//! object, so nothing stopped meanwhile).
+//! pins on the pin folder's inotify event (`pin_watch`), by
+//! [`Group::restore_pins`] (ipmpd holds every pinned object, so nothing
+//! stopped meanwhile).
+use std::time::{Duration, Instant};
+
 use anyhow::{Context, Result};
 use tracing::{info, warn};
 
@@ -43,6 +44,9 @@ pub(super) async fn group_interface(nl: &Netlink, config: &GroupConfig) -> Resul
 pub(super) async fn exists(nl: &Netlink, name: &str, index: u32) -> Result<bool> {
     Ok(nl.link(name).await?.is_some_and(|l| l.index == index))
 }
+
+/// How long after a removal from the pin folder its pins are put back.
+const PIN_REMOVAL_SETTLE: Duration = Duration::from_millis(200);
 
 impl Group {
     /// The group interface was deleted under ipmpd: it is created again
@@ -136,6 +140,32 @@ impl Group {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Something was removed from the group's pin folder: what is
+    /// missing is pinned again once the removal is over (a `rm -rf` of the
+    /// folder is let finish, not fought pin by pin).
+    pub fn on_pins_removed(&mut self) {
+        self.pins_due
+            .get_or_insert(Instant::now() + PIN_REMOVAL_SETTLE);
+    }
+
+    /// Pins again what was removed, when that is due.
+    pub(super) fn restore_pins_if_due(&mut self) {
+        if self.pins_due.is_none_or(|due| due > Instant::now()) {
+            return;
+        }
+        self.pins_due = None;
+        self.restore_pins();
+        // The folder itself may have been removed and is made anew.
+        if let Err(e) = self.pin_watch.rewatch() {
+            warn!("Pins of group {}: {e:#}", self.name);
+        }
+    }
+
+    /// Resolves when something was removed from the group's pin folder.
+    pub async fn pins_removed(&self) -> Result<()> {
+        self.pin_watch.removed().await
     }
 
     /// Pins removed from the group's pin folder are pinned again.

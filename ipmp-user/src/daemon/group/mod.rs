@@ -28,6 +28,7 @@ use crate::{
     metrics::{GroupSource, MemberSource},
     model::{AddressStatus, EventRecord, GroupStatus},
     notify::PeerNotifier,
+    pin_watch::PinWatch,
     policy::{
         flow_table::bucket_counts,
         group::{GroupPolicy, Notice, PolicyError},
@@ -83,6 +84,9 @@ pub struct Group {
     probing: Probing,
     /// Probe replies the kernel timed, per group.
     replies: Replies,
+    /// Removals from the pin folder, and when the pins are put back.
+    pin_watch: PinWatch,
+    pins_due: Option<Instant>,
     /// State changes for `ipmpctl events` followers.
     events: broadcast::Sender<EventRecord>,
     dataplane: GroupDataplane,
@@ -141,6 +145,7 @@ struct Opened {
     dataplane: GroupDataplane,
     table: FlowTable,
     replies: Replies,
+    pin_watch: PinWatch,
 }
 
 /// Takes the group's lock, then its interface (created if missing) and its
@@ -158,6 +163,7 @@ async fn open(nl: &Netlink, config: &GroupConfig, pin_root: &Path) -> Result<Ope
     }
     let table = dataplane.flow_table()?;
     let replies = Replies::new(dataplane.take_probe_replies()?)?;
+    let pin_watch = PinWatch::new(&pin_dir)?;
     Ok(Opened {
         lock,
         index: link.index,
@@ -166,6 +172,7 @@ async fn open(nl: &Netlink, config: &GroupConfig, pin_root: &Path) -> Result<Ope
         dataplane,
         table,
         replies,
+        pin_watch,
     })
 }
 
@@ -198,6 +205,8 @@ impl Group {
             policy: GroupPolicy::new(&config.name, Vec::new(), daemon.failback),
             probing: Probing::new(config, daemon, probe_key, feeds.probes, epoch.1),
             replies: opened.replies,
+            pin_watch: opened.pin_watch,
+            pins_due: None,
             events: feeds.events,
             dataplane: opened.dataplane,
             members: Members::default(),
@@ -223,6 +232,8 @@ impl Group {
             _lock: opened.lock,
             interface_lost: false,
         };
+        // What was removed before the watch began is not missed.
+        group.restore_pins();
         if let Err(e) = group.take_up(nl, &pinned, &slots).await {
             // A group made by this attempt leaves nothing behind (a reload
             // that adds it is then undone cleanly); an adopted one keeps
@@ -354,13 +365,19 @@ impl Group {
         let policy = self.policy.next_deadline();
         let probes = self.probing.next_deadline();
         let notifications = self.notifications.next_due();
+        let refresh = self.refresh_wanted().then_some(self.refresh_due);
+        let sweep = self.taken_out_swept.map(|at| at + apply::TAKEN_OUT_SWEEP);
         policy
             .into_iter()
             .chain(probes)
             .chain(notifications)
-            .chain([self.refresh_due])
+            .chain(refresh)
             .min()
             .map(|d| self.epoch + d)
+            .into_iter()
+            .chain(sweep)
+            .chain(self.pins_due)
+            .min()
     }
 
     /// Removes what ipmpd created for this group (a reload dropped it, or

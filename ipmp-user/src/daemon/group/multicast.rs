@@ -16,9 +16,10 @@ use crate::{
     netlink::Netlink,
 };
 
-/// How often the group checks what the kernel announces nothing of: its
-/// pins (bpffs announces nothing), a lost group interface, the routers
-/// heard, and, on kernels before 6.13, its interface's multicast groups.
+/// How often the group checks what the kernel announces nothing of, while
+/// there is any (see [`Group::refresh_wanted`]): a lost group interface,
+/// the routers heard, and, on kernels before 6.13, its interface's
+/// multicast groups.
 pub(super) const REFRESH: Duration = Duration::from_secs(1);
 
 impl Group {
@@ -36,9 +37,20 @@ impl Group {
         if !link_alarm::memberships_announced() {
             self.hold_memberships();
         }
-        self.restore_pins();
         self.refresh_due = now + REFRESH;
         self.read_heard_routers(nl).await
+    }
+
+    /// Whether the refresh timer has anything to check: otherwise an idle
+    /// group does not wake every second for nothing.
+    pub(super) fn refresh_wanted(&self) -> bool {
+        self.interface_lost
+            || !link_alarm::memberships_announced()
+            || self
+                .members
+                .slots()
+                .iter()
+                .any(|&s| self.probing.probes_v6(s))
     }
 
     /// A multicast group was joined or left on the interface `index`: if it
