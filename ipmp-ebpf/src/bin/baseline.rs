@@ -1,6 +1,10 @@
 //! Empty TC and XDP programs: the benchmark's baseline, measured in the same
 //! run as ipmp's programs; and a TC program that only redirects, the floor
 //! of any program that sends a packet on (the helper call is most of it).
+//! The throughput bench also attaches the last two in place of ipmp's
+//! (the redirect on the group interface, the empty program first on the
+//! member): the design's floor, two device hops with programs doing
+//! nothing else.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
@@ -11,15 +15,23 @@ mod programs {
         helpers::generated::bpf_redirect_neigh,
         macros::{classifier, xdp},
         programs::{TcContext, XdpContext},
+        Global,
     };
+
+    /// Where `baseline_tc_redirect` sends: interface 1 (lo) unless set at
+    /// load time, and an IPv4 next hop as the packet sits in the packet.
+    #[unsafe(no_mangle)]
+    static REDIRECT_IFINDEX: Global<u32> = Global::new(1);
+    #[unsafe(no_mangle)]
+    static REDIRECT_NEXT_HOP_V4: Global<[u8; 4]> = Global::new([192, 0, 2, 10]);
 
     #[classifier]
     pub fn baseline_tc(_ctx: TcContext) -> i32 {
         TC_ACT_OK
     }
 
-    /// `bpf_redirect_neigh` to interface 1 with an IPv4 next hop, as the
-    /// egress program redirects to an on-link destination.
+    /// `bpf_redirect_neigh` with an IPv4 next hop, as the egress program
+    /// redirects to an on-link destination.
     #[classifier]
     pub fn baseline_tc_redirect(_ctx: TcContext) -> i32 {
         // 8-aligned: the stack refuses misaligned stores (see build.rs).
@@ -28,13 +40,13 @@ mod programs {
         let mut params = Params(bpf_redir_neigh {
             nh_family: 2,
             __bindgen_anon_1: bpf_redir_neigh__bindgen_ty_1 {
-                ipv4_nh: u32::from_ne_bytes([192, 0, 2, 10]),
+                ipv4_nh: u32::from_ne_bytes(REDIRECT_NEXT_HOP_V4.load()),
             },
         });
         // SAFETY: plain helper call with a valid parameter block of its size.
         unsafe {
             bpf_redirect_neigh(
-                1,
+                REDIRECT_IFINDEX.load(),
                 &mut params.0 as *mut bpf_redir_neigh as *mut _,
                 core::mem::size_of::<bpf_redir_neigh>() as i32,
                 0,

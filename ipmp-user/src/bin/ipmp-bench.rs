@@ -1,8 +1,16 @@
 //! Measures the kernel programs with BPF_PROG_TEST_RUN against empty TC and
 //! XDP programs in the same run; prints one JSON object. Run by
 //! `cargo xtask bench` (root).
+//!
+//! `ipmp-bench floor GROUP MEMBER NEXT_HOP` instead puts the baseline
+//! programs in front of ipmp's on the group interface and one member, in
+//! the namespace it runs in, until its standard input closes: the
+//! throughput bench's floor of the design.
 use anyhow::{Context, Result};
-use aya::{programs::TestRunResult, Ebpf};
+use aya::{
+    programs::{tc::TcAttachOptions, LinkOrder, SchedClassifier, TcAttachType, TestRunResult},
+    Ebpf, EbpfLoader,
+};
 use ipmp::{
     dataplane::{self, GroupDataplane},
     kernel_layout::KernelLayout,
@@ -22,6 +30,12 @@ const XDP_TX: u32 = 3;
 const LOOPBACK_IFINDEX: u32 = 1;
 
 fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [mode, group, member, next_hop] = &args[..] {
+        if mode == "floor" {
+            return floor(group, member, next_hop);
+        }
+    }
     let pin_dir = |variant: &str| {
         std::path::PathBuf::from(format!(
             "/sys/fs/bpf/ipmp-bench-{}{variant}",
@@ -111,7 +125,13 @@ fn member_group(
 
 /// The empty TC and XDP programs and the redirect-only TC program, loaded.
 fn baseline_programs() -> Result<Ebpf> {
-    let mut baseline = Ebpf::load(BASELINE).context("loading the baseline programs")?;
+    baseline_programs_with(&mut EbpfLoader::new())
+}
+
+fn baseline_programs_with(loader: &mut EbpfLoader) -> Result<Ebpf> {
+    let mut baseline = loader
+        .load(BASELINE)
+        .context("loading the baseline programs")?;
     for (name, kind) in [
         ("baseline_tc", "tc"),
         ("baseline_tc_redirect", "tc"),
@@ -283,4 +303,36 @@ fn udp4_packet() -> Vec<u8> {
     p[36..38].copy_from_slice(&9000u16.to_be_bytes());
     p[38..40].copy_from_slice(&30u16.to_be_bytes());
     p
+}
+
+/// Attaches, ahead of ipmp's programs, the redirect-only program to
+/// `group`'s egress (to `member`, next hop `next_hop`) and the empty one to
+/// `member`'s (which ends the member's chain), prints "ready", and holds
+/// them until standard input closes: the attachments end with the process.
+fn floor(group: &str, member: &str, next_hop: &str) -> Result<()> {
+    let next_hop: std::net::Ipv4Addr = next_hop
+        .parse()
+        .with_context(|| format!("{next_hop}: not an IPv4 next hop"))?;
+    let ifindex = nix::net::if_::if_nametoindex(member)
+        .with_context(|| format!("{member}: no such interface"))?;
+    let mut baseline = baseline_programs_with(
+        EbpfLoader::new()
+            .override_global("REDIRECT_IFINDEX", &ifindex, true)
+            .override_global("REDIRECT_NEXT_HOP_V4", &next_hop.octets(), true),
+    )?;
+    for (name, interface) in [("baseline_tc_redirect", group), ("baseline_tc", member)] {
+        let prog: &mut SchedClassifier = baseline
+            .program_mut(name)
+            .context("baseline program missing")?
+            .try_into()?;
+        prog.attach_with_options(
+            interface,
+            TcAttachType::Egress,
+            TcAttachOptions::TcxOrder(LinkOrder::first()),
+        )
+        .with_context(|| format!("attaching {name} to {interface}"))?;
+    }
+    println!("ready");
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new())?;
+    Ok(())
 }

@@ -114,6 +114,12 @@ const ROWS: &[Row] = &[
         ">= 0.95",
     ),
     row(
+        "  the floor: redirect-only programs, same hops / plain",
+        "/throughput/udp_64b_pps/floor_ratio/median",
+        "",
+        "",
+    ),
+    row(
         "flows of surviving members moved on a failure",
         "/flow_stability/worst_surviving_flows_moved_on_failure",
         "",

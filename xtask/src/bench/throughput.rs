@@ -1,7 +1,15 @@
 //! Throughput through the group against the plain path of the same host to
 //! the same switch, interleaved (group, plain, group, plain, ...) in one
 //! run: TCP (`iperf3 -P 4`) and 64-byte UDP frames (received packets/s).
-use std::{process::Stdio, thread, time::Duration};
+//! For the UDP frames also the design's floor: the same two device hops
+//! with programs that do nothing but redirect (`ipmp-bench floor`), so
+//! the table shows what ipmp's programs cost and what the hops cost.
+use std::{
+    io::{BufRead, BufReader},
+    process::Stdio,
+    thread,
+    time::Duration,
+};
 
 use anyhow::{ensure, Context, Result};
 use ipmp_tests::{
@@ -31,6 +39,7 @@ struct Bench {
 pub fn run() -> Result<Value> {
     let b = Bench::build()?;
     let (mut tcp, mut udp) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let mut floor = Vec::new();
     for _ in 0..ROUNDS {
         for (i, (src, dst)) in [(GROUP_SRC, GROUP_DST), (PLAIN_SRC, PLAIN_DST)]
             .into_iter()
@@ -41,23 +50,22 @@ pub fn run() -> Result<Value> {
                     end["sum_received"]["bits_per_second"].as_f64()
                 })? / 1e9,
             );
-            udp[i].push(b.iperf(
-                src,
-                dst,
-                &["-u", "-b", "0", "-l", UDP_PAYLOAD_64B_FRAME],
-                |end| {
-                    let sum = &end["sum"];
-                    let received = sum["packets"].as_f64()? - sum["lost_packets"].as_f64()?;
-                    Some(received / sum["seconds"].as_f64()?)
-                },
-            )?);
+            udp[i].push(b.udp(src, dst)?);
+            // The floor straight after the group's own run, which it
+            // follows as closely as the plain path follows its TCP run.
+            if i == 0 {
+                floor.push(b.floor(|| b.udp(GROUP_SRC, GROUP_DST))?);
+            }
         }
     }
     Ok(json!({
         "rounds": ROUNDS,
         "seconds": SECONDS,
         "tcp_gbit_s": { "group": tcp[0], "plain": tcp[1], "ratio": ratios(&tcp) },
-        "udp_64b_pps": { "group": udp[0], "plain": udp[1], "ratio": ratios(&udp) },
+        "udp_64b_pps": {
+            "group": udp[0], "plain": udp[1], "ratio": ratios(&udp),
+            "floor": floor, "floor_ratio": ratios(&[floor.clone(), udp[1].clone()]),
+        },
     }))
 }
 
@@ -99,6 +107,48 @@ impl Bench {
             peer,
             _daemon: daemon,
         })
+    }
+
+    /// 64-byte UDP frames from `src` to `dst`, received per second.
+    fn udp(&self, src: &str, dst: &str) -> Result<f64> {
+        self.iperf(
+            src,
+            dst,
+            &["-u", "-b", "0", "-l", UDP_PAYLOAD_64B_FRAME],
+            |end| {
+                let sum = &end["sum"];
+                let received = sum["packets"].as_f64()? - sum["lost_packets"].as_f64()?;
+                Some(received / sum["seconds"].as_f64()?)
+            },
+        )
+    }
+
+    /// Runs `measure` while the baseline programs stand in front of ipmp's
+    /// (group egress redirects to m0, m0's egress does nothing).
+    fn floor(&self, measure: impl FnOnce() -> Result<f64>) -> Result<f64> {
+        let mut holder = self
+            .host
+            .command(&ipmp_tests::daemon::bin("ipmp-bench").to_string_lossy())
+            .args(["floor", "bench0", "m0", GROUP_DST])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting ipmp-bench floor")?;
+        let mut line = String::new();
+        let read = holder
+            .stdout
+            .take()
+            .map(|out| BufReader::new(out).read_line(&mut line));
+        let figure = match read {
+            Some(Ok(_)) if line.trim() == "ready" => measure(),
+            _ => Err(anyhow::anyhow!(
+                "ipmp-bench floor did not attach its programs"
+            )),
+        };
+        // Closing its standard input ends it, and its attachments with it.
+        drop(holder.stdin.take());
+        let _ = holder.wait();
+        figure
     }
 
     /// One iperf3 run from `src` to `dst` with `args`; `read` takes the
