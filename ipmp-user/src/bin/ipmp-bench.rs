@@ -310,6 +310,19 @@ fn udp4_packet() -> Vec<u8> {
 /// `member`'s (which ends the member's chain), prints "ready", and holds
 /// them until standard input closes: the attachments end with the process.
 fn floor(group: &str, member: &str, next_hop: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // Only in a named namespace (the bench's), never the host's.
+    let own = std::fs::metadata("/proc/self/ns/net")?.ino();
+    let named = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| entry.metadata().is_ok_and(|m| m.ino() == own));
+    anyhow::ensure!(
+        named,
+        "ipmp-bench floor attaches programs to {group} and {member}: run it in a \
+         network namespace of /run/netns (nsenter --net=/run/netns/NAME), not the host's"
+    );
     let next_hop: std::net::Ipv4Addr = next_hop
         .parse()
         .with_context(|| format!("{next_hop}: not an IPv4 next hop"))?;
