@@ -18,8 +18,8 @@ mod programs {
         Global,
     };
 
-    /// Where `baseline_tc_redirect` sends: interface 1 (lo) unless set at
-    /// load time, and an IPv4 next hop as the packet sits in the packet.
+    /// Where `baseline_tc_redirect` sends, unless set at load time:
+    /// interface 1 (lo), next hop 192.0.2.10 (its bytes in network order).
     #[unsafe(no_mangle)]
     static REDIRECT_IFINDEX: Global<u32> = Global::new(1);
     #[unsafe(no_mangle)]
