@@ -102,13 +102,13 @@ const ROWS: &[Row] = &[
         "",
     ),
     row(
-        "TCP through the group / plain path (median of 5)",
+        "TCP through the group / plain path (median of 7)",
         "/throughput/tcp_gbit_s/ratio/median",
         "",
         ">= 0.95",
     ),
     row(
-        "64-byte UDP received/s, group / plain (median of 5)",
+        "64-byte UDP received/s, group / plain (median of 7)",
         "/throughput/udp_64b_pps/ratio/median",
         "",
         ">= 0.95",
@@ -116,6 +116,12 @@ const ROWS: &[Row] = &[
     row(
         "  the floor: redirect-only programs, same hops / plain",
         "/throughput/udp_64b_pps/floor_ratio/median",
+        "",
+        "",
+    ),
+    row(
+        "  one hop: the kernel's ECMP route, same members / plain",
+        "/throughput/udp_64b_pps/one_hop_ratio/median",
         "",
         "",
     ),

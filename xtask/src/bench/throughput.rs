@@ -1,9 +1,11 @@
 //! Throughput through the group against the plain path of the same host to
 //! the same switch, interleaved (group, plain, group, plain, ...) in one
 //! run: TCP (`iperf3 -P 4`) and 64-byte UDP frames (received packets/s).
-//! For the UDP frames also the design's floor: the same two device hops
-//! with programs that do nothing but redirect (`ipmp-bench floor`), so
-//! the table shows what ipmp's programs cost and what the hops cost.
+//! For the UDP frames two references: the design's floor, the same two
+//! device hops with programs that do nothing but redirect (`ipmp-bench
+//! floor`), and one hop, the kernel's ECMP route over the same members.
+//! So the table shows what ipmp's programs cost, what the group
+//! interface's hop costs, and what a path without that hop reaches.
 use std::{
     io::{BufRead, BufReader},
     process::Stdio,
@@ -18,7 +20,7 @@ use ipmp_tests::{
 };
 use serde_json::{json, Value};
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 const SECONDS: u32 = 5;
 /// UDP payload of a 64-byte frame: 64 - 4 (FCS) - 14 - 20 - 8.
 const UDP_PAYLOAD_64B_FRAME: &str = "18";
@@ -26,6 +28,10 @@ const GROUP_SRC: &str = "192.0.2.200";
 const GROUP_DST: &str = "192.0.2.10";
 const PLAIN_SRC: &str = "198.51.100.1";
 const PLAIN_DST: &str = "198.51.100.10";
+/// The one-hop reference: an address of the host's loopback, routed to
+/// the peer by an ECMP route straight over the members.
+const ONE_HOP_SRC: &str = "203.0.113.1";
+const ONE_HOP_DST: &str = "203.0.113.10";
 
 /// A host with three members and one plain interface on one switch, and a
 /// peer on that switch with an address in each subnet.
@@ -40,6 +46,7 @@ pub fn run() -> Result<Value> {
     let b = Bench::build()?;
     let (mut tcp, mut udp) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     let (mut floor, mut floor_error) = (Vec::new(), None);
+    let mut one_hop = Vec::new();
     for _ in 0..ROUNDS {
         for (i, (src, dst)) in [(GROUP_SRC, GROUP_DST), (PLAIN_SRC, PLAIN_DST)]
             .into_iter()
@@ -62,6 +69,7 @@ pub fn run() -> Result<Value> {
                 }
             }
         }
+        one_hop.push(b.udp(ONE_HOP_SRC, ONE_HOP_DST)?);
     }
     Ok(json!({
         "rounds": ROUNDS,
@@ -71,6 +79,7 @@ pub fn run() -> Result<Value> {
             "group": udp[0], "plain": udp[1], "ratio": ratios(&udp),
             "floor": floor, "floor_error": floor_error,
             "floor_ratio": ratios(&[floor.clone(), udp[1].clone()]),
+            "one_hop": one_hop, "one_hop_ratio": ratios(&[one_hop.clone(), udp[1].clone()]),
         },
     }))
 }
@@ -109,6 +118,13 @@ impl Bench {
         cable(&peer, "eth0", "ppeer")?;
         peer.ip(&format!("addr add {GROUP_DST}/24 dev eth0"))?;
         peer.ip(&format!("addr add {PLAIN_DST}/24 dev eth0"))?;
+        peer.ip(&format!("addr add {ONE_HOP_DST}/24 dev eth0"))?;
+        host.ip(&format!("addr add {ONE_HOP_SRC}/32 dev lo"))?;
+        let nexthops: Vec<String> = (0..3).map(|i| format!("nexthop dev m{i}")).collect();
+        host.ip(&format!(
+            "route add {ONE_HOP_DST}/32 src {ONE_HOP_SRC} {}",
+            nexthops.join(" ")
+        ))?;
         let daemon = Daemon::start(&host, &config)?;
         daemon.wait_group("ok")?;
         Ok(Bench {
