@@ -323,6 +323,80 @@ impl Daemon {
         )
     }
 
+    /// Waits until `member` probes steadily: a probe acknowledged from now
+    /// on in each family, IPv4 and IPv6, and by every target `stat -t`
+    /// then lists for it, as `stat -p` streams them. A member fails only
+    /// once every family with targets has lost its probes: a family still
+    /// starting (its link-local address in duplicate address detection, no
+    /// target yet) or not answered since a repair would make a failure wait
+    /// for it, longer than the FDT promises. And a target not probed yet
+    /// has no neighbour entry: probes to it sent during a cut wait in the
+    /// kernel's queue and, released by the repair, read as round trips of
+    /// a second, which raise the FDT.
+    pub fn wait_probing_steadily(&self, member: &str) -> Result<()> {
+        let mut follower = Command::new(bin("ipmpctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(["stat", "-p", "-n", "--json"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting ipmpctl stat -p")?;
+        let probes = lines_of(follower.stdout.take().context("no stdout")?);
+        let mut acked = std::collections::HashSet::new();
+        let mut targets: Option<Vec<String>> = None;
+        let until = Instant::now() + Duration::from_secs(30);
+        let steady = loop {
+            if let Ok(line) = probes.recv_timeout(Duration::from_millis(100)) {
+                let probe: Value = serde_json::from_str(&line)?;
+                if probe["interface"] == member
+                    && probe["rtt"].as_str().is_some_and(|r| !r.is_empty())
+                {
+                    acked.extend(probe["target"].as_str().map(str::to_string));
+                }
+            }
+            let both_families = [false, true]
+                .iter()
+                .all(|&v6| acked.iter().any(|t| t.contains(':') == v6));
+            if both_families && targets.is_none() {
+                targets = Some(self.targets(member)?);
+            }
+            if targets
+                .as_ref()
+                .is_some_and(|all| all.iter().all(|t| acked.contains(t)))
+            {
+                break true;
+            }
+            if Instant::now() > until {
+                break false;
+            }
+        };
+        let _ = follower.kill();
+        let _ = follower.wait();
+        if !steady {
+            bail!(
+                "{member} did not probe steadily in 30 s: acknowledged by {acked:?}, \
+                 targets {targets:?}"
+            );
+        }
+        Ok(())
+    }
+
+    /// The probe targets of `member`, every family (`stat -t`).
+    fn targets(&self, member: &str) -> Result<Vec<String>> {
+        let out = self.ctl_ok(&["stat", "-t", "-n", "--json"])?;
+        let rows: Value = serde_json::from_slice(&out.stdout)?;
+        Ok(rows
+            .as_array()
+            .context("stat -t is no list")?
+            .iter()
+            .filter(|r| r["interface"] == member)
+            .filter_map(|r| r["targets"].as_str())
+            .flat_map(str::split_whitespace)
+            .filter(|t| *t != "--")
+            .map(str::to_string)
+            .collect())
+    }
+
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }

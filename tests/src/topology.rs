@@ -65,6 +65,17 @@ impl Topology {
             sw.ip("link add br0 type bridge")?;
             sw.ip("link set br0 up")?;
         }
+        // The router and the hosts stand for machines that have been up
+        // for long: their link-local addresses skip duplicate address
+        // detection. Else, for the first second, the host's neighbour
+        // solicitations for them go unanswered and the kernel holds the
+        // first IPv6 probes in its queue; their replies then read as
+        // round trips of up to a second and raise the FDT. The members'
+        // own addresses (ipmpd's business) still go through it.
+        for ns in [&t.router, &t.peer, &t.remote] {
+            ns.sysctl("net.ipv6.conf.all.accept_dad", "0")?;
+            ns.sysctl("net.ipv6.conf.default.accept_dad", "0")?;
+        }
         // Cables 1-3: the members.
         t.cable(&t.host, "e1000g0", &t.switch_a)?;
         t.cable(&t.host, "e1000g1", &t.switch_a)?;
@@ -129,11 +140,16 @@ impl Topology {
         member: &str,
         then: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
-        let port = format!("p-{member}");
-        self.switch_of(member).enter(move || {
-            set_admin_down(&port)?;
-            Ok(then())
-        })
+        admin_down_then(self.switch_of(member), format!("p-{member}"), then)
+    }
+
+    /// Cuts cable 4, between the switches, as [`Self::pull_cable_then`]
+    /// pulls a member's: only probes can tell.
+    pub fn cut_cable4_then<T: Send + 'static>(
+        &self,
+        then: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        admin_down_then(&self.switch_a, "c4".to_string(), then)
     }
 
     pub fn plug_cable(&self, member: &str) -> Result<()> {
@@ -269,6 +285,19 @@ impl Topology {
         };
         Names::ROLES.iter().map(|r| n.role(r)).collect()
     }
+}
+
+/// Sets `ifname` in `ns` down with one ioctl and calls `then` the moment
+/// it returned.
+fn admin_down_then<T: Send + 'static>(
+    ns: &Netns,
+    ifname: String,
+    then: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    ns.enter(move || {
+        set_admin_down(&ifname)?;
+        Ok(then())
+    })
 }
 
 /// Clears IFF_UP on `ifname` of the calling thread's namespace.

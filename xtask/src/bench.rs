@@ -107,6 +107,8 @@ fn measure_all() -> Result<Value> {
 }
 
 const DETECTION_TRIALS: usize = 3;
+/// A failure must be declared within the FDT + 10%.
+const DETECTION_GOAL: f64 = 1.1;
 const METRICS: &str = "127.0.0.1:9477";
 
 /// Time from cutting cable 4 to ipmpd's "IP interface failure detected on
@@ -122,30 +124,27 @@ fn detection_time(fdt_ms: u64) -> Result<Value> {
             d.wait_member(m, "state", "ok")?;
             // Before its first acknowledged probe a member is in the
             // start-up quiet period: losses would count only after 40 s.
-            d.wait_acked(&t.host, METRICS, m)?;
+            d.wait_probing_steadily(m)?;
         }
-        let seen = d
-            .log_text()
-            .matches("IP interface failure detected on e1000g0")
-            .count();
-        let cut = utc_seconds_of_day(std::time::SystemTime::now());
-        t.switch_a.ip("link set c4 down")?;
+        let failed = |member: &str| format!("IP interface failure detected on {member}");
+        let seen = d.log_text().matches(&failed("e1000g0")).count();
+        let seen_other = d.log_text().matches(&failed("e1000g1")).count();
+        // Timed from the cut's own system call: starting an `ip` process
+        // in the switch's namespace took up to 30 ms on this VM.
+        let cut = t.cut_cable4_then(|| utc_seconds_of_day(std::time::SystemTime::now()))?;
         d.wait_for("e1000g0's failure", Duration::from_secs(60), |d| {
-            Ok(d.log_text()
-                .matches("IP interface failure detected on e1000g0")
-                .count()
-                > seen)
+            Ok(d.log_text().matches(&failed("e1000g0")).count() > seen)
         })?;
         let log = d.log_text();
         let line = log
             .lines()
-            .filter(|l| l.contains("IP interface failure detected on e1000g0"))
+            .filter(|l| l.contains(&failed("e1000g0")))
             .nth(seen)
             .context("failure line vanished")?;
         let at = log_seconds_of_day(line).context("no timestamp on the failure line")?;
         let took_ms = (at - cut) * 1000.0;
-        if took_ms > 10.0 * fdt_ms as f64 {
-            // Keep the evidence of an outlier.
+        if took_ms > DETECTION_GOAL * fdt_ms as f64 {
+            // Keep the evidence of a miss.
             let path = workspace().join(format!("target/bench/slow-detection-fdt{fdt_ms}.log"));
             std::fs::write(&path, &log)?;
             eprintln!(
@@ -154,6 +153,12 @@ fn detection_time(fdt_ms: u64) -> Result<Value> {
             );
         }
         times.push(took_ms);
+        // Mended before e1000g1 (behind the cut too) has failed, its
+        // probes held in a neighbour queue would come back as round trips
+        // of up to a second from a working member, and raise the FDT.
+        d.wait_for("e1000g1's failure", Duration::from_secs(60), |d| {
+            Ok(d.log_text().matches(&failed("e1000g1")).count() > seen_other)
+        })?;
         t.switch_a.ip("link set c4 up")?;
     }
     times.sort_by(f64::total_cmp);
